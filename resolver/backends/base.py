@@ -1,0 +1,119 @@
+"""The registry backend seam: a flat key -> bytes store with the few atomic operations we need.
+
+Every backend (local directory, S3-compatible bucket, read-only HTTP) implements this one small
+interface, in the spirit of fsspec: the registry logic above it never knows which one it talks to.
+The only coordination between writers is `create` (create-only write) and `swap` (compare-and-swap
+on an etag); there is no lock service (DESIGN §4).
+
+Keys are `/`-separated, never start with `/` or `.`, and never contain `//`. Listings are
+unordered: callers sort what they need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from artifactfs.errors import DigestMismatchError, ReadOnlyBackendError
+
+Progress = Callable[[int], None]
+"""Called with a number of bytes just transferred (for progress bars)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+
+class Store(ABC):
+    """A key-value object store holding a registry (DESIGN §4)."""
+
+    url: str = ""
+    writable: bool = True
+
+    # -- reads -------------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str) -> tuple[bytes, str]:
+        """Return (data, etag). Raises ObjectNotFoundError if absent, BackendError on failure."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return up to `length` bytes from `start` (fewer only at the end of the object)."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and etag of `key`, or None if it does not exist."""
+
+    def download_to(self, key: str, fileobj: BinaryIO, progress: Progress | None = None) -> int:
+        """Stream the whole object into `fileobj`; return the byte count.
+
+        Backends override this with their efficient path (parallel ranged GETs, sendfile...).
+        """
+        data, _ = self.get(key)
+        fileobj.write(data)
+        if progress:
+            progress(len(data))
+        return len(data)
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key that starts with `prefix`, in no particular order."""
+
+    @abstractmethod
+    def list_children(self, prefix: str) -> Iterator[str]:
+        """Names one level below `prefix` (which ends with `/`): files and "directories" alike,
+        without the prefix and without trailing slashes, in no particular order."""
+
+    # -- writes ------------------------------------------------------------------------------
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> str:
+        """Unconditional write; returns the new etag. Used for content-addressed objects."""
+
+    def put_file(
+        self, key: str, path: str, progress: Progress | None = None, md5_hex: str | None = None
+    ) -> str:
+        """Upload a local file. Backends override this with multipart/parallel uploads.
+
+        With `md5_hex`, the backend must never leave content under `key` whose MD5 differs
+        (the file may have changed since it was hashed): it raises DigestMismatchError instead.
+        """
+        with open(path, "rb") as f:
+            data = f.read()
+        if md5_hex is not None and hashlib.md5(data).hexdigest() != md5_hex:
+            raise DigestMismatchError(f"{path} changed after it was added (expected md5 {md5_hex})")
+        etag = self.put(key, data)
+        if progress:
+            progress(len(data))
+        return etag
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> str:
+        """Create-only write; returns the etag. Raises PreconditionFailedError if `key` exists."""
+
+    @abstractmethod
+    def swap(self, key: str, data: bytes, expected_etag: str | None) -> str:
+        """Compare-and-swap: write only if the current etag is `expected_etag` (None: only if
+        absent). Returns the new etag; raises PreconditionFailedError when the race is lost."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove `key`; absent keys are not an error."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and threads."""
+
+    def check_writable(self) -> None:
+        """Raise a clear error before the first write if this store cannot be written safely.
+
+        S3 backends probe that conditional writes are really enforced here.
+        """
+        if not self.writable:
+            raise ReadOnlyBackendError(f"registry {self.url} is read-only")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

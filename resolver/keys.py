@@ -1,0 +1,80 @@
+"""The registry's key layout (DESIGN §4), in one place.
+
+    blobs/md5/<2 hex>/<30 hex>                       content, written once, never changed
+    manifests/md5/<2 hex>/<30 hex>.json              W&B manifest v1 JSON, one per distinct manifest
+    registry/<entity>/<project>/<name>/collection.json              type, created_at (create-only)
+    registry/<entity>/<project>/<name>/versions/v<N>.json           version record (create-only)
+    registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N} (compare-and-swap)
+    registry/<entity>/<project>/<name>/digests/<digest>.json        {"version": N} (create-only)
+    registry/<entity>/<project>/<name>/used_by/v<N>/<run id>.json   lineage (create-only)
+    runs/<entity>/<project>/<run id>.json                           run record (its run writes it)
+
+Every component is a validated name, so keys hold no `//`, spaces or leading dots.
+"""
+
+from __future__ import annotations
+
+REGISTRY = "registry"
+
+
+def blob_key(md5_hex: str) -> str:
+    return f"blobs/md5/{md5_hex[:2]}/{md5_hex[2:]}"
+
+
+def manifest_key(md5_hex: str) -> str:
+    return f"manifests/md5/{md5_hex[:2]}/{md5_hex[2:]}.json"
+
+
+def entity_prefix() -> str:
+    return f"{REGISTRY}/"
+
+
+def project_prefix(entity: str) -> str:
+    return f"{REGISTRY}/{entity}/"
+
+
+def collections_prefix(entity: str, project: str) -> str:
+    return f"{REGISTRY}/{entity}/{project}/"
+
+
+def collection_prefix(entity: str, project: str, name: str) -> str:
+    return f"{REGISTRY}/{entity}/{project}/{name}/"
+
+
+def collection_key(entity: str, project: str, name: str) -> str:
+    return collection_prefix(entity, project, name) + "collection.json"
+
+
+def versions_prefix(entity: str, project: str, name: str) -> str:
+    return collection_prefix(entity, project, name) + "versions/"
+
+
+def version_key(entity: str, project: str, name: str, version: int) -> str:
+    return f"{versions_prefix(entity, project, name)}v{version}.json"
+
+
+def aliases_prefix(entity: str, project: str, name: str) -> str:
+    return collection_prefix(entity, project, name) + "aliases/"
+
+
+def alias_key(entity: str, project: str, name: str, alias: str) -> str:
+    return f"{aliases_prefix(entity, project, name)}{alias}.json"
+
+
+def digest_key(entity: str, project: str, name: str, digest: str) -> str:
+    return f"{collection_prefix(entity, project, name)}digests/{digest}.json"
+
+
+def used_by_prefix(entity: str, project: str, name: str, version: int) -> str:
+    return f"{collection_prefix(entity, project, name)}used_by/v{version}/"
+
+
+def run_key(entity: str, project: str, run_id: str) -> str:
+    return f"runs/{entity}/{project}/{run_id}.json"
+
+
+def parse_version_file(name: str) -> int | None:
+    """`"v12.json"` -> 12; anything else (temporary files, junk) -> None."""
+    if name.startswith("v") and name.endswith(".json") and name[1:-5].isdigit():
+        return int(name[1:-5])
+    return None

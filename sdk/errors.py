@@ -1,0 +1,69 @@
+"""The named exceptions of artifactfs, shared by every layer.
+
+One small hierarchy so callers can catch what they can act on: a bad name is the user's to fix,
+a lost race is the registry's to retry, an unreachable backend is the operator's. Each subclass
+also derives from the builtin a Python user would expect (ValueError, LookupError, OSError), so
+generic handlers keep working. This module imports nothing from the package: every layer may use it.
+"""
+
+from __future__ import annotations
+
+
+class ArtifactFSError(Exception):
+    """Base class of every error artifactfs raises on purpose."""
+
+
+class InvalidNameError(ArtifactFSError, ValueError):
+    """An entity, project, artifact name, type or alias breaks the naming rules."""
+
+
+class InvalidPathError(ArtifactFSError, ValueError):
+    """A path inside an artifact is absolute, contains `..`, NUL, or is otherwise unsafe."""
+
+
+class ArtifactNotFoundError(ArtifactFSError, LookupError):
+    """No such entity, project, collection, version, alias or digest in the registry."""
+
+
+class ArtifactFinalizedError(ArtifactFSError):
+    """The artifact was finalized (logged); its contents can no longer change."""
+
+
+class ArtifactNotLoggedError(ArtifactFSError):
+    """The operation needs a logged artifact, and this one was never logged."""
+
+
+class ArtifactTypeMismatchError(ArtifactFSError, ValueError):
+    """A collection already holds artifacts of another type."""
+
+
+class DigestMismatchError(ArtifactFSError, OSError):
+    """Bytes read from a backend or cache do not match the digest the manifest promises."""
+
+
+class BackendError(ArtifactFSError, OSError):
+    """The registry store or a reference source failed (unreachable, timed out, refused)."""
+
+
+class ObjectNotFoundError(BackendError, LookupError):
+    """A key is absent from the store."""
+
+
+class PreconditionFailedError(BackendError):
+    """A create-only write found the key present, or a compare-and-swap found another etag."""
+
+
+class ConditionalWritesUnsupportedError(BackendError):
+    """The store accepted a conditional write it should have refused: writing would be unsafe."""
+
+
+class ReadOnlyBackendError(BackendError):
+    """The store cannot be written (for instance the HTTP backend)."""
+
+
+class CacheError(ArtifactFSError, OSError):
+    """The local cache cannot hold or serve an object (disk full, corrupt file, permissions)."""
+
+
+class ConfigError(ArtifactFSError, ValueError):
+    """The configuration file or an environment variable holds an invalid value."""
