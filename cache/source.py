@@ -1,0 +1,29 @@
+"""The seam below the cache: where an object's bytes come from on a miss.
+
+The cache never imports the registry: the resolver hands it a `BlobSource` factory per object
+(a store key, or a reference URL through a reference handler), so a cache hit needs no backend
+at all (offline reads) and the data flow stays one-way: resolver -> cache -> backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+Progress = Callable[[int], None]
+
+
+class BlobSource(Protocol):
+    """One remote object, readable whole or by range."""
+
+    def read_range(self, start: int, length: int) -> bytes:
+        """Up to `length` bytes from `start` (fewer only at the end)."""
+        ...
+
+    def copy_to(self, fileobj: BinaryIO, progress: Progress | None = None) -> int:
+        """Stream the whole object into `fileobj`; return the number of bytes written."""
+        ...
+
+
+SourceFactory = Callable[[], BlobSource]
+"""Called only on a miss, so hits never touch (or even construct a client for) the backend."""
