@@ -1,0 +1,1 @@
+"""Names -> versions -> manifests, over pluggable registry backends."""

@@ -18,12 +18,17 @@ def _writer(root, tmp, i):
     import pathlib
 
     reg = Registry(LocalStore(root))
-    reg.commit("acme", "proj", "coll", "dataset", _manifest(pathlib.Path(tmp), f"content {i}".encode()))
+    reg.commit(
+        "acme", "proj", "coll", "dataset", _manifest(pathlib.Path(tmp), f"content {i}".encode())
+    )
 
 
 def test_eight_processes_get_distinct_versions(tmp_path):
     root = tmp_path / "reg"
-    procs = [mp.get_context("spawn").Process(target=_writer, args=(str(root), str(tmp_path), i)) for i in range(8)]
+    procs = [
+        mp.get_context("spawn").Process(target=_writer, args=(str(root), str(tmp_path), i))
+        for i in range(8)
+    ]
     for p in procs:
         p.start()
     for p in procs:

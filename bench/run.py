@@ -1,0 +1,96 @@
+"""One command for every benchmark: `python bench/run.py [--only NAME ...] [--runs N]`.
+
+Each bench module exposes `run(ctx) -> list[Figure]`; a Figure is one measurement of ours next to
+a baseline measured in the same run (native reads, cp -r, boto3, rclone...), printed as a ratio
+against a target. Figures are medians of `--runs` repetitions: these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+BENCHES = ["bench_mount", "bench_commit", "bench_s3"]
+
+
+@dataclass
+class Figure:
+    name: str
+    ours: float
+    baseline: float | None
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.ours / self.baseline
+
+
+@dataclass
+class Context:
+    workdir: Path
+    runs: int
+    quick: bool
+    extra: dict = field(default_factory=dict)
+
+    def median(self, fn: Callable[[], float], runs: int | None = None) -> float:
+        """Median of `runs` calls of `fn` (each returns a measurement)."""
+        return statistics.median(fn() for _ in range(runs or self.runs))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", help="bench modules to run (default: all)")
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (median)")
+    parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
+    parser.add_argument("--workdir", help="where to build data (default: a temp dir)")
+    parser.add_argument("--json", help="also write the figures as JSON here")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="artifactfs-bench-"))
+    ctx = Context(workdir, args.runs, args.quick)
+    figures: list[Figure] = []
+    for name in args.only or BENCHES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            print(f"# {name}: not written yet", flush=True)
+            continue
+        print(f"# {name}", flush=True)
+        for fig in module.run(ctx):
+            figures.append(fig)
+            ratio = f"{fig.ratio:8.2f}x" if fig.ratio is not None else "         "
+            base = f"{fig.baseline:12.3f}" if fig.baseline is not None else " " * 12
+            verdict = {True: "MET", False: "MISSED", None: ""}[fig.met]
+            print(
+                f"{fig.name:48s} {fig.ours:12.3f} {base} {fig.unit:8s} {ratio} "
+                f"{fig.target:18s} {verdict} {fig.note}",
+                flush=True,
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from artifactfs.cli import main
+
+sys.exit(main())

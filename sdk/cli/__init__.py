@@ -1,0 +1,72 @@
+"""The `artifactfs` command line: one module per command group, each adding its subcommands.
+
+A command module exposes `register(subparsers)`; each subcommand sets `func(args) -> int`.
+Errors artifactfs raises on purpose print one clear line (no traceback) and exit 1; `--debug`
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from artifactfs.errors import ArtifactFSError
+
+COMMAND_MODULES = [
+    "artifactfs.cli.registry_cmds",  # ls, put, get, verify
+    "artifactfs.cli.cache_cmds",  # cache info, cache prune
+    "artifactfs.cli.mount_cmds",  # mount, unmount
+    "artifactfs.cli.draft_cmds",  # commit, status, diff
+    "artifactfs.cli.export_cmds",  # export
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="artifactfs", description="Versioned datasets and models, mounted as a drive."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--registry", help="registry location (directory, s3://bucket/prefix, https://...)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue  # a command group not written yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="artifactfs: %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ArtifactFSError as e:
+        if args.debug:
+            raise
+        print(f"artifactfs: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("artifactfs: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        if args.debug:
+            raise
+        print(f"artifactfs: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

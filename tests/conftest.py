@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated home per test, and the registry backends to parametrize over.
+
+Every test runs with its own XDG config/cache/data dirs, so nothing leaks between tests or from
+the developer's machine. `registry_url` runs a test once per backend: the embedded local
+directory and a real SeaweedFS S3 server (started once per session by tests/servers.py).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "ARTIFACTFS_S3_ENDPOINT_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_DATA_HOME", "data"),
+    ):
+        (home / sub).mkdir(parents=True)
+        monkeypatch.setenv(var, str(home / sub))
+    for var in list(os.environ):
+        if var.startswith("ARTIFACTFS_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("ARTIFACTFS_ENTITY", "acme")
+    return home
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A real S3-compatible server on 127.0.0.1 for the whole session."""
+    servers = pytest.importorskip("servers")
+    try:
+        server = servers.SeaweedFS.start(tmp_path_factory.mktemp("seaweed"))
+    except servers.ServerUnavailable as e:
+        pytest.skip(f"SeaweedFS unavailable: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(seaweed, monkeypatch):
+    """Point boto3's standard credential chain and our endpoint at the test server."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweed.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("ARTIFACTFS_S3_ENDPOINT_URL", seaweed.endpoint_url)
+    return seaweed
+
+
+@pytest.fixture(params=["local", "s3"])
+def registry_url(request, tmp_path, monkeypatch):
+    """A fresh, empty registry on each backend; also exported as ARTIFACTFS_REGISTRY."""
+    if request.param == "local":
+        url = str(tmp_path / "registry")
+    else:
+        server = request.getfixturevalue("s3_env")
+        bucket = f"reg-{uuid.uuid4().hex[:12]}"
+        server.create_bucket(bucket)
+        url = f"s3://{bucket}/artifacts"
+    monkeypatch.setenv("ARTIFACTFS_REGISTRY", url)
+    return url
