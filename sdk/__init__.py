@@ -30,7 +30,23 @@ _EXPORTS = {
     "Config": "artifactfs.config",
     "load_config": "artifactfs.config",
 }
-_ERRORS = ["ArtifactFSError", "InvalidNameError", "InvalidPathError", "ArtifactNotFoundError", "ArtifactFinalizedError", "ArtifactNotLoggedError", "ArtifactTypeMismatchError", "DigestMismatchError", "BackendError", "ObjectNotFoundError", "PreconditionFailedError", "ConditionalWritesUnsupportedError", "ReadOnlyBackendError", "CacheError", "ConfigError"]
+_ERRORS = [
+    "ArtifactFSError",
+    "InvalidNameError",
+    "InvalidPathError",
+    "ArtifactNotFoundError",
+    "ArtifactFinalizedError",
+    "ArtifactNotLoggedError",
+    "ArtifactTypeMismatchError",
+    "DigestMismatchError",
+    "BackendError",
+    "ObjectNotFoundError",
+    "PreconditionFailedError",
+    "ConditionalWritesUnsupportedError",
+    "ReadOnlyBackendError",
+    "CacheError",
+    "ConfigError",
+]
 _EXPORTS.update({name: "artifactfs.errors" for name in _ERRORS})
 
 __all__ = sorted(_EXPORTS)

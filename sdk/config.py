@@ -60,6 +60,7 @@ class Config:
     s3_endpoint_url: str | None = None
     s3_profile: str | None = None
     s3_region: str | None = None
+    gcs_endpoint_url: str | None = None
     timeout: float = 30.0
     retries: int = 5
 
@@ -82,6 +83,7 @@ ENV = {
     "ARTIFACTFS_S3_ENDPOINT_URL": "s3_endpoint_url",
     "ARTIFACTFS_S3_PROFILE": "s3_profile",
     "ARTIFACTFS_S3_REGION": "s3_region",
+    "ARTIFACTFS_GCS_ENDPOINT_URL": "gcs_endpoint_url",
     "ARTIFACTFS_TIMEOUT": "timeout",
     "ARTIFACTFS_RETRIES": "retries",
 }
