@@ -1,0 +1,234 @@
+"""The seam between the read-only mount and drafts (the write side, DESIGN §3, issue 5).
+
+Two engineers build the two halves of the mount at once; this module is the whole contract, so
+each side can change its internals without touching the other.
+
+What the drafts side can rely on (operations.py guarantees it):
+
+* Routing. A path `/<entity>/<project>/<name>` whose third component has NO colon is a draft;
+  every FUSE call on that path or anything below it goes to the DraftTree, with the full mount
+  path (leading `/`, no trailing `/`). Version paths (`name:vN/...`, `name:alias`), the
+  control directory `/.artifactfs` and registry entities/projects never reach it, except:
+    - `getattr`/`readdir` of `/<entity>` or `/<entity>/<project>` that the registry does not
+      know are asked of the DraftTree (so `mkdir` of a new entity/project can be shown);
+    - `mkdir`/`rmdir` at depth 1 or 2 go to the DraftTree (EROFS from the null implementation);
+    - project listings add `draft_names(entity, project)`, the root listing adds
+      `extra_entities()`, an entity listing adds `extra_projects(entity)` (duplicates removed).
+* `rename(old, new)` reaches the DraftTree only when both paths are draft paths; a version path
+  on either side gets EROFS, anything else EXDEV (so `mv` falls back to copy + delete).
+* File handles are yours: the integer you return from `open`/`create` is handed back unchanged
+  to read/write/flush/release/fsync/truncate of the same path. Version files never use handles,
+  so the two sides cannot collide. Draft files are opened without the kernel page cache being
+  kept across opens (`keep_cache` off), so bytes changed by a commit are never served stale.
+* Errors: raise `OSError(errno.X, message)` (or mfusepy's FuseOSError); any other exception is
+  logged with its traceback to the mount log and answered EIO. Nothing is printed.
+* `getattr` returns a fusepy-style dict (`st_mode`, `st_size`, `st_nlink`, `st_mtime`,
+  `st_ctime`, `st_atime`, `st_uid`, `st_gid`); times are float seconds.
+* `stats()` is merged into `MOUNT/.artifactfs/stats.json` under the key "drafts" (pending
+  commits go there). `shutdown()` is called once on clean unmount (fusermount -u, SIGTERM,
+  Ctrl-C, `artifactfs unmount`), before the process exits: commit there.
+* The drafts object is built by mount.py as `artifactfs.fusefs.drafts.Drafts(ctx)` with a
+  `DraftContext` when that module imports, else `ReadOnlyDrafts(ctx)` is used. The kernel may
+  cache attributes and lookups of any path for `ctx.attr_timeout` seconds (the global libfuse
+  entry/attr timeout), and it sees changes made through the mount at once.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from artifactfs.config import Config
+    from artifactfs.resolver.resolver import Resolver
+
+Stat = dict[str, Any]
+
+
+def split_path(path: str) -> list[str]:
+    """`/a/b/c` -> ["a", "b", "c"]; `/` -> []."""
+    return [p for p in path.split("/") if p]
+
+
+def is_draft_path(path: str) -> bool:
+    """True when `path` is a draft directory or anything below one (3rd part has no colon)."""
+    parts = split_path(path)
+    return len(parts) >= 3 and ":" not in parts[2] and not parts[0].startswith(".")
+
+
+@dataclass
+class DraftContext:
+    """What the mount hands the drafts side when it starts."""
+
+    resolver: Resolver
+    config: Config
+    mountpoint: str
+    uid: int
+    gid: int
+    attr_timeout: float
+    mount_time: float
+
+
+@runtime_checkable
+class DraftTree(Protocol):
+    """FUSE operations below draft paths, plus the few listings the read side merges in."""
+
+    # -- tree -----------------------------------------------------------------------------------
+    def getattr(self, path: str, fh: int | None = None) -> Stat: ...
+    def readdir(self, path: str) -> list[str]: ...
+    def readlink(self, path: str) -> str: ...
+    def mkdir(self, path: str, mode: int) -> None: ...
+    def rmdir(self, path: str) -> None: ...
+    def unlink(self, path: str) -> None: ...
+    def rename(self, old: str, new: str) -> None: ...
+    def symlink(self, path: str, target: str) -> None: ...
+    def chmod(self, path: str, mode: int) -> None: ...
+    def utimens(self, path: str, times: tuple[int, int] | None) -> None:
+        """`times` = (atime_ns, mtime_ns) or None for "now" (mfusepy use_ns)."""
+        ...
+
+    # -- files ----------------------------------------------------------------------------------
+    def open(self, path: str, flags: int) -> int: ...
+    def create(self, path: str, mode: int, flags: int) -> int: ...
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes: ...
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int: ...
+    def truncate(self, path: str, length: int, fh: int | None) -> None: ...
+    def flush(self, path: str, fh: int) -> None: ...
+    def release(self, path: str, fh: int) -> None: ...
+    def fsync(self, path: str, datasync: int, fh: int) -> None: ...
+
+    # -- xattrs (user.artifact.type/description/metadata/aliases on the draft dir) -------------
+    def getxattr(self, path: str, name: str) -> bytes: ...
+    def setxattr(self, path: str, name: str, value: bytes, options: int) -> None: ...
+    def listxattr(self, path: str) -> list[str]: ...
+    def removexattr(self, path: str, name: str) -> None: ...
+
+    # -- merged into the read side's listings --------------------------------------------------
+    def draft_names(self, entity: str, project: str) -> list[str]:
+        """Drafts to list in a project: one per existing collection plus new ones (§2)."""
+        ...
+
+    def extra_entities(self) -> list[str]: ...
+    def extra_projects(self, entity: str) -> list[str]: ...
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]: ...
+    def shutdown(self) -> None:
+        """Called once on clean unmount: commit changed drafts here."""
+        ...
+
+
+def _enoent(path: str) -> OSError:
+    return OSError(errno.ENOENT, f"no such draft path {path}")
+
+
+def _erofs(path: str) -> OSError:
+    return OSError(errno.EROFS, f"drafts are not enabled in this mount: {path}")
+
+
+class ReadOnlyDrafts:
+    """The null DraftTree: no drafts listed, nothing below a draft path, every write EROFS.
+
+    Used until `artifactfs.fusefs.drafts` exists, and whenever the mount is read-only.
+    """
+
+    def __init__(self, ctx: DraftContext | None = None) -> None:
+        self.ctx = ctx
+
+    def getattr(self, path: str, fh: int | None = None) -> Stat:
+        raise _enoent(path)
+
+    def readdir(self, path: str) -> list[str]:
+        raise _enoent(path)
+
+    def readlink(self, path: str) -> str:
+        raise _enoent(path)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        raise _erofs(path)
+
+    def rmdir(self, path: str) -> None:
+        raise _erofs(path)
+
+    def unlink(self, path: str) -> None:
+        raise _erofs(path)
+
+    def rename(self, old: str, new: str) -> None:
+        raise _erofs(old)
+
+    def symlink(self, path: str, target: str) -> None:
+        raise _erofs(path)
+
+    def chmod(self, path: str, mode: int) -> None:
+        raise _erofs(path)
+
+    def utimens(self, path: str, times: tuple[int, int] | None) -> None:
+        raise _erofs(path)
+
+    def open(self, path: str, flags: int) -> int:
+        raise _enoent(path)
+
+    def create(self, path: str, mode: int, flags: int) -> int:
+        raise _erofs(path)
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        raise _enoent(path)
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        raise _erofs(path)
+
+    def truncate(self, path: str, length: int, fh: int | None) -> None:
+        raise _erofs(path)
+
+    def flush(self, path: str, fh: int) -> None:
+        return None
+
+    def release(self, path: str, fh: int) -> None:
+        return None
+
+    def fsync(self, path: str, datasync: int, fh: int) -> None:
+        return None
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        raise _enoent(path)
+
+    def setxattr(self, path: str, name: str, value: bytes, options: int) -> None:
+        raise _erofs(path)
+
+    def listxattr(self, path: str) -> list[str]:
+        raise _enoent(path)
+
+    def removexattr(self, path: str, name: str) -> None:
+        raise _erofs(path)
+
+    def draft_names(self, entity: str, project: str) -> list[str]:
+        return []
+
+    def extra_entities(self) -> list[str]:
+        return []
+
+    def extra_projects(self, entity: str) -> list[str]:
+        return []
+
+    def stats(self) -> dict[str, Any]:
+        return {"enabled": False}
+
+    def shutdown(self) -> None:
+        return None
+
+
+def load_drafts(ctx: DraftContext, *, read_only: bool = False) -> DraftTree:
+    """`artifactfs.fusefs.drafts.Drafts(ctx)` when that module exists, else ReadOnlyDrafts.
+
+    Only a missing module falls back; an import error inside it propagates so it is not hidden.
+    """
+    if read_only:
+        return ReadOnlyDrafts(ctx)
+    try:
+        from artifactfs.fusefs import drafts  # type: ignore[attr-defined]
+    except ModuleNotFoundError as e:
+        if e.name != "artifactfs.fusefs.drafts":
+            raise
+        return ReadOnlyDrafts(ctx)
+    return drafts.Drafts(ctx)
