@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.errors import (
+    ArtifactFSError,
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,
     InvalidNameError,
@@ -48,6 +49,31 @@ log = logging.getLogger(__name__)
 MAX_METADATA_KEYS = 100
 UPLOAD_THREADS = 8
 MAX_RACE_RETRIES = 10_000
+
+
+class InvalidMetadataError(ArtifactFSError, ValueError):
+    """Artifact metadata is not a JSON-serializable mapping of at most MAX_METADATA_KEYS keys."""
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate metadata before anything is written: W&B's hard limit of 100 keys, string keys,
+    and JSON-serializable values (it is stored as JSON in the version record)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidMetadataError(f"metadata must be a dict, not {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidMetadataError(
+            f"metadata has {len(metadata)} keys; the limit is {MAX_METADATA_KEYS}"
+        )
+    bad = [k for k in metadata if not isinstance(k, str)]
+    if bad:
+        raise InvalidMetadataError(f"metadata keys must be strings, got {bad[:3]!r}")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as e:
+        raise InvalidMetadataError(f"metadata is not JSON-serializable: {e}") from e
+    return dict(metadata)
 
 
 class Registry:
@@ -315,11 +341,13 @@ class Registry:
         base_version: int | None = None,
         source: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        dedup_latest: bool = True,
     ) -> VersionRecord:
         """Make `manifest` a new version of entity/project/name, or return `latest` if it has the
         same digest (W&B: logging an unchanged artifact is a no-op). Order matters for crash
         safety: blobs, then manifest, then the version record (the commit point), then aliases.
-        A crash before the record leaves only unreferenced, content-addressed objects behind."""
+        A crash before the record leaves only unreferenced, content-addressed objects behind.
+        `dedup_latest=False` always creates a version (links dedup by source instead)."""
         for part, what in (
             (entity, "entity"),
             (project, "project"),
@@ -331,16 +359,13 @@ class Registry:
         for a in alias_list:
             if a != "latest":
                 check_alias(a)
-        metadata = dict(metadata or {})
-        if len(metadata) > MAX_METADATA_KEYS:
-            raise ValueError(f"metadata has {len(metadata)} keys; the limit is {MAX_METADATA_KEYS}")
-        json.dumps(metadata)  # fail now, not after the upload, on unserializable metadata
+        metadata = check_metadata(metadata)  # fail now, not after the upload
         self.store.check_writable()
         self._ensure_collection(entity, project, name, type_)
 
         digest = manifest.digest()
         latest = self._fresh_latest(entity, project, name)
-        if latest is not None and latest.digest == digest:
+        if dedup_latest and latest is not None and latest.digest == digest:
             log.info("%s is unchanged (digest %s); no new version", latest.full_name, digest)
             self._apply_aliases(latest, alias_list)
             return latest
@@ -444,12 +469,69 @@ class Registry:
             self.store.delete(key)
             self.invalidate()
 
+    def set_aliases(self, record: VersionRecord, wanted: Iterable[str]) -> list[str]:
+        """Make `record`'s aliases equal `wanted` (Artifact.save): add the missing ones, remove
+        the dropped ones, each by compare-and-swap. `latest` is the registry's to move, so it is
+        neither added nor removed here. Every alias is validated before anything is written."""
+        wanted_set = {a for a in dict.fromkeys(wanted) if a != "latest"}
+        for alias in wanted_set:
+            check_alias(alias)
+        self.invalidate()
+        current = {a for a in self.version_aliases(record) if a != "latest"}
+        for alias in sorted(wanted_set - current):
+            self.set_alias(record, alias)
+        for alias in sorted(current - wanted_set):
+            self.remove_alias(record, alias)
+        self.invalidate()
+        return self.version_aliases(record)
+
+    def link(
+        self,
+        record: VersionRecord,
+        entity: str,
+        project: str,
+        name: str,
+        aliases: Iterable[str] = (),
+    ) -> VersionRecord:
+        """Link a version into a portfolio collection: a version there with the same manifest and
+        `source` pointing back. Linking the same source twice returns the existing link (only
+        its aliases change), so promotion scripts can be re-run safely."""
+        alias_list = [a for a in dict.fromkeys(aliases) if a != "latest"]
+        for a in alias_list:
+            check_alias(a)
+        source = record.source or {
+            "entity": record.entity,
+            "project": record.project,
+            "name": record.name,
+            "version": record.version,
+            "id": record.id,
+        }
+        try:
+            self.collection(entity, project, name)
+            existing = self.versions(entity, project, name)
+        except ArtifactNotFoundError:
+            existing = []
+        for linked in existing:
+            if linked.source and linked.source.get("id") == source["id"]:
+                self._apply_aliases(linked, alias_list)
+                return linked
+        return self.commit(
+            entity,
+            project,
+            name,
+            record.type,
+            self.manifest(record),
+            description=record.description,
+            metadata=record.metadata,
+            aliases=alias_list,
+            run_id=record.logged_by,
+            source=source,
+            dedup_latest=False,
+        )
+
     def update_version(self, record: VersionRecord) -> VersionRecord:
         """Persist description/metadata/state changes of an existing version (compare-and-swap)."""
-        if len(record.metadata) > MAX_METADATA_KEYS:
-            raise ValueError(
-                f"metadata has {len(record.metadata)} keys; the limit is {MAX_METADATA_KEYS}"
-            )
+        record.metadata = check_metadata(record.metadata)
         key = keys.version_key(record.entity, record.project, record.name, record.version)
         record.updated_at = now_iso()
         record.etag = self.store.swap(key, record.to_bytes(), record.etag)
