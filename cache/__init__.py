@@ -1,6 +1,17 @@
 """Bytes: the shared content-addressed blob cache and the fetchers for references."""
 
-from artifactfs.cache.blobcache import BlobCache, content_key, reference_key
+from artifactfs.cache.blobcache import BlobCache, PruneResult, content_key, reference_key
+from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.source import BlobSource, SourceFactory
+from artifactfs.cache.stats import CacheStats
 
-__all__ = ["BlobCache", "BlobSource", "SourceFactory", "content_key", "reference_key"]
+__all__ = [
+    "BlobCache",
+    "BlobSource",
+    "CacheInfo",
+    "CacheStats",
+    "PruneResult",
+    "SourceFactory",
+    "content_key",
+    "reference_key",
+]

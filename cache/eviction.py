@@ -1,0 +1,190 @@
+"""Size accounting and least-recently-used eviction over the cache directory.
+
+The directory itself is the index: every cached file's mtime is its last use (hits refresh it,
+see `Toucher`), so any number of processes share one LRU order without a database that could go
+stale or corrupt. Pruning scans, sorts by mtime and unlinks the oldest files until the total is
+under the target, holding an flock so two processes do not prune at once. Unlinking a file that
+another process has open is harmless on Linux: its reader keeps the bytes until it closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from artifactfs.cache.locks import file_lock
+
+log = logging.getLogger(__name__)
+
+STALE_TMP_SECONDS = 3600.0
+"""Temporary files older than this belong to a crashed fill and are removed when pruning."""
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    path: str
+    size: int
+    mtime: float
+    is_block: bool
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What is on disk: `bytes` in `objects` whole objects plus `blocks` blocks of big ones."""
+
+    root: str
+    bytes: int
+    objects: int
+    blocks: int
+    block_keys: int
+    limit: int
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {
+            "root": self.root,
+            "bytes": self.bytes,
+            "objects": self.objects,
+            "blocks": self.blocks,
+            "block_keys": self.block_keys,
+            "limit": self.limit,
+        }
+
+
+def _walk(top: str, is_block: bool, out: list[CachedFile]) -> None:
+    try:
+        it = os.scandir(top)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with it:
+        for entry in it:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    _walk(entry.path, is_block, out)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    out.append(CachedFile(entry.path, st.st_size, st.st_mtime, is_block))
+            except FileNotFoundError:
+                continue  # removed by another process while we looked
+
+
+def scan(objects_dir: Path, blocks_dir: Path) -> list[CachedFile]:
+    """Every cached file (whole objects and blocks), in no particular order."""
+    out: list[CachedFile] = []
+    _walk(str(objects_dir), False, out)
+    _walk(str(blocks_dir), True, out)
+    return out
+
+
+def summarize(files: list[CachedFile], root: Path, limit: int) -> CacheInfo:
+    block_keys = {os.path.dirname(f.path) for f in files if f.is_block}
+    blocks = sum(1 for f in files if f.is_block)
+    return CacheInfo(
+        root=str(root),
+        bytes=sum(f.size for f in files),
+        objects=len(files) - blocks,
+        blocks=blocks,
+        block_keys=len(block_keys),
+        limit=limit,
+    )
+
+
+def _remove_stale_tmp(tmp_dir: Path) -> None:
+    cutoff = time.time() - STALE_TMP_SECONDS
+    try:
+        entries = list(os.scandir(tmp_dir))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+
+
+def prune(
+    root: Path,
+    objects_dir: Path,
+    blocks_dir: Path,
+    tmp_dir: Path,
+    target_bytes: int,
+    *,
+    blocking: bool = True,
+    protect: str | None = None,
+) -> tuple[int, int, int]:
+    """Evict least-recently-used files until at most `target_bytes` remain.
+
+    Returns (files removed, bytes removed, bytes remaining). With `blocking=False` it returns
+    at once, removing nothing, if another process is already pruning. `protect` is a file just
+    filled for a caller who has not opened it yet: it is never evicted by this call.
+    """
+    with file_lock(root / ".prune.lock", blocking=blocking) as locked:
+        if not locked:
+            return 0, 0, -1
+        _remove_stale_tmp(tmp_dir)
+        files = scan(objects_dir, blocks_dir)
+        total = sum(f.size for f in files)
+        removed = removed_bytes = 0
+        if total > target_bytes:
+            for f in sorted(files, key=lambda f: f.mtime):
+                if total <= target_bytes:
+                    break
+                if f.path == protect:
+                    continue
+                try:
+                    os.unlink(f.path)
+                except FileNotFoundError:
+                    pass  # another process evicted or replaced it
+                else:
+                    removed += 1
+                    removed_bytes += f.size
+                total -= f.size
+                if f.is_block:
+                    try:
+                        os.rmdir(os.path.dirname(f.path))  # last block of a key gone
+                    except OSError:
+                        pass
+        if removed:
+            log.info("cache %s: evicted %d files (%d bytes)", root, removed, removed_bytes)
+        return removed, removed_bytes, total
+
+
+class Toucher:
+    """Marks files as recently used (mtime), at most once per `interval` per file.
+
+    A streaming read touches the same block hundreds of times; one utime per block per interval
+    keeps LRU order right at negligible cost.
+    """
+
+    def __init__(self, interval: float = 10.0, max_entries: int = 65536) -> None:
+        self.interval = interval
+        self.max_entries = max_entries
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, path: str) -> bool:
+        """Refresh `path`'s mtime; False if it does not exist."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(path)
+            if last is not None and now - last < self.interval:
+                return True
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            with self._lock:
+                self._last.pop(path, None)
+            return False
+        with self._lock:
+            if len(self._last) >= self.max_entries:
+                self._last.clear()
+            self._last[path] = now
+        return True
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._last.pop(path, None)
