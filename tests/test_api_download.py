@@ -152,3 +152,20 @@ def test_manifest_clash_and_symlink_escape_write_nothing(registry_url, tmp_path)
         api.artifact("ds2:v0").download(root)
     assert list(outside.iterdir()) == [] and not (root / "y.bin").exists()
     assert art2.version == "v0"
+
+
+def test_verify_skips_references(tmp_path):
+    from artifactfs.resolver.download import verify_dir
+    from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_bytes
+
+    (tmp_path / "local.txt").write_text("x")
+    manifest = Manifest(
+        [
+            ManifestEntry("local.txt", md5_b64_of_bytes(b"x"), 1),
+            ManifestEntry("remote.bin", "etag", 10, ref="s3://bucket/remote.bin"),
+        ]
+    )
+    assert verify_dir(manifest, tmp_path) == 1
+    (tmp_path / "local.txt").write_text("y")
+    with pytest.raises(ValueError):
+        verify_dir(manifest, tmp_path)

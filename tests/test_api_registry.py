@@ -74,7 +74,8 @@ def test_log_use_and_attributes(registry_url, tmp_path):
         assert set(by_name.values()) == {art.digest}
         assert run.use_artifact(art.digest).name == "mnist:v0"
         assert run.use_artifact(art).name == "mnist:v0"
-        used = run.use_artifact("mnist:v0", type="dataset")
+        used = run.use_artifact("mnist:v0", type="dataset", aliases=["input"])
+        assert sorted(used.aliases) == ["best", "input", "latest"]
         assert used.description == "MNIST" and used.metadata == {"classes": 10}
         assert used.get("tab") == af.Table(columns=["a", "b"], data=[[1, 2]])
         assert used["tab.table.json"].data == [[1, 2]] and used.get("a.txt") is None
@@ -204,6 +205,14 @@ def test_log_paths_save_and_module_level(registry_url, tmp_path):
     art.save()  # logged by the current run
     assert art.version == "v0" and art.logged_by().id == run.id
     assert af.use_artifact("auto:latest").digest == art.digest
+
+    # an entry of a logged artifact is added by digest: no upload, same bytes on download
+    derived = af.Artifact("derived", type="dataset")
+    (entry,) = derived.add_reference(from_dir.get_path("sub/b.bin"), name="copied.bin")
+    assert entry.birth_artifact_id == from_dir.id
+    run.log_artifact(derived)
+    out = Path(derived.download(tmp_path / "derived"))
+    assert (out / "copied.bin").read_bytes() == b"\x00beta"
     run.finish()
 
     solo = af.Artifact("solo", type="dataset")

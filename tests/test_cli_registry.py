@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from artifactfs.cli import main
@@ -59,3 +62,16 @@ def test_errors_are_one_clear_line(registry_url, tmp_path, capsys):
     rc, _, err = _run(capsys, "put", str(tmp_path / "f.txt"), "acme/p/x", "--alias", "v3")
     assert rc == 1 and "alias" in err
     assert Path(tmp_path / "f.txt").exists()
+
+
+def test_example_runs_on_the_embedded_default(isolated_home, tmp_path):
+    """examples/log_and_use.py needs no configuration at all (only the isolated XDG dirs)."""
+    script = Path(__file__).parent.parent / "examples" / "log_and_use.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACTFS_")}
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "points:v0" in proc.stdout and "threshold-model:v0" in proc.stdout
+    registry = isolated_home / "data" / "artifactfs" / "registry"
+    assert (registry / "registry").is_dir()  # it used the embedded default location
