@@ -225,8 +225,10 @@ def load_drafts(ctx: DraftContext, *, read_only: bool = False) -> DraftTree:
     """
     if read_only:
         return ReadOnlyDrafts(ctx)
+    import importlib
+
     try:
-        from artifactfs.fusefs import drafts  # type: ignore[attr-defined]
+        drafts = importlib.import_module("artifactfs.fusefs.drafts")
     except ModuleNotFoundError as e:
         if e.name != "artifactfs.fusefs.drafts":
             raise

@@ -1,0 +1,39 @@
+"""Counters of one mount process, served as JSON in `MOUNT/.artifactfs/stats.json`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class MountCounters:
+    started_at: float = field(default_factory=time.time)
+    open_files: int = 0
+    opens: int = 0
+    reads: int = 0
+    bytes_read: int = 0
+    read_errors: int = 0
+    listings: int = 0
+    lookups: int = 0
+    backend_errors: int = 0
+    stale_listings_served: int = 0
+    indexes_built: int = 0
+
+
+class MountStats:
+    """Thread-safe counters (every FUSE worker thread updates them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._c = MountCounters()
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self._c, name, getattr(self._c, name) + value)
+
+    def snapshot(self) -> dict[str, float | int]:
+        with self._lock:
+            return asdict(self._c)
