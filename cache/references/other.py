@@ -1,0 +1,32 @@
+"""Any scheme without a handler: tracked by name only (the digest is a hash of the URI)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from artifactfs.cache.references.base import (
+    NotDownloadableError,
+    ReferenceHandler,
+    ReferenceObject,
+    uri_digest,
+)
+from artifactfs.cache.source import BlobSource
+
+
+class TrackingHandler(ReferenceHandler):
+    """References we cannot read (e.g. `nfs://`, `hdfs://`): recorded, never downloaded."""
+
+    def resolve(
+        self, uri: str, checksum: bool, max_objects: int | None, config: Any
+    ) -> list[ReferenceObject]:
+        return [ReferenceObject(uri=uri, path="", digest=uri_digest(uri), size=None)]
+
+    def open(
+        self, uri: str, digest: str, size: int | None, extra: dict[str, Any], config: Any
+    ) -> BlobSource:
+        scheme = urlparse(uri).scheme or "(none)"
+        raise NotDownloadableError(
+            f"cannot download {uri}: scheme {scheme!r} is tracked by name only "
+            "(supported for download: file, http, https, s3, gs)"
+        )
