@@ -1,0 +1,65 @@
+"""`artifactfs cache info | prune`: look at and shrink the shared local blob cache.
+
+Works on the cache directory alone (no registry access), so it answers offline too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from artifactfs.cache import BlobCache
+from artifactfs.config import load_config, parse_size
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _open_cache() -> BlobCache:
+    config = load_config()
+    return BlobCache(config.cache_dir, config.cache_size, readahead_blocks=0)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _open_cache().info()
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=2))
+        return 0
+    used = 100.0 * info.bytes / info.limit if info.limit else 0.0
+    print(f"cache:   {info.root}")
+    print(f"used:    {human_size(info.bytes)} of {human_size(info.limit)} ({used:.0f}%)")
+    print(f"objects: {info.objects} whole, {info.blocks} blocks of {info.block_keys} big entries")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    cache = _open_cache()
+    target = parse_size(args.max_size) if args.max_size is not None else cache.max_bytes
+    result = cache.prune(target_bytes=target)
+    print(
+        f"removed {result.removed_objects} files ({human_size(result.removed_bytes)}); "
+        f"{human_size(result.remaining_bytes)} left (limit {human_size(target)})"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("cache", help="inspect or shrink the local blob cache")
+    sub = p.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
+    sub.required = True
+    info = sub.add_parser("info", help="size, limit and object count of the cache")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+    prune = sub.add_parser("prune", help="evict least-recently-used objects")
+    prune.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="shrink to at most SIZE (e.g. 5GiB, 0 empties it); default: the configured cache_size",
+    )
+    prune.set_defaults(func=cmd_prune)

@@ -1,0 +1,49 @@
+"""`artifactfs cache info | prune` on the configured cache directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from artifactfs.cache import BlobCache, content_key
+from artifactfs.cli import main
+from artifactfs.config import load_config
+
+
+def _fill(n: int, size: int) -> BlobCache:
+    config = load_config()
+    cache = BlobCache(config.cache_dir, config.cache_size)
+    for i in range(n):
+        data = bytes([i]) * size
+
+        class Src:
+            def copy_to(self, f, progress=None, data=data):
+                f.write(data)
+                return len(data)
+
+        cache.ensure_file(content_key(hashlib.md5(data).hexdigest()), size, Src)
+    return cache
+
+
+def test_cache_info_and_prune(capsys):
+    _fill(3, 100 << 10)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "300.0 KiB of 20.0 GiB" in out and "3 whole" in out
+
+    assert main(["cache", "prune", "--max-size", "150KiB"]) == 0
+    assert "removed 2 files (200.0 KiB); 100.0 KiB left" in capsys.readouterr().out
+
+    assert main(["cache", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["bytes"] == 100 << 10 and info["objects"] == 1
+
+    assert main(["cache", "prune", "--max-size", "0"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes"] == 0
+
+
+def test_cache_prune_rejects_bad_size(capsys):
+    assert main(["cache", "prune", "--max-size", "lots"]) == 1
+    assert "invalid size" in capsys.readouterr().err
