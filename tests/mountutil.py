@@ -105,8 +105,9 @@ def commit_files(
     )
 
 
-def open_registry(url: str | None = None) -> Resolver:
-    return Resolver.open(load_config(registry=url), ttl=0)
+def open_registry(url: str | None = None, cache_dir: Path | None = None) -> Resolver:
+    """A resolver for seeding (no TTL). Pass `cache_dir` outside per-test homes."""
+    return Resolver.open(load_config(registry=url, cache_dir=cache_dir), ttl=0)
 
 
 @dataclass
@@ -170,6 +171,7 @@ def mounted(
     threads: bool = True,
     extra_args: dict[str, Any] | None = None,
     timeout: float = 30.0,
+    home: Path | None = None,
 ) -> Iterator[Mounted]:
     """Mount (in a subprocess) for the duration of the block; always unmount afterwards.
 
@@ -188,6 +190,15 @@ def mounted(
         **(extra_args or {}),
     }
     env = dict(os.environ)
+    if home is not None:  # module-scoped mounts run outside the per-test isolated home
+        for var, sub in (
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_STATE_HOME", "state"),
+        ):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+            env[var] = str(home / sub)
     fault_dir = None
     if faults:
         fault_dir = mountpoint.parent / f"{mountpoint.name}.faults"
