@@ -174,8 +174,8 @@ class Catalog:
         return view
 
     def _load_version(self, entity: str, project: str, name: str, n: int) -> VersionView:
-        if n not in self.version_numbers(entity, project, name):
-            raise NotFound(f"no version {entity}/{project}/{name}:v{n}")
+        # Asked by record, not by listing: an alias may already point at a version newer than
+        # the cached listing (separate TTL entries). A missing record is ENOENT.
         record = self._fresh(
             ("record", entity, project, name, n),
             lambda: self.registry.version(entity, project, name, n),
