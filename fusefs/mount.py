@@ -164,11 +164,21 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
         raise
     import mfusepy
 
-    ops._ready = lambda: tell("ok")
+    served = False
+
+    def ready() -> None:
+        nonlocal served
+        served = True
+        tell("ok")
+
+    ops._ready = ready
     log.info("mounting %s (%s, %s)", mp, opts.fuse_lib, "mt" if opts.threads else "st")
     try:
         mfusepy.FUSE(ops, mp, raw_fi=True, **fuse_kwargs)
     except RuntimeError as e:
+        if served:  # libfuse3 reports an exit by signal as a non-zero status: a clean stop
+            log.info("stopped by signal (status %s); unmounted %s", e, mp)
+            return 0
         log.error("libfuse failed to mount %s: %s (see messages above)", mp, e)
         tell(f"error libfuse could not mount {mp}: status {e}")
         return 1
