@@ -23,6 +23,7 @@ whole, verified GET costs no more and needs one file instead of several.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -49,7 +50,7 @@ from artifactfs.cache.prefetch import Prefetcher, SequentialDetector
 from artifactfs.cache.source import BlobSource, Progress, SourceFactory
 from artifactfs.cache.stats import CacheStats, StatsRecorder
 from artifactfs.errors import CacheError, DigestMismatchError
-from cachetools import LRUCache, TTLCache
+from cachetools import TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,10 @@ class BlobCache:
         # stream of block misses does not re-open (re-HEAD) the reference for every block.
         self._sources: TTLCache[str, BlobSource] = TTLCache(maxsize=256, ttl=60.0)
         self._sources_lock = threading.Lock()
-        self._verified: LRUCache[tuple[str, int], bool] = LRUCache(maxsize=4096)
+        # Plain dicts (single operations are atomic under the GIL; cachetools caches are not
+        # thread-safe), emptied when they grow past a bound.
+        self._block_dirs: dict[str, str] = {}
+        self._verified: dict[tuple[str, int], bool] = {}
         self._acct_lock = threading.Lock()
         self._approx_bytes: int | None = None
         self._scanned_at = 0.0
@@ -164,7 +168,16 @@ class BlobCache:
         return self._blocks / kind / name[:2] / name[2:]
 
     def block_path(self, key: str, index: int) -> Path:
-        return self.block_dir(key) / f"{index:08d}"
+        return Path(self._block_file(key, index))
+
+    def _block_file(self, key: str, index: int) -> str:
+        """block_path as a string, with the per-key directory memoized (hot read path)."""
+        d = self._block_dirs.get(key)
+        if d is None:
+            if len(self._block_dirs) > 4096:
+                self._block_dirs.clear()
+            d = self._block_dirs[key] = str(self.block_dir(key))
+        return f"{d}/{index:08d}"
 
     @staticmethod
     def _split(key: str) -> tuple[str, str]:
@@ -201,6 +214,8 @@ class BlobCache:
             if actual != md5_hex:
                 self._discard(path, f"has md5 {actual}, expected {md5_hex}")
                 return None
+            if len(self._verified) > 4096:
+                self._verified.clear()
             self._verified[(str(path), st.st_ino)] = True
         self._toucher.touch(str(path))
         return path
@@ -389,21 +404,22 @@ class BlobCache:
             parts.append(part)
         data = b"".join(parts)
         self._stats.add(bytes_served=len(data), **({"misses": 1} if missed else {"hits": 1}))
-        window = self._detector.observe(key, offset, len(data))
-        if window and blocks:
-            last = block_count(size, self.block_size) - 1
-            for index in range(blocks[-1] + 1, min(last, blocks[-1] + window) + 1):
-                if not self.block_path(key, index).exists():
-                    self._prefetcher.submit(
-                        key, index, lambda i=index: self._fill_block(key, i, size, source, True)
-                    )
+        if blocks:
+            n_blocks = block_count(size, self.block_size)
+            for index in self._detector.observe(key, offset, len(data), blocks[-1], n_blocks):
+                if os.path.exists(self._block_file(key, index)):
+                    continue
+                fill = functools.partial(self._fill_block, key, index, size, source, True)
+                if not self._prefetcher.submit(key, index, fill):
+                    self._detector.rewind(key, index)
+                    break
         return data
 
     def _block_slice(
         self, key: str, index: int, size: int, lo: int, n: int, source: SourceFactory
     ) -> tuple[bytes, bool]:
         """Bytes [lo, lo+n) of block `index`, and whether they came from the cache."""
-        path = self.block_path(key, index)
+        path = self._block_file(key, index)
         _, blen = block_span(index, size, self.block_size)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -416,9 +432,9 @@ class BlobCache:
             finally:
                 os.close(fd)
             if data is not None:
-                self._toucher.touch(str(path))
+                self._toucher.touch(path)
                 return data, True
-            self._discard(path, f"has {actual} bytes, expected {blen}")
+            self._discard(Path(path), f"has {actual} bytes, expected {blen}")
         block = self._fill_block(key, index, size, source, False)
         return block[lo : lo + n], False
 

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 class _Stream:
     next_offset: int = 0
     window: int = 0
+    scheduled: int = -1
+    """Highest block index already handed to the prefetcher for this stream."""
 
 
 class SequentialDetector:
@@ -37,8 +39,12 @@ class SequentialDetector:
         self._streams: LRUCache[str, _Stream] = LRUCache(maxsize=max_keys)
         self._lock = threading.Lock()
 
-    def observe(self, key: str, offset: int, length: int) -> int:
-        """Record a read; return the read-ahead window in blocks (0 = random access)."""
+    def observe(self, key: str, offset: int, length: int, last_block: int, n_blocks: int) -> range:
+        """Record a read that ended in block `last_block`; return the blocks to prefetch now.
+
+        Blocks already scheduled for this stream are not returned again, so a reader doing many
+        small reads inside one block costs no extra work per read.
+        """
         with self._lock:
             s = self._streams.get(key)
             if s is None:
@@ -48,12 +54,22 @@ class SequentialDetector:
                 # The kernel may issue reads slightly out of order (parallel readahead), so a
                 # read that starts within one request of the expected offset still counts.
                 sequential = abs(offset - s.next_offset) <= max(length, 256 << 10)
-            if sequential:
-                s.window = min(self.max_blocks, max(1, s.window * 2))
-            else:
-                s.window = 0
             s.next_offset = offset + length
-            return s.window
+            if not sequential:
+                s.window, s.scheduled = 0, -1
+                return range(0)
+            s.window = min(self.max_blocks, max(1, s.window * 2))
+            end = min(n_blocks - 1, last_block + s.window)
+            start = max(last_block + 1, s.scheduled + 1)
+            s.scheduled = max(s.scheduled, end)
+            return range(start, end + 1)
+
+    def rewind(self, key: str, block: int) -> None:
+        """Forget that blocks from `block` on were scheduled (the prefetcher was full)."""
+        with self._lock:
+            s = self._streams.get(key)
+            if s is not None and s.scheduled >= block:
+                s.scheduled = block - 1
 
 
 class Prefetcher:
@@ -66,12 +82,15 @@ class Prefetcher:
         self._lock = threading.Lock()
 
     def submit(self, key: str, index: int, fill: Callable[[], object]) -> bool:
-        """Queue `fill` for block `index` of `key` unless it is already queued."""
+        """Queue `fill` for block `index` of `key` unless it is already queued.
+
+        Returns False only when nothing was queued because the pool is disabled or full.
+        """
         if self.workers <= 0:
             return False
         with self._lock:
             if (key, index) in self._pending:
-                return False
+                return True
             # Never queue more than a few windows' worth: a reader that stops must not leave
             # minutes of downloads behind it.
             if len(self._pending) >= self.workers * 8:
