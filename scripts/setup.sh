@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything artifactfs needs on a Debian machine, then run one job.
+#
+#   bash scripts/setup.sh demo    # seed the embedded registry with the examples, mount it, show the tree
+#   bash scripts/setup.sh test    # the whole test suite (real FUSE mounts, SeaweedFS, nginx)
+#   bash scripts/setup.sh bench   # the benchmarks (adds rclone and s3fs for the comparisons)
+#
+# As root it installs the Debian packages it needs (only those missing); as another user it
+# expects them present. Python packages go into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+job="${1:-demo}"
+shift || true
+
+packages=(fuse3 libfuse3-3 libfuse2 rsync nginx-light ca-certificates)
+[ "$job" = bench ] && packages+=(rclone s3fs)
+python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+case "$job" in
+    demo)  exec .venv/bin/python examples/demo.py "$@" ;;
+    test)  exec .venv/bin/python -m pytest "$@" ;;
+    bench) exec .venv/bin/python bench/run.py "$@" ;;
+    *) echo "usage: $0 demo|test|bench [args...]" >&2; exit 2 ;;
+esac
