@@ -1,0 +1,287 @@
+"""Draft -> new version, through the same registry path as `log_artifact`, crash-safe.
+
+Order of a commit, and why each step is where it is:
+
+1. Build the manifest under the draft's lock (no writer can change a staged file while it is
+   hashed and uploaded). Unchanged stored entries keep digest/size/ref; staged files are hashed.
+   Same digest as the base: nothing to commit.
+2. Write `committing.json` (atomic) naming the manifest digest and the `latest` version seen at
+   the start. From here on, a crash is resolved by asking the registry (step 5).
+3. `Registry.commit`: uploads only blobs the store lacks, writes the manifest, allocates `vN`
+   with a create-only write (the commit point), moves `latest`. A run record with
+   job_type `artifactfs-mount` (or `artifactfs-commit` from the CLI) is the producer.
+4. Remove the draft directory with one rename into `WRITE_DIR/.trash` (atomic), then delete it.
+   The draft of the name is now a fresh view of the new `latest`, i.e. the same files.
+5. Recovery, on the next start of anything that opens the write dir: a draft that still has a
+   `committing.json` is done if a version of its collection at or after the recorded `latest`
+   has the recorded digest (then step 4 is finished), and still pending otherwise (the journal
+   is dropped and the draft stays, unchanged).
+
+If `latest` moved while the draft was open, the commit still makes a new version of the draft's
+full contents (never a merge); the version records `base_version` and the result says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from artifactfs.errors import ArtifactFSError, ArtifactNotFoundError
+from artifactfs.fusefs.draft_errors import CommitError, DraftBusyError
+from artifactfs.fusefs.staging import Draft, DraftDiff, iter_draft_dirs, latest_record
+from artifactfs.fusefs.staging_state import DraftOptions, atomic_write
+from artifactfs.resolver.backends.base import Progress
+from artifactfs.resolver.records import RunRecord, VersionRecord
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "committing.json"
+TRASH = ".trash"
+DEFAULT_TYPE = "dataset"
+PRODUCER_MOUNT = "artifactfs-mount"
+PRODUCER_CLI = "artifactfs-commit"
+
+
+@dataclass
+class CommitResult:
+    """What happened to one draft. `status`: committed | unchanged | dry-run | failed."""
+
+    draft: str
+    status: str
+    version: str | None = None
+    base_version: int | None = None
+    latest_at_start: int | None = None
+    files: int = 0
+    size: int = 0
+    diff: DraftDiff | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def latest_moved(self) -> bool:
+        return self.base_version is not None and self.latest_at_start not in (
+            None,
+            self.base_version,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if k != "diff"}
+        if self.diff is not None:
+            out["diff"] = {
+                "added": self.diff.added,
+                "modified": self.diff.modified,
+                "removed": self.diff.removed,
+            }
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommitResult:
+        diff = data.pop("diff", None)
+        result = cls(**data)
+        if diff is not None:
+            result.diff = DraftDiff(diff["added"], diff["modified"], diff["removed"])
+        return result
+
+    def describe(self) -> str:
+        if self.status == "committed":
+            text = f"{self.draft}: committed {self.version} ({self.files} files, {self.size} bytes)"
+            if self.base_version is not None:
+                text += f" from a draft of v{self.base_version}"
+            if self.latest_moved:
+                text += (
+                    f"; note: latest had moved to v{self.latest_at_start} while the draft was "
+                    "open, the new version holds the draft's full contents (no merge)"
+                )
+            return text
+        if self.status == "unchanged":
+            return f"{self.draft}: no changes, nothing committed"
+        if self.status == "dry-run":
+            d = self.diff
+            counts = f"{len(d.added)} added, {len(d.modified)} modified, {len(d.removed)} removed"
+            return f"{self.draft}: would commit {self.files} files ({counts})"
+        return f"{self.draft}: commit failed, draft kept: {self.error}"
+
+
+def merged_options(draft: Draft, override: DraftOptions | None) -> DraftOptions:
+    """Command-line options win over the draft's xattrs, field by field."""
+    opts = replace(draft.options)
+    if override is not None:
+        for name in ("type", "description", "metadata"):
+            value = getattr(override, name)
+            if value is not None:
+                setattr(opts, name, value)
+        opts.aliases = list(dict.fromkeys([*opts.aliases, *override.aliases]))
+    return opts
+
+
+def _collection_type(draft: Draft) -> str | None:
+    try:
+        return draft.resolver.registry.collection(draft.entity, draft.project, draft.name).type
+    except ArtifactNotFoundError:
+        return None
+
+
+def commit_draft(
+    draft: Draft,
+    *,
+    options: DraftOptions | None = None,
+    dry_run: bool = False,
+    producer: str = PRODUCER_MOUNT,
+    progress: Progress | None = None,
+) -> CommitResult:
+    """Commit one draft (see the module docstring). Raises CommitError (draft kept) on failure,
+    DraftBusyError while files of the draft are open for writing."""
+    with draft.lock:
+        if draft.open_writers:
+            raise DraftBusyError(
+                f"{draft.qualified_name}: {draft.open_writers} file(s) open for writing; "
+                "close them and commit again"
+            )
+        base = draft.state.base_version
+        if not draft.materialized:
+            return CommitResult(draft.qualified_name, "unchanged", base_version=base)
+        draft.fsync()
+        manifest = draft.build_manifest()
+        result = CommitResult(
+            draft.qualified_name, "unchanged", base_version=base, files=len(manifest)
+        )
+        result.size = manifest.size
+        if not draft.has_changes(manifest):
+            return result
+        opts = merged_options(draft, options)
+        type_ = opts.type or _collection_type(draft) or DEFAULT_TYPE
+        registry = draft.resolver.registry
+        registry.invalidate()
+        latest = latest_record(draft.resolver, draft.entity, draft.project, draft.name)
+        result.latest_at_start = latest.version if latest else None
+        if dry_run:
+            result.status = "dry-run"
+            result.diff = draft.diff(manifest)
+            return result
+        digest = manifest.digest()
+        journal = {
+            "digest": digest,
+            "latest_at_start": result.latest_at_start,
+            "base_version": base,
+            "pid": os.getpid(),
+        }
+        try:
+            atomic_write(draft.root / JOURNAL, json.dumps(journal).encode())
+        except OSError as e:
+            raise CommitError(f"{draft.qualified_name}: cannot start the commit: {e}") from e
+        run = RunRecord(
+            id=uuid.uuid4().hex[:16],
+            entity=draft.entity,
+            project=draft.project,
+            name=producer,
+            job_type=producer,
+            config={
+                "draft": draft.qualified_name,
+                "base_version": base,
+                "host": socket.gethostname(),
+                "write_dir": str(draft.root.parent.parent.parent),
+            },
+        )
+        log.info(
+            "committing draft %s (%d files, %d bytes, base %s)",
+            draft.qualified_name,
+            len(manifest),
+            manifest.size,
+            "none" if base is None else f"v{base}",
+        )
+        try:
+            registry.save_run(run)
+            record = registry.commit(
+                draft.entity,
+                draft.project,
+                draft.name,
+                type_,
+                manifest,
+                description=opts.description,
+                metadata=opts.metadata,
+                aliases=opts.aliases,
+                run_id=run.id,
+                base_version=base,
+                source={"producer": producer, "draft": draft.qualified_name},
+                progress=progress,
+            )
+            run.logged.append(record.full_name)
+            registry.save_run(run)
+        except (ArtifactFSError, OSError, ValueError) as e:
+            if recover(draft.resolver, draft.root) == "done":
+                log.warning("%s: commit reported %s, but the version exists", draft, e)
+                result.status = "committed"
+                result.notes.append(f"the registry reported {e} after the version was created")
+                return result
+            raise CommitError(
+                f"{draft.qualified_name}: commit failed, the draft is kept: {e}"
+            ) from e
+        _retire(draft.root)
+        draft.close()
+        result.status = "committed"
+        result.version = record.full_name
+        log.info("committed draft %s as %s", draft.qualified_name, record.full_name)
+        return result
+
+
+def _retire(root: Path) -> None:
+    """Remove a committed draft's directory: one atomic rename, then a best-effort delete."""
+    write_dir = root.parent.parent.parent
+    trash = write_dir / TRASH
+    trash.mkdir(exist_ok=True)
+    target = trash / uuid.uuid4().hex
+    os.rename(root, target)
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def _committed(resolver: Any, entity: str, project: str, name: str, journal: dict) -> bool:
+    registry = resolver.registry
+    registry.invalidate()
+    try:
+        versions: list[VersionRecord] = registry.versions(entity, project, name)
+    except ArtifactNotFoundError:
+        return False
+    floor = journal.get("latest_at_start")
+    return any(
+        v.digest == journal["digest"] and (floor is None or v.version >= floor) for v in versions
+    )
+
+
+def recover(resolver: Any, root: Path) -> str | None:
+    """Finish or roll back an interrupted commit of the draft in `root`:
+    'done' (the version exists; draft retired), 'pending' (no version; draft kept), or None."""
+    path = root / JOURNAL
+    try:
+        journal = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        journal = None  # torn by a crash before the atomic rename could even happen
+    entity, project, name = root.parent.parent.name, root.parent.name, root.name
+    if journal is not None and _committed(resolver, entity, project, name, journal):
+        log.info("%s/%s/%s: an interrupted commit had completed", entity, project, name)
+        _retire(root)
+        return "done"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    log.info("%s/%s/%s: an interrupted commit had not completed; draft kept", entity, project, name)
+    return "pending"
+
+
+def recover_all(resolver: Any, write_dir: Path) -> dict[str, str]:
+    """Resolve every interrupted commit and empty the trash (start of a mount or a command)."""
+    shutil.rmtree(write_dir / TRASH, ignore_errors=True)
+    out: dict[str, str] = {}
+    for entity, project, name, root in list(iter_draft_dirs(write_dir)):
+        outcome = recover(resolver, root)
+        if outcome:
+            out[f"{entity}/{project}/{name}"] = outcome
+    return out
