@@ -439,3 +439,30 @@ def test_unreachable_endpoint_is_a_quick_backend_error(kind, port_fixture, reque
         assert time.perf_counter() - t < 8, "an unreachable endpoint must fail fast"
         assert "127.0.0.1" in str(info.value)
     store.close()
+
+
+def test_create_retried_after_lost_response_is_still_ours(s3_env):
+    """botocore retries a conditional PUT whose response was lost; the retry meets our own
+    write (412). The store must report success, not a lost race (or the registry would skip a
+    version number and leave an orphan record)."""
+    bucket = s3_env.create_bucket(f"r-{uuid.uuid4().hex[:12]}")
+    client = s3_env.client()
+    retried: list[int] = []
+
+    def lose_first_response(response, attempts, **_):
+        if response is not None and response[0].status_code == 200 and attempts == 1:
+            retried.append(attempts)
+            return 0  # "retry now", as after a connection reset
+        return None
+
+    client.meta.events.register("needs-retry.s3.PutObject", lose_first_response)
+    store = S3Store(bucket, "reg", client=client)
+    store.check_writable()
+    retried.clear()
+    etag = store.create("v0.json", b"mine")
+    assert retried, "the hook forced a retry"
+    assert store.get("v0.json") == (b"mine", etag)
+    etag = store.swap("v0.json", b"mine again", etag)
+    assert store.get("v0.json") == (b"mine again", etag)
+    with pytest.raises(PreconditionFailedError):
+        store.create("v0.json", b"someone else's")

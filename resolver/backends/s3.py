@@ -378,9 +378,14 @@ class S3Store(Store):
             )
         return _strip_etag(resp.get("ETag"))
 
-    def _already_ours(self, key: str, data: bytes) -> str | None:
-        """After a lost race: did our own earlier attempt win (a retry after a lost response)?
-        Identical bytes mean yes; return their etag."""
+    def _already_ours(self, key: str, data: bytes, error: Exception) -> str | None:
+        """After a lost race: did our own earlier attempt win? That happens when botocore retried
+        a conditional PUT whose first response was lost (timeout, reset): the retry then finds
+        our own write. Only then (RetryAttempts > 0) do we read the key back; identical bytes
+        mean the write was ours, and we return its etag."""
+        resp = getattr(error.__cause__, "response", None) or {}
+        if not resp.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None
         try:
             current, etag = self.get(key)
         except ObjectNotFoundError:
@@ -397,7 +402,7 @@ class S3Store(Store):
                 if code in _CONFLICT and attempt + 1 < CREATE_CONFLICT_RETRIES:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                etag = self._already_ours(key, data)
+                etag = self._already_ours(key, data, e)
                 if etag is not None:
                     return etag
                 raise PreconditionFailedError(f"{key!r} already exists in {self.url}") from e
@@ -410,7 +415,7 @@ class S3Store(Store):
         try:
             return self._conditional_put(key, data, IfMatch=_quote_etag(expected_etag))
         except PreconditionFailedError as e:
-            etag = self._already_ours(key, data)
+            etag = self._already_ours(key, data, e)
             if etag is not None:
                 return etag
             raise PreconditionFailedError(f"{key!r} changed during compare-and-swap") from e
@@ -454,7 +459,8 @@ class S3Store(Store):
             try:
                 self._conditional_put(key, b"probe 1", IfNoneMatch="*")
             except PreconditionFailedError as e:
-                failures.append(f"a create-only write of a new key was refused ({e})")
+                if self._already_ours(key, b"probe 1", e) is None:
+                    failures.append(f"a create-only write of a new key was refused ({e})")
             except BackendError as e:
                 code, status = self._code(e.__cause__) if e.__cause__ else ("", 0)
                 if code in _UNSUPPORTED or status == 501:
