@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.errors import (
-    ArtifactFSError,
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,
+    InvalidMetadataError,
     InvalidNameError,
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -49,10 +49,6 @@ log = logging.getLogger(__name__)
 MAX_METADATA_KEYS = 100
 UPLOAD_THREADS = 8
 MAX_RACE_RETRIES = 10_000
-
-
-class InvalidMetadataError(ArtifactFSError, ValueError):
-    """Artifact metadata is not a JSON-serializable mapping of at most MAX_METADATA_KEYS keys."""
 
 
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from artifactfs import errors
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -31,21 +33,9 @@ _EXPORTS = {
     "load_config": "artifactfs.config",
 }
 _ERRORS = [
-    "ArtifactFSError",
-    "InvalidNameError",
-    "InvalidPathError",
-    "ArtifactNotFoundError",
-    "ArtifactFinalizedError",
-    "ArtifactNotLoggedError",
-    "ArtifactTypeMismatchError",
-    "DigestMismatchError",
-    "BackendError",
-    "ObjectNotFoundError",
-    "PreconditionFailedError",
-    "ConditionalWritesUnsupportedError",
-    "ReadOnlyBackendError",
-    "CacheError",
-    "ConfigError",
+    name
+    for name, value in vars(errors).items()
+    if isinstance(value, type) and issubclass(value, Exception)
 ]
 _EXPORTS.update({name: "artifactfs.errors" for name in _ERRORS})
 

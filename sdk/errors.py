@@ -25,6 +25,14 @@ class ArtifactNotFoundError(ArtifactFSError, LookupError):
     """No such entity, project, collection, version, alias or digest in the registry."""
 
 
+class InvalidMetadataError(ArtifactFSError, ValueError):
+    """Artifact metadata is not a JSON-serializable mapping of at most 100 string keys."""
+
+
+class TooManyObjectsError(ArtifactFSError, ValueError):
+    """A directory or prefix reference names more objects than `max_objects` allows."""
+
+
 class ArtifactFinalizedError(ArtifactFSError):
     """The artifact was finalized (logged); its contents can no longer change."""
 
@@ -43,6 +51,10 @@ class DigestMismatchError(ArtifactFSError, OSError):
 
 class BackendError(ArtifactFSError, OSError):
     """The registry store or a reference source failed (unreachable, timed out, refused)."""
+
+
+class NotDownloadableError(BackendError):
+    """A reference whose scheme is only tracked (its URI hashed): its bytes cannot be fetched."""
 
 
 class ObjectNotFoundError(BackendError, LookupError):

@@ -12,10 +12,10 @@ from artifactfs.cache import references
 from artifactfs.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
+    InvalidMetadataError,
     InvalidNameError,
     InvalidPathError,
 )
-from artifactfs.resolver.registry import InvalidMetadataError
 
 
 @pytest.fixture

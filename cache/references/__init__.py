@@ -16,16 +16,15 @@ from urllib.parse import urlparse
 
 from artifactfs.cache.references.base import (
     DEFAULT_MAX_OBJECTS,
-    NotDownloadableError,
     ReferenceHandler,
     ReferenceObject,
-    TooManyObjectsError,
 )
 from artifactfs.cache.references.file import FileHandler
 from artifactfs.cache.references.http import HTTPHandler
 from artifactfs.cache.references.other import TrackingHandler
 from artifactfs.cache.references.s3 import GCSHandler, S3Handler
 from artifactfs.cache.source import BlobSource
+from artifactfs.errors import NotDownloadableError, TooManyObjectsError
 
 _HANDLERS: dict[str, ReferenceHandler] = {
     scheme: handler

@@ -10,20 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from artifactfs.cache.source import BlobSource
-from artifactfs.errors import ArtifactFSError, BackendError
+from artifactfs.errors import (
+    TooManyObjectsError,
+)
 
 DEFAULT_MAX_OBJECTS = 10_000
 """W&B's default limit on the objects one add_reference may expand to (directories, prefixes)."""
 
 _HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
-
-
-class TooManyObjectsError(ArtifactFSError, ValueError):
-    """A directory or prefix reference names more objects than `max_objects` allows."""
-
-
-class NotDownloadableError(BackendError):
-    """The reference's scheme is only tracked (its URI hashed): its bytes cannot be fetched."""
 
 
 @dataclass

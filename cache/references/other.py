@@ -6,12 +6,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from artifactfs.cache.references.base import (
-    NotDownloadableError,
     ReferenceHandler,
     ReferenceObject,
     uri_digest,
 )
 from artifactfs.cache.source import BlobSource
+from artifactfs.errors import NotDownloadableError
 
 
 class TrackingHandler(ReferenceHandler):
