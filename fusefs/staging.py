@@ -392,12 +392,15 @@ class Draft:
             if found.staged is not None:
                 os.chmod(self.staged_path(path), mode & 0o7777)
 
-    def utimens(self, path: str, times: tuple[float, float] | None) -> None:
+    def utimens(self, path: str, times_ns: tuple[int, int] | None) -> None:
         path = norm(path)
         with self.lock:
             found = self.node(path)
             if found.staged is not None:
-                os.utime(self.staged_path(path), times)
+                if times_ns is None:
+                    os.utime(self.staged_path(path))
+                else:
+                    os.utime(self.staged_path(path), ns=times_ns)
 
     def fsync(self) -> None:
         self.statefile.sync()

@@ -1,0 +1,193 @@
+"""Who may change a write dir, and how `artifactfs commit` reaches a running mount.
+
+A running mount keeps drafts in memory (open handles, the overlay index) and writes into them
+from FUSE threads, so a second process must never commit or delete a draft behind its back.
+The rule is one owner per write dir, enforced with an exclusive `flock` on
+`WRITE_DIR/.mount.lock`, held by a mount for its whole life or by a CLI command for the length of
+a direct commit. The holder writes `{"pid", "kind"}` into the file so others know who it is.
+
+`artifactfs commit` therefore does one of two things:
+* no owner: take the lock and commit straight from the write dir;
+* a mount owns it: drop a request file into `WRITE_DIR/.requests/`; the mount's request thread
+  (polling every 0.1 s, one `listdir`) acknowledges it, commits under each draft's lock (no FUSE
+  writer can race the hash and upload), and writes the result next to it. The CLI gives up if
+  there is no acknowledgement within a few seconds or the mount's lock disappears.
+
+Files, not signals or sockets: a FUSE process's main thread sits in libfuse and cannot run
+Python signal handlers, and a file channel needs no port and works with any mountpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from artifactfs.fusefs.draft_errors import DraftBusyError, MountRequestTimeout
+from artifactfs.fusefs.staging_state import atomic_write
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".mount.lock"
+REQUESTS = ".requests"
+POLL = 0.1
+ACK_TIMEOUT = 10.0
+
+
+class WriteDirLock:
+    """The exclusive owner lock of a write dir (see the module docstring)."""
+
+    def __init__(self, write_dir: Path, kind: str) -> None:
+        self.path = write_dir / LOCK_FILE
+        self.kind = kind
+        self.fd: int | None = None
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lock, waiting up to `timeout` seconds; DraftBusyError names the holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    holder = lock_holder(self.path.parent) or {}
+                    raise DraftBusyError(
+                        f"write dir {self.path.parent} is in use by "
+                        f"{holder.get('kind', 'another process')} (pid {holder.get('pid', '?')})"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "kind": self.kind}).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> WriteDirLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(write_dir: Path) -> dict[str, Any] | None:
+    """Who owns the write dir right now ({"pid", "kind"}), or None if nobody does."""
+    path = write_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                return json.loads(os.pread(fd, 4096, 0) or b"{}") or {"kind": "unknown"}
+            except ValueError:
+                return {"kind": "unknown"}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class RequestServer:
+    """The mount side: answer request files with `handler(request) -> result` on a thread."""
+
+    def __init__(self, write_dir: Path, handler: Callable[[dict[str, Any]], dict[str, Any]]):
+        self.dir = write_dir / REQUESTS
+        self.handler = handler
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="draft-requests", daemon=True)
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.iterdir():  # answers nobody collected, requests of a dead mount
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL):
+            try:
+                names = sorted(n for n in os.listdir(self.dir) if n.endswith(".req"))
+            except OSError:
+                continue
+            for name in names:
+                self._serve(self.dir / name)
+
+    def _serve(self, path: Path) -> None:
+        rid = path.name[: -len(".req")]
+        try:
+            request = json.loads(path.read_bytes())
+            path.unlink()
+        except (OSError, ValueError) as e:
+            log.warning("dropping unreadable request %s: %s", path.name, e)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return
+        with contextlib.suppress(OSError):
+            (self.dir / f"{rid}.ack").touch()
+        try:
+            result = self.handler(request)
+        except Exception as e:  # answer the CLI, whatever happened
+            log.exception("request %s failed", rid)
+            result = {"error": str(e)}
+        try:
+            atomic_write(self.dir / f"{rid}.res", json.dumps(result).encode())
+        except OSError as e:
+            log.error("cannot answer request %s: %s", rid, e)
+
+
+def send_request(write_dir: Path, request: dict[str, Any], timeout: float | None = None) -> Any:
+    """The CLI side: hand `request` to the mount that owns `write_dir` and wait for its answer."""
+    rdir = write_dir / REQUESTS
+    rid = uuid.uuid4().hex
+    req, ack, res = (rdir / f"{rid}.{ext}" for ext in ("req", "ack", "res"))
+    rdir.mkdir(parents=True, exist_ok=True)
+    tmp = rdir / f".{rid}.tmp"
+    tmp.write_text(json.dumps(request))
+    os.replace(tmp, req)
+    start = time.monotonic()
+    try:
+        while not res.exists():
+            elapsed = time.monotonic() - start
+            if not ack.exists() and elapsed > ACK_TIMEOUT:
+                raise MountRequestTimeout(
+                    f"the mount owning {write_dir} did not answer within {ACK_TIMEOUT:.0f}s"
+                )
+            if timeout is not None and elapsed > timeout:
+                raise MountRequestTimeout(f"no answer from the mount within {timeout:.0f}s")
+            if lock_holder(write_dir) is None:
+                raise MountRequestTimeout("the mount went away before answering")
+            time.sleep(POLL / 2)
+        return json.loads(res.read_bytes())
+    finally:
+        for p in (req, ack, res):
+            with contextlib.suppress(OSError):
+                p.unlink()
