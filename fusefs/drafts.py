@@ -211,9 +211,16 @@ class Drafts:
         st.update(st_mode=stat.S_IFREG | FILE_MODE, st_nlink=1, st_size=node.entry.size or 0)
         return st
 
-    def readdir(self, path: str) -> list[str]:
+    def readdir(self, path: str) -> list[tuple[str, int, int]]:
+        """(name, st_mode type bits, 0): the kernel's d_type, so `find`/`os.walk` need no stat."""
         draft, rel = self._resolve(path)
-        return draft.listdir(rel)
+        out = []
+        with draft.lock:
+            for name in draft.listdir(rel):
+                node = draft.lookup(f"{rel}/{name}" if rel else name)
+                if node is not None:
+                    out.append((name, stat.S_IFDIR if node.is_dir else stat.S_IFREG, 0))
+        return out
 
     def readlink(self, path: str) -> str:
         raise _oserr(errno.EINVAL, path, "drafts hold no symlinks")
