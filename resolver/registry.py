@@ -389,6 +389,7 @@ class Registry:
             source=source,
             base_version=base_version,
         )
+        self.store.sync()  # content durable before the record that makes it a version
         self._allocate(record)
         try:
             self.store.create(

@@ -104,6 +104,10 @@ class Store(ABC):
     def delete(self, key: str) -> None:
         """Remove `key`; absent keys are not an error."""
 
+    def sync(self) -> None:  # noqa: B027 - optional hook
+        """Make every write so far durable. The registry calls it once before a version
+        record (the commit point), so backends may skip per-object flushes of content."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""
 

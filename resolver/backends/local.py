@@ -9,12 +9,13 @@ as NFS honours link and flock).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +29,16 @@ from artifactfs.errors import (
 from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store
 
 COPY_CHUNK = 1 << 20
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_libc_syncfs = _load_syncfs()
 
 
 def _etag(data: bytes) -> str:
@@ -183,7 +194,6 @@ class LocalStore(Store):
                     if progress:
                         progress(len(chunk))
                 dst.flush()
-                os.fsync(dst.fileno())
             if md5_hex is not None and h.hexdigest() != md5_hex:
                 raise DigestMismatchError(
                     f"{path} changed after it was added (expected md5 {md5_hex})"
@@ -196,6 +206,16 @@ class LocalStore(Store):
                 raise self._wrap(e, key) from e
             raise
         return h.hexdigest()
+
+    def sync(self) -> None:
+        """One syncfs of the registry's filesystem instead of an fsync per blob (put_file skips
+        them): a commit of 10k small files no longer waits on 10k journal flushes."""
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _libc_syncfs is None or _libc_syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
 
     def create(self, key: str, data: bytes) -> str:
         path = self._path(key)
