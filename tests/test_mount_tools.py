@@ -50,9 +50,12 @@ def sh(cmd: str, **kw) -> subprocess.CompletedProcess[str]:
 
 def test_ls_shows_versions_aliases_and_files(world, root):
     assert sorted(os.listdir(world.path)) == [".artifactfs", "acme"]
-    assert sorted(os.listdir(root)) == sorted(
+    names = os.listdir(root)
+    assert sorted(n for n in names if ":" in n) == sorted(
         ["mnist:v0", "mnist:v1", "mnist:latest", "mnist:best", "model:v0", "model:latest"]
     )
+    # drafts (DESIGN §2): one per collection when the drafts side is installed
+    assert {n for n in names if ":" not in n} <= {"mnist", "model"}
     assert os.readlink(root / "mnist:latest") == "mnist:v1"
     assert os.readlink(root / "mnist:best") == "mnist:v0"
     assert sorted(os.listdir(root / "mnist:latest")) == ["data", "readme.md", "train"]
