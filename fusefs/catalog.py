@@ -210,17 +210,10 @@ class Catalog:
         Uses the registry's on-disk object cache when it has the manifest, so an offline mount
         can index what an earlier process fetched.
         """
-        object_dir = getattr(self.registry, "_object_dir", None)
-        if object_dir is not None:
-            local = Path(object_dir) / record.manifest_key
-            if local.is_file():
-                return local, False
-        # Registry has no public "manifest bytes" call; _read_immutable also fills its disk cache.
-        raw = self.registry._read_immutable(record.manifest_key)
-        if object_dir is not None:
-            local = Path(object_dir) / record.manifest_key
-            if local.is_file():
-                return local, False
+        local = self.registry.manifest_path(record)
+        if local is not None:
+            return local, False
+        raw = self.registry.manifest_bytes(record)
         self.index_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.index_dir, prefix=".manifest.")
         with os.fdopen(fd, "wb") as f:

@@ -261,26 +261,38 @@ class Registry:
         with self._lock:
             if key in self._manifests:
                 return self._manifests[key]
-        raw = self._read_immutable(key)
-        manifest = Manifest.from_bytes(raw)
+        manifest = Manifest.from_bytes(self.manifest_bytes(record))
         with self._lock:
             self._manifests[key] = manifest
         return manifest
 
-    def _read_immutable(self, key: str) -> bytes:
-        local = self._object_dir / key if self._object_dir else None
-        if local is not None and local.is_file():
-            return local.read_bytes()
-        raw, _ = self.store.get(key)
-        if local is not None:
-            try:
-                local.parent.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}")
-                tmp.write_bytes(raw)
-                os.replace(tmp, local)
-            except OSError as e:  # a full cache disk must not break reads
-                log.warning("cannot cache %s on disk: %s", key, e)
+    def manifest_bytes(self, record: VersionRecord) -> bytes:
+        """The manifest JSON of a version, from the on-disk object cache when it is there."""
+        path = self.manifest_path(record)
+        if path is not None:
+            return path.read_bytes()
+        raw, _ = self.store.get(record.manifest_key)
         return raw
+
+    def manifest_path(self, record: VersionRecord) -> Path | None:
+        """A local file holding the manifest JSON, fetched into the on-disk object cache if
+        needed, so an offline process can still read what an earlier one fetched. None when
+        there is no disk cache or it cannot hold the file (a full disk must not break reads)."""
+        if self._object_dir is None:
+            return None
+        local = self._object_dir / record.manifest_key
+        if local.is_file():
+            return local
+        raw, _ = self.store.get(record.manifest_key)
+        try:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}")
+            tmp.write_bytes(raw)
+            os.replace(tmp, local)
+        except OSError as e:
+            log.warning("cannot cache %s on disk: %s", record.manifest_key, e)
+            return None
+        return local
 
     # -- committing -----------------------------------------------------------------------------
     def upload_entries(
