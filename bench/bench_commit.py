@@ -20,19 +20,7 @@ from run import Context, Figure, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-
-class _CountingStore:
-    def __init__(self, inner):  # type: ignore[no-untyped-def]
-        self._inner = inner
-        self.blob_puts = 0
-
-    def put_file(self, key, *a, **k):  # type: ignore[no-untyped-def]
-        if key.startswith("blobs/"):
-            self.blob_puts += 1
-        return self._inner.put_file(key, *a, **k)
-
-    def __getattr__(self, name):  # type: ignore[no-untyped-def]
-        return getattr(self._inner, name)
+from test_drafts_support import CountingStore
 
 
 def _make_tree(root: Path, files: int, total: int) -> None:
@@ -95,7 +83,7 @@ def run(ctx: Context) -> list[Figure]:
 
     # re-commit with one file changed: exactly one blob uploaded
     resolver, config = next(reversed(state.values()))
-    counting = _CountingStore(resolver.registry.store)
+    counting = CountingStore(resolver.registry.store)
     resolver.registry.store = counting
     draft = open_draft(resolver, config.write_dir, "bench", "commit", "data")
     path = "d00/f00000.bin"
@@ -104,7 +92,9 @@ def run(ctx: Context) -> list[Figure]:
     os.close(fd)
     draft.writer_closed()
     recommit_s = timed(lambda: commit_draft(draft))
-    assert counting.blob_puts == 1, f"re-commit uploaded {counting.blob_puts} blobs, not 1"
+    assert len(counting.blob_puts) == 1, (
+        f"re-commit uploaded {len(counting.blob_puts)} blobs, not 1"
+    )
     for r, _ in state.values():
         r.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -119,6 +109,6 @@ def run(ctx: Context) -> list[Figure]:
             "s",
             "1 blob uploaded",
             True,
-            f"blobs uploaded: {counting.blob_puts}",
+            f"blobs uploaded: {len(counting.blob_puts)}",
         ),
     ]

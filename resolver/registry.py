@@ -47,7 +47,6 @@ from cachetools import LRUCache, TTLCache
 log = logging.getLogger(__name__)
 
 MAX_METADATA_KEYS = 100
-UPLOAD_THREADS = 8
 MAX_RACE_RETRIES = 10_000
 
 
@@ -308,18 +307,23 @@ class Registry:
 
         def upload(item: tuple[str, ManifestEntry]) -> int:
             key, entry = item
-            if self.store.head(key) is not None:
+            try:
+                self.store.put_file(
+                    key,
+                    entry.local_path or "",
+                    progress,
+                    md5_hex=b64_to_hex(entry.digest),
+                    if_absent=True,
+                )
+            except PreconditionFailedError:  # the store holds this content already
                 if progress:
                     progress(entry.size or 0)
                 return 0
-            self.store.put_file(
-                key, entry.local_path or "", progress, md5_hex=b64_to_hex(entry.digest)
-            )
             return 1
 
         if not todo:
             return 0
-        with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(todo))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.store.concurrency, len(todo))) as pool:
             return sum(pool.map(upload, todo.items()))
 
     def _ensure_collection(self, entity: str, project: str, name: str, type_: str) -> None:
@@ -418,8 +422,15 @@ class Registry:
         return record
 
     def _fresh_latest(self, entity: str, project: str, name: str) -> VersionRecord | None:
+        """`latest` read from the store now: only its alias record (rolled forward past any
+        unannounced version), not every alias, so a commit costs a handful of requests."""
         self.invalidate()
-        n = self.aliases(entity, project, name).get("latest")
+        try:
+            data, _ = self._get_json(keys.alias_key(entity, project, name, "latest"))
+            hint: int | None = int(data["version"])
+        except ObjectNotFoundError:
+            hint = None
+        n = self._latest_number(entity, project, name, hint)
         return None if n is None else self.version(entity, project, name, n)
 
     def _allocate(self, record: VersionRecord) -> None:

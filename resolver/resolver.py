@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from artifactfs.cache import BlobCache, BlobSource, SourceFactory, content_key, reference_key
+from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.source import Progress
 from artifactfs.config import Config, load_config
 from artifactfs.resolver import keys
@@ -105,6 +106,13 @@ class Resolver:
         """Bytes of an entry by range, through the cache (big entries by block)."""
         loc = self.locate(entry)
         return self.cache.read(loc.key, loc.size, offset, length, loc.source, loc.md5_hex)
+
+    def open_handle(self, entry: ManifestEntry) -> ObjectHandle | None:
+        """Held fds on an entry's cached bytes (None when its size is unknown)."""
+        loc = self.locate(entry)
+        if loc.size is None:
+            return None
+        return self.cache.open_handle(loc.key, loc.size, loc.source)
 
     def close(self) -> None:
         self.store.close()

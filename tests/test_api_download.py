@@ -49,8 +49,8 @@ class CountingStore(Store):
     def put(self, key, data):
         return self.inner.put(key, data)
 
-    def put_file(self, key, path, progress=None, md5_hex=None):
-        return self.inner.put_file(key, path, progress, md5_hex)
+    def put_file(self, key, path, progress=None, md5_hex=None, **kwargs):
+        return self.inner.put_file(key, path, progress, md5_hex, **kwargs)
 
     def create(self, key, data):
         return self.inner.create(key, data)

@@ -13,16 +13,18 @@ from artifactfs.resolver.resolver import Resolver
 
 
 class CountingStore:
-    """Wraps a Store and counts content uploads (`put_file` of blobs)."""
+    """Wraps a Store and counts content uploads: `put_file` of blobs the store did not hold
+    (a blob it already holds is refused with PreconditionFailedError and not counted)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.blob_puts: list[str] = []
 
     def put_file(self, key: str, *args: Any, **kwargs: Any) -> str:
+        etag = self._inner.put_file(key, *args, **kwargs)
         if key.startswith("blobs/"):
             self.blob_puts.append(key)
-        return self._inner.put_file(key, *args, **kwargs)
+        return etag
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

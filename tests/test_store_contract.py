@@ -325,6 +325,22 @@ def test_put_file_md5_guard(backend, tmp_path):
         assert not store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads")
 
 
+def test_put_file_if_absent_keeps_what_is_there(backend, tmp_path):
+    store = writable(backend)
+    for size in (1000, BIG):  # one conditional PUT on S3 below the multipart threshold, HEAD above
+        data = os.urandom(size)
+        md5 = hashlib.md5(data).hexdigest()
+        key = f"blobs/md5/{md5[:2]}/{md5[2:]}"
+        path = tmp_path / f"g{size}"
+        path.write_bytes(data)
+        store.put_file(key, str(path), md5_hex=md5, if_absent=True)
+        assert store.get(key)[0] == data
+        path.write_bytes(b"x" * size)  # a second writer must not replace the stored content
+        with pytest.raises(PreconditionFailedError):
+            store.put_file(key, str(path), if_absent=True)
+        assert store.get(key)[0] == data
+
+
 def test_keys_are_validated(backend):
     store = backend.make({})
     for bad in ("/abs", "a//b"):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from artifactfs.errors import DigestMismatchError, ReadOnlyBackendError
+from artifactfs.errors import DigestMismatchError, PreconditionFailedError, ReadOnlyBackendError
 
 Progress = Callable[[int], None]
 """Called with a number of bytes just transferred (for progress bars)."""
@@ -35,6 +35,8 @@ class Store(ABC):
 
     url: str = ""
     writable: bool = True
+    concurrency: int = 8
+    """How many transfers the registry runs at once against this store."""
 
     # -- reads -------------------------------------------------------------------------------
     @abstractmethod
@@ -75,13 +77,24 @@ class Store(ABC):
         """Unconditional write; returns the new etag. Used for content-addressed objects."""
 
     def put_file(
-        self, key: str, path: str, progress: Progress | None = None, md5_hex: str | None = None
+        self,
+        key: str,
+        path: str,
+        progress: Progress | None = None,
+        md5_hex: str | None = None,
+        *,
+        if_absent: bool = False,
     ) -> str:
         """Upload a local file. Backends override this with multipart/parallel uploads.
 
         With `md5_hex`, the backend must never leave content under `key` whose MD5 differs
         (the file may have changed since it was hashed): it raises DigestMismatchError instead.
+        With `if_absent`, an existing key is left alone and PreconditionFailedError raised: for
+        content-addressed blobs, so each backend can skip what it holds as cheaply as it can
+        (a conditional PUT on S3 instead of a HEAD and a PUT).
         """
+        if if_absent and self.head(key) is not None:
+            raise PreconditionFailedError(f"{key!r} already exists")
         with open(path, "rb") as f:
             data = f.read()
         if md5_hex is not None and hashlib.md5(data).hexdigest() != md5_hex:

@@ -181,9 +181,19 @@ class LocalStore(Store):
             raise self._wrap(e, key) from e
         return _etag(data)
 
+    concurrency = 4  # disk and hashing bound: more threads than cores only add contention
+
     def put_file(
-        self, key: str, path: str, progress: Progress | None = None, md5_hex: str | None = None
+        self,
+        key: str,
+        path: str,
+        progress: Progress | None = None,
+        md5_hex: str | None = None,
+        *,
+        if_absent: bool = False,
     ) -> str:
+        if if_absent and self.head(key) is not None:
+            raise PreconditionFailedError(f"{key!r} already exists")
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
         h = hashlib.md5()
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -343,12 +344,31 @@ class S3Store(Store):
             resp = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         return _strip_etag(resp.get("ETag"))
 
+    concurrency = 32  # network latency bound: keep the client's connection pool busy
+
     def put_file(
-        self, key: str, path: str, progress: Progress | None = None, md5_hex: str | None = None
+        self,
+        key: str,
+        path: str,
+        progress: Progress | None = None,
+        md5_hex: str | None = None,
+        *,
+        if_absent: bool = False,
     ) -> str:
         """Multipart, parallel upload via s3transfer; with `md5_hex`, verified on the fly so a
-        file that changed since it was hashed is never stored (see _VerifyingReader)."""
+        file that changed since it was hashed is never stored (see _VerifyingReader).
+
+        Small files with `if_absent` take one conditional PUT (If-None-Match: *): a blob the
+        bucket already holds costs one rejected request instead of a HEAD and a PUT."""
         self.check_writable()
+        try:
+            size = os.path.getsize(path)
+        except OSError as e:
+            raise BackendError(f"cannot read {path} to upload it: {e}") from e
+        if if_absent and size < self.transfer_config.multipart_threshold:
+            return self._put_small_if_absent(key, path, progress, md5_hex)
+        if if_absent and self.head(key) is not None:
+            raise PreconditionFailedError(f"{key!r} already exists")
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below, after the transfer
         except OSError as e:
@@ -370,6 +390,25 @@ class S3Store(Store):
             return reader.md5_hex  # a single PUT: S3's ETag is the content MD5
         info = self.head(key)
         return info.etag if info else ""
+
+    def _put_small_if_absent(
+        self, key: str, path: str, progress: Progress | None, md5_hex: str | None
+    ) -> str:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise BackendError(f"cannot read {path} to upload it: {e}") from e
+        digest = hashlib.md5(data)
+        if md5_hex is not None and digest.hexdigest() != md5_hex:
+            raise DigestMismatchError(
+                f"{path} changed after it was added (expected md5 {md5_hex}, read "
+                f"{digest.hexdigest()}); nothing was uploaded"
+            )
+        etag = self.create(key, data)
+        if progress:
+            progress(len(data))
+        return etag
 
     def _conditional_put(self, key: str, data: bytes, **condition: str) -> str:
         with self._errors("conditional put", key):
