@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from artifactfs.cache import eviction
 from artifactfs.cache.blocks import (
@@ -51,6 +51,9 @@ from artifactfs.cache.source import BlobSource, Progress, SourceFactory
 from artifactfs.cache.stats import CacheStats, StatsRecorder
 from artifactfs.errors import CacheError, DigestMismatchError
 from cachetools import TTLCache
+
+if TYPE_CHECKING:
+    from artifactfs.cache.handles import ObjectHandle
 
 log = logging.getLogger(__name__)
 
@@ -497,6 +500,12 @@ class BlobCache:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+    def open_handle(self, key: str, size: int, source: SourceFactory) -> ObjectHandle:
+        """Fds on the cached bytes of `key` for one long-lived reader (see handles.py)."""
+        from artifactfs.cache.handles import ObjectHandle
+
+        return ObjectHandle(self, key, size, source)
 
     # -- size limit ------------------------------------------------------------------------
     def _account(self, added: int, protect: str | None = None) -> None:

@@ -30,10 +30,11 @@ from typing import Any, TypeVar
 
 import mfusepy
 from artifactfs.errors import ArtifactFSError, BackendError, DigestMismatchError
-from artifactfs.fusefs import tree
+from artifactfs.fusefs import fusebuf, tree
 from artifactfs.fusefs.catalog import Catalog, NotFound, Unavailable, VersionView
 from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.drafts_api import DraftTree, Stat
+from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver
 
@@ -93,6 +94,12 @@ def _fh(fi: Any) -> int | None:
     return None if fi is None else int(fi.fh)
 
 
+def _no_flush(fi: Any) -> None:
+    """FOPEN_NOFLUSH (libfuse >= 3.11): close(2) of a version file sends no FLUSH upcall."""
+    if hasattr(fi, "noflush"):
+        fi.noflush = 1
+
+
 class ArtifactOperations(mfusepy.Operations):
     """The artifactfs file system (read side; drafts are delegated)."""
 
@@ -121,6 +128,7 @@ class ArtifactOperations(mfusepy.Operations):
         self.gid = os.getgid()
         self.mount_ns = time.time_ns()
         self.control = ControlDir(self._stats_json, mount_info or {})
+        self.files = OpenFiles(resolver)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()
 
@@ -301,16 +309,32 @@ class ArtifactOperations(mfusepy.Operations):
             return 0
         if isinstance(node, tree.Version):
             view = self._version(node)
-            if view.index.find(node.rel) < 0:
+            i = view.index.find(node.rel)
+            if i < 0:
                 raise NotFound(path)
-            fi.fh = 0
+            fi.fh = self.files.open(view, i)
             fi.keep_cache = 1
+            _no_flush(fi)
             self.stats.add(opens=1, open_files=1)
             return 0
         raise NotFound(path)
 
     @_guard
+    def read_buf(self, path: str, bufpp: Any, size: int, offset: int, fi: Any) -> int:
+        """Cached version bytes go to libfuse as fds (read in C, see fusebuf); the rest as bytes."""
+        spans = self.files.spans(fi.fh, offset, size)
+        if spans is not None:
+            n = fusebuf.reply_fds(bufpp, spans)
+            self.stats.add(reads=1, bytes_read=n)
+            return 0
+        fusebuf.reply_bytes(bufpp, self._read(path, size, offset, fi))
+        return 0
+
+    @_guard
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        return self._read(path, size, offset, fi)
+
+    def _read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
         node = tree.route(path)
         if isinstance(node, tree.Draft):
             return self.drafts.read(path, size, offset, _fh(fi) or 0)
@@ -337,19 +361,15 @@ class ArtifactOperations(mfusepy.Operations):
 
     @_guard
     def release(self, path: str, fi: Any) -> int:
+        fh = _fh(fi) or 0
+        if self.files.release(fh):
+            self.stats.add(open_files=-1)
+            return 0
         node = tree.route(path)
         if isinstance(node, tree.Draft):
-            self.drafts.release(path, _fh(fi) or 0)
+            self.drafts.release(path, fh)
         elif isinstance(node, tree.Control):
-            self.control.release(_fh(fi) or 0)
-        elif isinstance(node, tree.Version):
-            self.stats.add(open_files=-1)
-        return 0
-
-    @_guard
-    def flush(self, path: str, fi: Any) -> int:
-        if tree.route(path).__class__ is tree.Draft:
-            self.drafts.flush(path, _fh(fi) or 0)
+            self.control.release(fh)
         return 0
 
     @_guard

@@ -347,3 +347,43 @@ def test_real_full_filesystem(tiny_fs):
 def test_invalid_key_rejected(cache):
     with pytest.raises(CacheError):
         cache.path_for("md5/../../etc")
+
+
+def _span_bytes(spans) -> bytes:
+    return b"".join(os.pread(fd, n, pos) for fd, pos, n in spans)
+
+
+def test_handle_spans_cover_cached_blocks_then_the_whole_object(tmp_path):
+    cache = BlobCache(
+        tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
+        readahead_blocks=0,
+    )  # fmt: skip
+    data = blob(1 * MiB + 123)
+    key = content_key(md5(data))
+    src = MemorySource(data)
+    h = cache.open_handle(key, len(data), lambda: src)
+    assert h.spans(100 * KiB, 50 * KiB) is None  # nothing cached yet: caller takes the slow path
+    cache.read(key, len(data), 100 * KiB, 50 * KiB, lambda: src, md5(data))
+    spans = h.spans(100 * KiB, 50 * KiB)  # spans blocks 1 and 2, now cached
+    assert len(spans) == 2 and _span_bytes(spans) == data[100 * KiB : 150 * KiB]
+    assert h.spans(len(data) - 10, 100) is None  # the last block is not cached
+    cache.ensure_file(key, len(data), lambda: src, md5(data))  # assembles, drops the blocks
+    tail = h.spans(len(data) - 10, 100)
+    assert _span_bytes(tail) == data[-10:] and h.whole
+    assert h.spans(len(data), 10) == []
+    h.close()
+    h2 = cache.open_handle(key, len(data), lambda: src)
+    assert h2.whole and _span_bytes(h2.spans(0, 4096)) == data[:4096]
+    h2.close()
+    cache.close()
+
+
+def test_handle_never_serves_a_wrong_sized_file(cache):
+    data = blob(1000)
+    key = content_key(md5(data))
+    path = cache.path_for(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[:500])  # truncated
+    h = cache.open_handle(key, len(data), lambda: MemorySource(data))
+    assert not h.whole and h.spans(0, 100) is None
+    h.close()

@@ -1,0 +1,141 @@
+"""Open file descriptors on one object's cached bytes, held for as long as a reader keeps it open.
+
+WHY: the mount gets a read request per 128 KiB-1 MiB; opening, fstat-ing and closing the cached
+file (or block) for each one, then copying its bytes through Python, capped a cached 1 GiB read
+at ~0.6 GB/s. A handle opens each cached file once, checks its length once, and hands out
+`(fd, position, length)` spans that the caller can let libfuse read in C.
+
+Safety: fds are only closed by `close()`, which the mount calls from `release`, after the kernel
+has finished every read on that open file. A span is never handed out for a file that was not
+complete (length-checked, as `BlobCache.read` does); a cached file that is evicted or replaced
+meanwhile stays readable through its fd (Linux keeps unlinked inodes alive), and its bytes are
+immutable, so a held fd can never serve wrong bytes. Whole objects are preferred over blocks.
+
+A handle holds at most `max_fds` block fds; past that, `spans` returns None and the caller takes
+the ordinary copying path (`BlobCache.read`), so a reader of a huge object cannot exhaust the
+process's fd limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+
+from artifactfs.cache.blobcache import BlobCache
+from artifactfs.cache.blocks import block_count, block_range, block_span
+from artifactfs.cache.source import SourceFactory
+
+Span = tuple[int, int, int]
+"""(fd, position in that file, length)."""
+
+
+class ObjectHandle:
+    """Cached-file fds of one object for one open file (thread-safe)."""
+
+    def __init__(
+        self, cache: BlobCache, key: str, size: int, source: SourceFactory, max_fds: int = 64
+    ) -> None:
+        self.cache = cache
+        self.key = key
+        self.size = size
+        self.source = source
+        self.max_fds = max_fds
+        self._whole: int | None = None
+        self._blocks: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._try_whole()
+
+    def _try_whole(self) -> bool:
+        path = str(self.cache.path_for(self.key))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        if os.fstat(fd).st_size != self.size:
+            os.close(fd)  # a wrong-sized file: BlobCache.read discards it on the slow path
+            return False
+        self._whole = fd
+        self.cache._toucher.touch(path)
+        return True
+
+    @property
+    def whole(self) -> bool:
+        return self._whole is not None
+
+    def spans(self, offset: int, length: int) -> list[Span] | None:
+        """Where bytes [offset, offset+length) are cached, or None if some are not (yet)."""
+        end = min(offset + length, self.size)
+        if end <= offset:
+            return []
+        if self._whole is not None:
+            return self._whole_span(offset, end)
+        if self.size < self.cache.block_threshold:
+            return None  # small objects are only ever cached whole
+        bs = self.cache.block_size
+        out: list[Span] = []
+        blocks = block_range(offset, end - offset, self.size, bs)
+        with self._lock:
+            if self._closed:
+                return None
+            for index in blocks:
+                fd = self._blocks.get(index)
+                if fd is None:
+                    fd = self._open_block(index)
+                    if fd is None:
+                        # blocks are dropped once the whole object is assembled: use that
+                        return self._whole_span(offset, end) if self._try_whole() else None
+                start, blen = block_span(index, self.size, bs)
+                lo = max(offset, start)
+                hi = min(end, start + blen)
+                out.append((fd, lo - start, hi - lo))
+        self.cache._stats.add(hits=1, bytes_served=end - offset)
+        self._observe(offset, end - offset, blocks[-1])
+        return out
+
+    def _whole_span(self, offset: int, end: int) -> list[Span]:
+        assert self._whole is not None
+        self.cache._stats.add(hits=1, bytes_served=end - offset)
+        return [(self._whole, offset, end - offset)]
+
+    def _open_block(self, index: int) -> int | None:
+        if len(self._blocks) >= self.max_fds:
+            return None
+        path = self.cache._block_file(self.key, index)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        _, blen = block_span(index, self.size, self.cache.block_size)
+        if os.fstat(fd).st_size != blen:
+            os.close(fd)
+            return None
+        self._blocks[index] = fd
+        self.cache._toucher.touch(path)
+        return fd
+
+    def _observe(self, offset: int, length: int, last_block: int) -> None:
+        """Keep sequential read-ahead going for blocks not cached yet (as BlobCache.read does)."""
+        cache = self.cache
+        n_blocks = block_count(self.size, cache.block_size)
+        for index in cache._detector.observe(self.key, offset, length, last_block, n_blocks):
+            if index in self._blocks or os.path.exists(cache._block_file(self.key, index)):
+                continue
+            fill = functools.partial(
+                cache._fill_block, self.key, index, self.size, self.source, True
+            )
+            if not cache._prefetcher.submit(self.key, index, fill):
+                cache._detector.rewind(self.key, index)
+                break
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            fds = list(self._blocks.values())
+            self._blocks.clear()
+            if self._whole is not None:
+                fds.append(self._whole)
+                self._whole = None
+        for fd in fds:
+            os.close(fd)
