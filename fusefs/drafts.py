@@ -497,8 +497,11 @@ class Drafts:
     ) -> CommitResult:
         """Commit one draft; failures come back as a 'failed' result (the draft stays)."""
         progress = ProgressLog(draft.qualified_name, 0)
+        touched: list[str] = []
         try:
             with draft.lock:
+                if self.ctx.invalidate is not None and not dry_run:
+                    touched = _draft_paths(draft)
                 progress.total = sum(p.stat().st_size for _, p in draft.staged_files())
                 result = commit_draft(
                     draft, options=options, dry_run=dry_run, producer=producer, progress=progress
@@ -511,6 +514,8 @@ class Drafts:
             self._stats["commits"] += 1
             with self._lock:
                 self._drafts.pop((draft.entity, draft.project, draft.name), None)
+            if touched and self.ctx.invalidate is not None:
+                self.ctx.invalidate(touched)
         log.info("%s", result.describe())
         self._last_results = [result.to_json(), *self._last_results][:20]
         return result
@@ -576,6 +581,20 @@ class Drafts:
                 draft.close()
         finally:
             self.owner.release()
+
+
+def _draft_paths(draft: Draft) -> list[str]:
+    """Every mount path of a draft the kernel may have cached: its files (base, moved, deleted,
+    staged), their directories, and the draft itself; children before parents."""
+    rels: set[str] = set(draft.overlay.whiteouts) | set(draft.overlay.moves)
+    if draft.overlay.base is not None:
+        rels.update(draft.overlay.base.entries)
+    rels.update(rel for rel, _ in draft.staged_files())
+    for rel in list(rels):
+        parts = rel.split("/")
+        rels.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    root = f"/{draft.entity}/{draft.project}/{draft.name}"
+    return [f"{root}/{r}" for r in sorted(rels, key=len, reverse=True) if r] + [root]
 
 
 UTIME_NOW = (1 << 30) - 1

@@ -36,6 +36,7 @@ What the drafts side can rely on (operations.py guarantees it):
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -68,6 +69,11 @@ class DraftContext:
     gid: int
     attr_timeout: float
     mount_time: float
+    invalidate: Callable[[list[str]], None] | None = None
+    """Drop the kernel's cached attributes/entries of these mount paths (set by the mount).
+
+    WHY: libfuse's high-level API has one global attr/entry timeout, long for the immutable
+    versions; a commit changes draft paths behind the kernel's back, so it must say so."""
 
 
 @runtime_checkable

@@ -265,6 +265,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         max_readahead=opts.max_readahead,
         mount_info=info,
     )
+    ctx.invalidate = ops.invalidate_paths
     kwargs: dict[str, Any] = {
         "foreground": True,
         "nothreads": not opts.threads,

@@ -17,6 +17,7 @@ up after `--ttl` seconds without a remount.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import json
@@ -94,6 +95,14 @@ def _fh(fi: Any) -> int | None:
     return None if fi is None else int(fi.fh)
 
 
+def _current_fuse() -> int | None:
+    """The `struct fuse *` of the running loop (valid inside a callback such as init)."""
+    try:
+        return mfusepy._libfuse.fuse_get_context().contents.fuse or None
+    except (AttributeError, ValueError):
+        return None
+
+
 def _no_flush(fi: Any) -> None:
     """FOPEN_NOFLUSH (libfuse >= 3.11): close(2) of a version file sends no FLUSH upcall."""
     if hasattr(fi, "noflush"):
@@ -131,6 +140,7 @@ class ArtifactOperations(mfusepy.Operations):
         self.files = OpenFiles(resolver)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()
+        self._fuse: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:
@@ -146,8 +156,24 @@ class ArtifactOperations(mfusepy.Operations):
                 conn.max_readahead = self.max_readahead
             except AttributeError:
                 pass
+        self._fuse = _current_fuse()
         if self._ready is not None:
             self._ready()
+
+    def invalidate_paths(self, paths: list[str]) -> None:
+        """Forget the kernel's cached attributes and lookups of `paths` (libfuse3 only).
+
+        Called from a non-FUSE thread (a commit), never from inside a callback: the kernel may
+        hold the locks a callback runs under, and the notification waits for them.
+        """
+        if self._fuse is None or self._destroyed.is_set():
+            return
+        invalidate = getattr(mfusepy._libfuse, "fuse_invalidate_path", None)
+        if invalidate is None:
+            return
+        invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        for p in paths:
+            invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
 
     def destroy(self, path: str) -> None:
         """Unmount (any cause): let drafts commit, then release what we hold."""
