@@ -29,12 +29,10 @@ import itertools
 import json
 import logging
 import mmap
-import os
 import re
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 from array import array
 from collections.abc import Iterator
@@ -43,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.errors import InvalidPathError
+from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import ManifestEntry
 from artifactfs.resolver.names import check_entry_path
 
@@ -183,24 +182,14 @@ def build_index_bytes(raw: bytes, out: Path) -> int:
     o_paths = o_sizes + 8 * n
     o_metas = pad(o_paths + len(path_blob))
     end = o_metas + len(meta_blob)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_HEADER.pack(MAGIC, n, o_pathoff, o_metaoff, o_sizes, o_paths, o_metas, end))
-            f.write(pathoff.tobytes())
-            f.write(metaoff.tobytes())
-            f.write(sizes.tobytes())
-            f.write(path_blob)
-            f.write(b"\0" * (o_metas - o_paths - len(path_blob)))
-            f.write(meta_blob)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        f.write(_HEADER.pack(MAGIC, n, o_pathoff, o_metaoff, o_sizes, o_paths, o_metas, end))
+        f.write(pathoff.tobytes())
+        f.write(metaoff.tobytes())
+        f.write(sizes.tobytes())
+        f.write(path_blob)
+        f.write(b"\0" * (o_metas - o_paths - len(path_blob)))
+        f.write(meta_blob)
     return n
 
 

@@ -15,13 +15,13 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from artifactfs.errors import InvalidPathError
+from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex
 from artifactfs.resolver.names import check_entry_path
 
@@ -94,19 +94,8 @@ def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
             target
         ) == b64_to_hex(entry.digest):
             return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
+    with atomic_path(target, mode=0o644) as tmp:
         shutil.copyfile(cached, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return True
 
 

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from artifactfs.errors import ArtifactFSError, DigestMismatchError
+from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.backends.base import Store
 from artifactfs.resolver.backends.http import INDEX_FORMAT, INDEX_NAME
 
@@ -96,19 +96,9 @@ def _check_destination(dest: Path) -> None:
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-export-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # served by a web server running as another user
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # 0644: served by a web server running as another user
+    with atomic_path(path, mode=0o644) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _copy(src: Store, key: str, dest: Path, stats: ExportStats, lock: threading.Lock) -> None:

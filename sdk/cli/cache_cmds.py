@@ -9,16 +9,8 @@ import argparse
 import json
 
 from artifactfs.cache import BlobCache
+from artifactfs.cli.output import human_size
 from artifactfs.config import load_config, parse_size
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def _open_cache() -> BlobCache:

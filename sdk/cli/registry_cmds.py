@@ -9,40 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime
 
+from artifactfs.cli.output import human_date, human_size, table
 from artifactfs.errors import ArtifactNotFoundError
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_name, parse_artifact_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-def human_date(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
 
 
 def _api(args: argparse.Namespace):  # -> Api, imported lazily to keep `--help` fast
@@ -70,7 +43,7 @@ def _ls_versions(reg: Registry, entity: str, project: str, name: str) -> str:
             ]
         )
     head = f"{entity}/{project}/{name}  type={coll.type}  {len(rows)} version(s)"
-    return head + "\n" + _table(rows, ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "DIGEST"])
+    return head + "\n" + table(rows, ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "DIGEST"])
 
 
 def _ls_files(reg: Registry, record: VersionRecord) -> str:
@@ -82,7 +55,7 @@ def _ls_files(reg: Registry, record: VersionRecord) -> str:
         f"{record.full_name}  type={record.type}  {record.file_count} file(s), "
         f"{human_size(record.size)}  aliases: {', '.join(reg.version_aliases(record)) or '-'}"
     )
-    return head + "\n" + _table(rows, ["PATH", "SIZE", "REFERENCE"])
+    return head + "\n" + table(rows, ["PATH", "SIZE", "REFERENCE"])
 
 
 def _ls_collections(reg: Registry, entity: str, project: str) -> str:
@@ -104,7 +77,7 @@ def _ls_collections(reg: Registry, entity: str, project: str) -> str:
                 human_date(latest.created_at if latest else None),
             ]
         )
-    return _table(rows, ["COLLECTION", "TYPE", "VERSIONS", "LATEST", "SIZE", "UPDATED"])
+    return table(rows, ["COLLECTION", "TYPE", "VERSIONS", "LATEST", "SIZE", "UPDATED"])
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
