@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from artifactfs.config import load_config
 from artifactfs.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
@@ -46,12 +47,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS_DIR_ENV = "ARTIFACTFS_ARTIFACT_DIR"
-
 
 def default_artifact_dir() -> Path:
-    """W&B downloads to ./artifacts/<name>:<version>; the base dir is overridable."""
-    return Path(os.environ.get(ARTIFACTS_DIR_ENV) or "./artifacts")
+    """W&B downloads to ./artifacts/<name>:<version>; the base is the `artifact_dir` setting."""
+    return load_config().artifact_dir
 
 
 class ArtifactManifestEntry(ManifestEntry):

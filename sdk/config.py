@@ -54,6 +54,9 @@ class Config:
     write_dir: Path = field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "artifactfs" / "drafts"
     )
+    artifact_dir: Path = Path("artifacts")
+    """Base of `Artifact.download()`'s default root (`<artifact_dir>/<name>:<version>`, as W&B);
+    relative paths are taken from the current directory at download time."""
     entity: str = field(default_factory=_default_user)
     project: str = "uncategorized"
     metadata_ttl: float = 5.0
@@ -77,6 +80,7 @@ ENV = {
     "ARTIFACTFS_CACHE_DIR": "cache_dir",
     "ARTIFACTFS_CACHE_SIZE": "cache_size",
     "ARTIFACTFS_WRITE_DIR": "write_dir",
+    "ARTIFACTFS_ARTIFACT_DIR": "artifact_dir",
     "ARTIFACTFS_ENTITY": "entity",
     "ARTIFACTFS_PROJECT": "project",
     "ARTIFACTFS_METADATA_TTL": "metadata_ttl",
@@ -102,7 +106,7 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name in ("cache_size",):
             return parse_size(value)
-        if name in ("cache_dir", "write_dir"):
+        if name in ("cache_dir", "write_dir", "artifact_dir"):
             return Path(os.path.expanduser(str(value))).absolute()
         if "float" in kind:
             return float(value)

@@ -99,6 +99,18 @@ def test_log_use_and_attributes(registry_url, tmp_path):
     assert af.Api().run(f"acme/mnist/{run_id}").used_artifacts()[0].name == "mnist:v0"
 
 
+def test_default_download_root_follows_artifact_dir_setting(tmp_path, monkeypatch):
+    data = _dataset(tmp_path / "data")
+    with af.init(entity="acme", project="p") as run:
+        art = af.Artifact("ds", type="dataset")
+        art.add_dir(data)
+        run.log_artifact(art)
+    monkeypatch.setenv("ARTIFACTFS_ARTIFACT_DIR", str(tmp_path / "elsewhere"))
+    root = Path(af.Api(overrides={"project": "p"}).artifact("ds:v0").download())
+    assert root == tmp_path / "elsewhere" / "ds:v0"
+    assert (root / "a.txt").is_file()
+
+
 def test_download_checkout_verify(registry_url, tmp_path, monkeypatch):
     data = _dataset(tmp_path / "data")
     with af.init(entity="acme", project="p") as run:
