@@ -590,6 +590,7 @@ def _draft_paths(draft: Draft) -> list[str]:
     if draft.overlay.base is not None:
         rels.update(draft.overlay.base.entries)
     rels.update(rel for rel, _ in draft.staged_files())
+    rels.update(draft.staged_dirs())
     for rel in list(rels):
         parts = rel.split("/")
         rels.update("/".join(parts[:i]) for i in range(1, len(parts)))

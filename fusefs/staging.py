@@ -406,6 +406,17 @@ class Draft:
         self.statefile.sync()
 
     # -- what would be committed ----------------------------------------------------------------
+    def staged_dirs(self) -> Iterator[str]:
+        """Every directory made in the draft (draft paths), empty ones included: they vanish at
+        commit (versions hold files only), so the mount must forget them."""
+        if not self.files.is_dir():
+            return
+        base = str(self.files)
+        for dirpath, dirnames, _filenames in os.walk(base):
+            rel = os.path.relpath(dirpath, base)
+            for d in dirnames:
+                yield d if rel == "." else f"{rel}/{d}"
+
     def staged_files(self) -> Iterator[tuple[str, Path]]:
         """Every staged regular file: (draft path, disk path). Symlinks and specials are
         skipped (the FUSE layer refuses to create them)."""

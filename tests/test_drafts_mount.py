@@ -110,6 +110,23 @@ def test_shell_tools_in_a_draft_then_commit_by_command(reg, tmp_path):
     assert blob_count(url) - blobs_before == len(new_contents)
 
 
+def test_draft_paths_are_fresh_right_after_a_commit(reg, tmp_path):
+    """The kernel caches attributes for the long version timeout; a commit must invalidate the
+    draft's paths, or an uncommitted empty dir and old sizes would linger for an hour."""
+    url, _resolver = reg
+    with mounted(tmp_path / "mnt", registry=url) as m:
+        d = m.path / "acme/proj/ds"
+        (d / "keep").mkdir()  # empty directories are not part of a version
+        (d / "a.txt").write_bytes(b"x" * 10)
+        assert (d / "keep").is_dir() and (d / "a.txt").stat().st_size == 10  # now kernel-cached
+        out = subprocess.run([*CLI, "commit", "acme/proj/ds"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert not (d / "keep").exists()
+        assert (d / "a.txt").stat().st_size == 10
+        (d / "a.txt").write_bytes(b"yy")
+        assert (d / "a.txt").stat().st_size == 2
+
+
 def test_commit_on_unmount_and_copy_on_write(reg, tmp_path):
     url, resolver = reg
     with mounted(tmp_path / "mnt", registry=url) as m:
