@@ -287,3 +287,25 @@ def test_kill_during_commit_20_trials(tmp_path, monkeypatch):
         assert latest.digest == manifest.digest()
         assert check_registry_invariants(resolver) >= 1
     print(json.dumps(outcomes))
+
+
+def test_cli_commits_from_disk_without_a_mount(resolver, tmp_path):
+    """No mount owns the write dir: `artifactfs commit` takes its lock and commits from disk;
+    `status` lists the draft before and not after."""
+    seed(resolver, BASE)
+    draft = draft_of(resolver)
+    write(draft, "new.txt", b"from the command line")
+    draft.close()
+    cli = [sys.executable, "-m", "artifactfs"]
+    status = subprocess.run([*cli, "status"], capture_output=True, text=True, check=True)
+    assert "acme/mnist/mnist" in status.stdout
+    out = subprocess.run(
+        [*cli, "commit", "acme/mnist/mnist", "--alias", "cli"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "committed acme/mnist/mnist:v1" in out.stdout
+    assert out.stderr == ""  # piped: no progress bar
+    rec = resolver.registry.resolve(parse_artifact_name("acme/mnist/mnist:cli"))
+    assert version_files(resolver, rec) == {**BASE, "new.txt": b"from the command line"}
+    status = subprocess.run([*cli, "status"], capture_output=True, text=True, check=True)
+    assert "acme/mnist/mnist" not in status.stdout

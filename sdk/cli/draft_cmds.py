@@ -26,6 +26,7 @@ from artifactfs.fusefs.commit_requests import WriteDirLock, lock_holder, send_re
 from artifactfs.fusefs.draft_errors import DraftError, DraftNotFoundError
 from artifactfs.fusefs.staging import Draft, find_draft, iter_draft_dirs
 from artifactfs.fusefs.staging_state import DraftOptions
+from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver
 
@@ -119,12 +120,18 @@ def cmd_commit(args: argparse.Namespace) -> int:
             drafts = [find_draft(resolver, write_dir, name) for name in names]
             results = []
             for draft in drafts:
+                staged = sum(p.stat().st_size for _, p in draft.staged_files())
                 try:
-                    results.append(
-                        commit_draft(
-                            draft, options=options, dry_run=args.dry_run, producer=PRODUCER_CLI
+                    with progress_bar(staged, f"commit {draft.qualified_name}") as advance:
+                        results.append(
+                            commit_draft(
+                                draft,
+                                options=options,
+                                dry_run=args.dry_run,
+                                producer=PRODUCER_CLI,
+                                progress=advance,
+                            )
                         )
-                    )
                 except DraftError as e:
                     results.append(CommitResult(draft.qualified_name, "failed", error=str(e)))
                 finally:
