@@ -49,6 +49,7 @@ from artifactfs.cache.locks import KeyLocks
 from artifactfs.cache.prefetch import Prefetcher, SequentialDetector
 from artifactfs.cache.source import BlobSource, Progress, SourceFactory
 from artifactfs.cache.stats import CacheStats, StatsRecorder
+from artifactfs.cache.wholefill import WholeFill
 from artifactfs.errors import CacheError, DigestMismatchError
 from cachetools import TTLCache
 
@@ -152,6 +153,8 @@ class BlobCache:
         # stream of block misses does not re-open (re-HEAD) the reference for every block.
         self._sources: TTLCache[str, BlobSource] = TTLCache(maxsize=256, ttl=60.0)
         self._sources_lock = threading.Lock()
+        self._fills: dict[str, WholeFill] = {}
+        self._fills_lock = threading.Lock()
         # Plain dicts (single operations are atomic under the GIL; cachetools caches are not
         # thread-safe), emptied when they grow past a bound.
         self._block_dirs: dict[str, str] = {}
@@ -501,11 +504,68 @@ class BlobCache:
         except FileNotFoundError:
             pass
 
-    def open_handle(self, key: str, size: int, source: SourceFactory) -> ObjectHandle:
+    # -- background whole fills (wholefill.py) ----------------------------------------------
+    def whole_fill(
+        self, key: str, size: int, source: SourceFactory, md5_hex: str | None
+    ) -> tuple[WholeFill, int] | None:
+        """Join (or start) the background whole fill of `key` for one sequential reader.
+
+        Returns the fill and the reader's own fd on its file, or None when a whole fill is not
+        worth it: the object is cached already, or the source does not ask for parallel reads
+        (`parallelism` hint <= 1, e.g. a local store: its block reads are as fast as they get).
+        The caller must `detach()` the fill and close the fd when done.
+        """
+        src = self._source(key, source)
+        workers = int(getattr(src, "parallelism", 1))
+        if workers <= 1 or os.path.exists(self.path_for(key)):
+            return None
+        with self._fills_lock:
+            fill = self._fills.get(key)
+            if fill is not None and not fill.failed:
+                fd = fill.attach()
+                if fd is not None:
+                    return fill, fd
+            try:
+                fill = WholeFill(
+                    source=src,
+                    size=size,
+                    md5_hex=md5_hex,
+                    dest=self.path_for(key),
+                    tmp_dir=self._tmp,
+                    part_size=self.block_size,
+                    workers=workers,
+                    cached_part=lambda index: self._block_file(key, index),
+                    on_done=functools.partial(self._whole_fill_done, key),
+                )
+            except OSError as e:
+                log.warning("cannot start a background fill of %s: %s", key, e)
+                return None
+            self._fills[key] = fill
+            fd = fill.attach()
+        assert fd is not None
+        fill.start()
+        self._stats.add(misses=1)
+        return fill, fd
+
+    def _whole_fill_done(self, key: str, fill: WholeFill) -> None:
+        with self._fills_lock:
+            if self._fills.get(key) is fill:
+                del self._fills[key]
+        self._stats.add(bytes_fetched=fill.fetched_bytes)
+        if fill.published or isinstance(fill.error, DigestMismatchError):
+            # blocks are superseded by the whole object, or one of them may be the bad part
+            shutil.rmtree(self.block_dir(key), ignore_errors=True)
+        if fill.published:
+            self._forget_source(key)
+            self._account(fill.size, protect=str(fill.dest))
+
+    def open_handle(
+        self, key: str, size: int, source: SourceFactory, md5_hex: str | None = None
+    ) -> ObjectHandle:
         """Fds on the cached bytes of `key` for one long-lived reader (see handles.py)."""
         from artifactfs.cache.handles import ObjectHandle
 
-        return ObjectHandle(self, key, size, source)
+        return ObjectHandle(self, key, size, source, md5_hex=md5_hex)
 
     # -- size limit ------------------------------------------------------------------------
     def _account(self, added: int, protect: str | None = None) -> None:
@@ -563,8 +623,12 @@ class BlobCache:
             time.sleep(0.005)
 
     def close(self) -> None:
-        """Stop read-ahead threads (queued prefetches are dropped)."""
+        """Stop read-ahead threads (queued prefetches are dropped) and background fills."""
         self._prefetcher.shutdown(wait=True)
+        with self._fills_lock:
+            fills = list(self._fills.values())
+        for fill in fills:
+            fill.cancel()
 
 
 __all__ = ["BlobCache", "CacheInfo", "CacheStats", "PruneResult", "content_key", "reference_key"]

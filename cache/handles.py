@@ -14,6 +14,11 @@ immutable, so a held fd can never serve wrong bytes. Whole objects are preferred
 A handle holds at most `max_fds` block fds; past that, `spans` returns None and the caller takes
 the ordinary copying path (`BlobCache.read`), so a reader of a huge object cannot exhaust the
 process's fd limit.
+
+A reader that goes sequentially from offset 0 past the first block joins a background whole fill
+(wholefill.py) when the source asks for parallel reads (remote stores): its reads then wait for
+their parts to land in the fill's single file and are served from one fd on it, which becomes
+the verified whole object once published. Random readers never start one.
 """
 
 from __future__ import annotations
@@ -25,26 +30,44 @@ import threading
 from artifactfs.cache.blobcache import BlobCache
 from artifactfs.cache.blocks import block_count, block_range, block_span
 from artifactfs.cache.source import SourceFactory
+from artifactfs.cache.wholefill import WholeFill
 
 Span = tuple[int, int, int]
 """(fd, position in that file, length)."""
+
+REORDER = 16 << 20
+"""How far apart consecutive reads may land and still count as one sequential stream: the
+kernel's parallel readahead requests arrive out of order by several MiB (measured: 5 MiB)."""
 
 
 class ObjectHandle:
     """Cached-file fds of one object for one open file (thread-safe)."""
 
     def __init__(
-        self, cache: BlobCache, key: str, size: int, source: SourceFactory, max_fds: int = 64
+        self,
+        cache: BlobCache,
+        key: str,
+        size: int,
+        source: SourceFactory,
+        max_fds: int = 64,
+        md5_hex: str | None = None,
     ) -> None:
         self.cache = cache
         self.key = key
         self.size = size
         self.source = source
+        self.md5_hex = md5_hex
         self.max_fds = max_fds
         self._whole: int | None = None
         self._blocks: dict[int, int] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._fill: WholeFill | None = None
+        self._fill_fd: int | None = None
+        self._fill_tried = False
+        self._run_from_zero = False
+        self._run_bytes = 0
+        self._end = 0
         self._try_whole()
 
     def _try_whole(self) -> bool:
@@ -73,6 +96,9 @@ class ObjectHandle:
             return self._whole_span(offset, end)
         if self.size < self.cache.block_threshold:
             return None  # small objects are only ever cached whole
+        fill_spans = self._fill_spans(offset, end)
+        if fill_spans is not None:
+            return fill_spans
         bs = self.cache.block_size
         out: list[Span] = []
         blocks = block_range(offset, end - offset, self.size, bs)
@@ -93,6 +119,40 @@ class ObjectHandle:
         self.cache._stats.add(hits=1, bytes_served=end - offset)
         self._observe(offset, end - offset, blocks[-1])
         return out
+
+    def _fill_spans(self, offset: int, end: int) -> list[Span] | None:
+        """Serve from the background whole fill, joining one when reads are sequential from 0."""
+        with self._lock:
+            if self._closed:
+                return None
+            bs = self.cache.block_size
+            if offset == 0:
+                self._run_from_zero, self._run_bytes = True, 0
+            elif abs(offset - self._end) > REORDER:  # a jump: random access
+                self._run_from_zero = False
+            self._end = max(self._end, end)
+            self._run_bytes += end - offset
+            # One 1 MiB read at 0 makes the kernel read ahead up to 4 MiB (a block): only a
+            # reader that goes on past that is streaming the file.
+            start = (
+                self._fill is None
+                and not self._fill_tried
+                and self._run_from_zero
+                and offset >= bs
+                and self._run_bytes >= bs
+            )
+            if start:
+                self._fill_tried = True
+                joined = self.cache.whole_fill(self.key, self.size, self.source, self.md5_hex)
+                if joined is not None:
+                    self._fill, self._fill_fd = joined
+            fill, fd = self._fill, self._fill_fd
+        if fill is None or fd is None or not fill.wait(offset, end):
+            return None
+        if fill.published and self._whole is None:
+            self._whole = fd  # the same inode, now the verified object (closed in close())
+        self.cache._stats.add(hits=1, bytes_served=end - offset)
+        return [(fd, offset, end - offset)]
 
     def _whole_span(self, offset: int, end: int) -> list[Span]:
         assert self._whole is not None
@@ -132,10 +192,16 @@ class ObjectHandle:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            fds = list(self._blocks.values())
+            fds = set(self._blocks.values())
             self._blocks.clear()
             if self._whole is not None:
-                fds.append(self._whole)
+                fds.add(self._whole)
                 self._whole = None
+            if self._fill_fd is not None:
+                fds.add(self._fill_fd)
+                self._fill_fd = None
+            fill, self._fill = self._fill, None
         for fd in fds:
             os.close(fd)
+        if fill is not None:
+            fill.detach()

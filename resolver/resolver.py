@@ -30,6 +30,8 @@ class StoreObjectSource:
     def __init__(self, store: Store, key: str) -> None:
         self.store = store
         self.key = key
+        self.parallelism = store.read_parallelism
+        """Hint for the cache: ranged GETs worth running at once on a sequential read."""
 
     def read_range(self, start: int, length: int) -> bytes:
         return self.store.get_range(self.key, start, length)
@@ -112,7 +114,8 @@ class Resolver:
         loc = self.locate(entry)
         if loc.size is None:
             return None
-        return self.cache.open_handle(loc.key, loc.size, loc.source)
+        return self.cache.open_handle(loc.key, loc.size, loc.source, loc.md5_hex)
 
     def close(self) -> None:
+        self.cache.close()
         self.store.close()

@@ -387,3 +387,131 @@ def test_handle_never_serves_a_wrong_sized_file(cache):
     h = cache.open_handle(key, len(data), lambda: MemorySource(data))
     assert not h.whole and h.spans(0, 100) is None
     h.close()
+
+
+class ParallelSource(MemorySource):
+    """A remote-like source: asks the cache for parallel sequential reads (the hint)."""
+
+    parallelism = 4
+
+
+def _stream(h, size: int, step: int = 64 * KiB) -> bytes:
+    """Read through a handle like the mount does: spans, or None (then the caller's slow path)."""
+    out = []
+    for off in range(0, size, step):
+        spans = h.spans(off, step)
+        assert spans is not None, f"no spans at {off}"
+        out.append(_span_bytes(spans))
+    return b"".join(out)
+
+
+def _wait_for(cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_sequential_reader_of_remote_source_gets_a_verified_whole_object(tmp_path):
+    cache = BlobCache(tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB)
+    data = blob(2 * MiB + 77, seed=5)
+    key = content_key(md5(data))
+    src = ParallelSource(data)
+    h = cache.open_handle(key, len(data), lambda: src, md5(data))
+    # the first block comes through the ordinary block path, as for any reader
+    cache.read(key, len(data), 0, 64 * KiB, lambda: src, md5(data))
+    assert _stream(h, len(data)) == data
+    _wait_for(lambda: cache.path_for(key).exists() and not cache._fills)
+    assert cache.path_for(key).read_bytes() == data
+    assert not cache.block_dir(key).exists()  # superseded by the whole object
+    assert not list((tmp_path / "c" / "tmp").iterdir())  # no temporary file left behind
+    assert _span_bytes(h.spans(0, 10)) == data[:10]
+    assert h.whole  # the handle's fd now names the published object
+    h.close()
+    cache.close()
+
+
+def test_whole_fill_honours_the_parallelism_hint_only(tmp_path):
+    """A local-like source (no hint) never gets a whole fill: only the blocks it reads."""
+    cache = BlobCache(
+        tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
+        readahead_blocks=0,
+    )  # fmt: skip
+    data = blob(1 * MiB, seed=6)
+    key = content_key(md5(data))
+    src = MemorySource(data)
+    assert cache.whole_fill(key, len(data), lambda: src, md5(data)) is None
+    h = cache.open_handle(key, len(data), lambda: src, md5(data))
+    for off in range(0, 512 * KiB, 64 * KiB):
+        if h.spans(off, 64 * KiB) is None:
+            cache.read(key, len(data), off, 64 * KiB, lambda: src, md5(data))
+    assert not cache.path_for(key).exists() and not cache._fills
+    assert sum(n for _, n in src.ranges) == 512 * KiB
+    h.close()
+    cache.close()
+
+
+def test_random_reader_never_starts_a_whole_fill(tmp_path):
+    cache = BlobCache(
+        tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
+        readahead_blocks=0,
+    )  # fmt: skip
+    data = blob(64 * MiB, seed=7)
+    key = content_key(md5(data))
+    src = ParallelSource(data)
+    h = cache.open_handle(key, len(data), lambda: src, md5(data))
+    for off in (0, 40 * MiB, 64 * KiB, 20 * MiB, 128 * KiB):
+        assert h.spans(off, 4 * KiB) is None  # not cached: the caller reads by block
+        cache.read(key, len(data), off, 4 * KiB, lambda: src, md5(data))
+    assert not cache._fills and sum(n for _, n in src.ranges) == 5 * 64 * KiB
+    h.close()
+    cache.close()
+
+
+def test_whole_fill_with_a_bad_digest_publishes_nothing(tmp_path):
+    cache = BlobCache(tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB)
+    data = blob(1 * MiB, seed=8)
+    key = content_key(md5(data))
+    src = ParallelSource(data)
+    joined = cache.whole_fill(key, len(data), lambda: src, md5(b"something else"))
+    assert joined is not None
+    fill, fd = joined
+    assert fill.wait(0, len(data))  # readers are served as parts land (unverified, like blocks)
+    _wait_for(lambda: not cache._fills)
+    assert isinstance(fill.error, DigestMismatchError) and not fill.published
+    assert not cache.path_for(key).exists()
+    assert not list((tmp_path / "c" / "tmp").iterdir())
+    os.close(fd)
+    fill.detach()
+    cache.close()
+
+
+def test_reader_that_stops_cancels_the_whole_fill(tmp_path):
+    cache = BlobCache(tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB)
+    data = blob(8 * MiB, seed=9)
+    key = content_key(md5(data))
+    src = ParallelSource(data, delay=0.01)
+    fill, fd = cache.whole_fill(key, len(data), lambda: src, md5(data))
+    assert fill.wait(0, 64 * KiB)
+    os.close(fd)
+    fill.detach()  # the only reader left before all parts landed
+    _wait_for(lambda: not cache._fills)
+    assert fill.cancelled and not fill.published and not cache.path_for(key).exists()
+    assert not list((tmp_path / "c" / "tmp").iterdir())
+    assert sum(n for _, n in src.ranges) < len(data)
+    cache.close()
+
+
+def test_whole_fill_failure_falls_back_to_blocks(tmp_path):
+    cache = BlobCache(tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB)
+    data = blob(1 * MiB, seed=10)
+    key = content_key(md5(data))
+    src = ParallelSource(data[: 512 * KiB])  # truncated remote object: a short part fails it
+    fill, fd = cache.whole_fill(key, len(data), lambda: src, md5(data))
+    assert not fill.wait(0, len(data))
+    _wait_for(lambda: not cache._fills)
+    assert fill.error is not None and not cache.path_for(key).exists()
+    assert not list((tmp_path / "c" / "tmp").iterdir())
+    os.close(fd)
+    fill.detach()
+    cache.close()

@@ -37,6 +37,9 @@ class Store(ABC):
     writable: bool = True
     concurrency: int = 8
     """How many transfers the registry runs at once against this store."""
+    read_parallelism: int = 1
+    """How many ranged reads of one object are worth running at once when it is read
+    sequentially (the cache's background whole fill; 1: never, block reads are as fast)."""
 
     # -- reads -------------------------------------------------------------------------------
     @abstractmethod

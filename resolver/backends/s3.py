@@ -345,6 +345,8 @@ class S3Store(Store):
         return _strip_etag(resp.get("ETag"))
 
     concurrency = 32  # network latency bound: keep the client's connection pool busy
+    read_parallelism = 8
+    """A single ranged GET runs at ~0.5 GB/s (loopback SeaweedFS); 4-8 at once reach ~1.2."""
 
     def put_file(
         self,
