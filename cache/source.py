@@ -25,5 +25,9 @@ class BlobSource(Protocol):
         ...
 
 
+# Optional, used when present (see cache/wholefill.py):
+#   parallelism: int  -- ranged reads worth running at once on a sequential read (default 1)
+#   range_into(start, length, fd) -> int  -- write a range at the same offsets of a file
+
 SourceFactory = Callable[[], BlobSource]
 """Called only on a miss, so hits never touch (or even construct a client for) the backend."""

@@ -171,16 +171,19 @@ class WholeFill:
         if block is not None and self._copy_block(block, start, length):
             self.reused_parts += 1
             return
-        data = self.source.read_range(start, length)
-        if len(data) != length:
+        into = getattr(self.source, "range_into", None)
+        if into is not None:  # the source streams into the file (no bytes object per part)
+            got = into(start, length, self.fd)
+        else:
+            view = memoryview(self.source.read_range(start, length))
+            got = 0
+            while got < len(view):
+                got += os.pwrite(self.fd, view[got:], start + got)
+        if got != length:
             raise OSError(
-                f"part {index}: source returned {len(data)} bytes, expected {length} "
+                f"part {index}: source returned {got} bytes, expected {length} "
                 f"(object of {self.size} bytes changed or is truncated)"
             )
-        view = memoryview(data)
-        done = 0
-        while done < length:
-            done += os.pwrite(self.fd, view[done:], start + done)
         with self._cond:
             self.fetched_bytes += length
 

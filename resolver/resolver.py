@@ -8,6 +8,7 @@ content or reference alike, through the cache.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,6 +39,18 @@ class StoreObjectSource:
 
     def copy_to(self, fileobj: BinaryIO, progress: Progress | None = None) -> int:
         return self.store.download_to(self.key, fileobj, progress)
+
+    def range_into(self, start: int, length: int, fd: int) -> int:
+        """Bytes [start, start+length) written at the same offsets of `fd` (no bytes object
+        when the store can stream, as S3 does); returns how many were written."""
+        into = getattr(self.store, "get_range_into", None)
+        if into is not None:
+            return into(self.key, start, length, fd)
+        data = memoryview(self.read_range(start, length))
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], start + done)
+        return done
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,26 @@ def test_get_range(backend):
         store.get_range("blobs/md5/00/nope", 0, 10)
 
 
+def test_range_into_writes_at_the_same_offsets(backend, tmp_path):
+    """StoreObjectSource.range_into: S3 streams the body into the file (get_range_into),
+    other stores go through get_range; same bytes at the same offsets either way, and the
+    connection stays usable afterwards."""
+    from artifactfs.resolver.resolver import StoreObjectSource
+
+    data = os.urandom(3 * (1 << 20) + 5)
+    store = backend.make({"blobs/big": data})
+    src = StoreObjectSource(store, "blobs/big")
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    try:
+        for start, length in ((1 << 20, 2 * (1 << 20)), (0, 1 << 20), (3 * (1 << 20), 5)):
+            assert src.range_into(start, length, fd) == length
+        assert os.pread(fd, len(data) + 1, 0) == data
+        assert src.range_into(len(data) - 5, 10, fd) == 5  # short at the end
+    finally:
+        os.close(fd)
+    assert store.get_range("blobs/big", 0, 4) == data[:4]
+
+
 def test_download_to_big_object(backend, tmp_path):
     data = os.urandom(BIG)
     store = backend.make({"blobs/big": data, "small": b"s"})

@@ -82,6 +82,24 @@ def _quote_etag(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
+_buffers = threading.local()
+BUFFER_SIZE = 1 * MiB
+
+
+def _thread_buffer() -> memoryview:
+    buf = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = memoryview(bytearray(BUFFER_SIZE))
+    return buf
+
+
+def _pwrite_all(fd: int, data: memoryview, pos: int) -> int:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], pos + done)
+    return done
+
+
 class _VerifyingReader:
     """A non-seekable reader that hashes what s3transfer reads and refuses to hand over the end
     of the file if the MD5 differs from the expected one.
@@ -282,6 +300,44 @@ class S3Store(Store):
         ):
             data = data[start : start + length]
         return data
+
+    def get_range_into(self, key: str, start: int, length: int, fd: int) -> int:
+        """Write bytes [start, start+length) of `key` at the same offsets of file `fd`.
+
+        WHY: `get_range` allocates the whole range as one bytes object and urllib3 copies it
+        through its own buffers; with 8 of them at once that allocation and copying cost more
+        CPU than the transfer on a 2-core machine. Here the body goes from the socket into one
+        reused buffer per thread (http.client's readinto) and straight to the file. Falls back
+        to `get_range` when the response is not a plain 206 body.
+        """
+        with self._errors("get_range", key):
+            resp = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}"
+            )
+            body = resp["Body"]
+            raw = getattr(body, "_raw_stream", None)
+            fp = getattr(raw, "_fp", None)
+            status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            plain = status == 206 and not resp.get("ContentEncoding") and fp is not None
+            if not plain or int(resp.get("ContentLength", -1)) != length:
+                body.close()
+                data = self.get_range(key, start, length)
+                return _pwrite_all(fd, memoryview(data), start)
+            buf = _thread_buffer()
+            done = 0
+            try:
+                while done < length:
+                    n = fp.readinto(buf[: min(len(buf), length - done)])
+                    if not n:
+                        break
+                    _pwrite_all(fd, buf[:n], start + done)
+                    done += n
+            finally:
+                if done == length:
+                    raw.release_conn()
+                else:
+                    body.close()
+        return done
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
