@@ -28,27 +28,9 @@ from artifactfs.config import load_config
 from artifactfs.fusefs.mount import MountOptions, start_background, unmount
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.resolver import Resolver
-from run import Context, Figure, timed
+from run import Context, Figure, drop_caches, read_file, timed
 
 GiB = 1 << 30
-
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def read_file(path: str, bs: int = 1 << 20) -> int:
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(bs):
-            n += len(chunk)
-    return n
 
 
 def _read_all(paths: list[str]) -> int:

@@ -24,29 +24,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from run import Context, Figure, timed
+from run import Context, Figure, drop_caches, read_file, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 MiB = 1 << 20
-
-
-def drop_caches() -> bool:
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def read_file(path: str | os.PathLike[str], bs: int = MiB) -> int:
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(bs):
-            n += len(chunk)
-    return n
 
 
 def _wait_mounted(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,26 @@ class Context:
     def median(self, fn: Callable[[], float], runs: int | None = None) -> float:
         """Median of `runs` calls of `fn` (each returns a measurement)."""
         return statistics.median(fn() for _ in range(runs or self.runs))
+
+
+def drop_caches() -> bool:
+    """Empty the page cache (root only) so a "cold" read really reads; False if we cannot."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def read_file(path: str | os.PathLike[str], bs: int = 1 << 20) -> int:
+    """Read a whole file in `bs` chunks, unbuffered, as `cat` or `cp` would; return the bytes."""
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(bs):
+            n += len(chunk)
+    return n
 
 
 def timed(fn: Callable[[], object]) -> float:
