@@ -24,11 +24,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from run import Context, Figure, drop_caches, read_file, timed
+
 from artifactfs.config import load_config
 from artifactfs.fusefs.mount import MountOptions, start_background, unmount
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.resolver import Resolver
-from run import Context, Figure, drop_caches, read_file, timed
 
 GiB = 1 << 30
 

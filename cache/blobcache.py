@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from cachetools import TTLCache
+
 from artifactfs.cache import eviction
 from artifactfs.cache.blocks import (
     NO_SPACE,
@@ -51,7 +53,6 @@ from artifactfs.cache.source import BlobSource, Progress, SourceFactory
 from artifactfs.cache.stats import CacheStats, StatsRecorder
 from artifactfs.cache.wholefill import WholeFill
 from artifactfs.errors import CacheError, DigestMismatchError
-from cachetools import TTLCache
 
 if TYPE_CHECKING:
     from artifactfs.cache.handles import ObjectHandle

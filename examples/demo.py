@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import log_and_use
+
 from artifactfs.resolver.resolver import Resolver
 
 CLI = [sys.executable, "-m", "artifactfs"]

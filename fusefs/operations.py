@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import mfusepy
+
 from artifactfs.errors import ArtifactFSError, BackendError, DigestMismatchError
 from artifactfs.fusefs import fusebuf, tree
 from artifactfs.fusefs.catalog import Catalog, NotFound, Unavailable, VersionView

@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache, TTLCache
+
 from artifactfs.errors import (
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,
@@ -42,7 +44,6 @@ from artifactfs.resolver.names import (
     version_number,
 )
 from artifactfs.resolver.records import CollectionRecord, RunRecord, VersionRecord, now_iso
-from cachetools import LRUCache, TTLCache
 
 log = logging.getLogger(__name__)
 

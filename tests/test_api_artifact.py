@@ -6,8 +6,9 @@ import base64
 import hashlib
 import json
 
-import artifactfs as af
 import pytest
+
+import artifactfs as af
 from artifactfs.cache import references
 from artifactfs.errors import (
     ArtifactFinalizedError,

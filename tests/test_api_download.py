@@ -6,8 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-import artifactfs as af
 import pytest
+
+import artifactfs as af
 from artifactfs.errors import InvalidPathError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Store

@@ -6,8 +6,9 @@ import multiprocessing as mp
 import os
 from pathlib import Path
 
-import artifactfs as af
 import pytest
+
+import artifactfs as af
 from artifactfs.errors import (
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,

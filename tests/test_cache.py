@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from artifactfs.cache import BlobCache, content_key
 from artifactfs.errors import BackendError, CacheError, DigestMismatchError
 

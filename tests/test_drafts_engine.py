@@ -12,18 +12,19 @@ import sys
 import time
 
 import pytest
-from artifactfs.fusefs.commit import commit_draft, recover_all
-from artifactfs.fusefs.draft_errors import DraftBusyError
-from artifactfs.fusefs.staging import find_draft, open_draft
-from artifactfs.fusefs.staging_state import DraftOptions
-from artifactfs.resolver.names import parse_artifact_name
-from artifactfs.resolver.resolver import Resolver
 from test_drafts_support import (
     CountingStore,
     check_registry_invariants,
     seed,
     version_files,
 )
+
+from artifactfs.fusefs.commit import commit_draft, recover_all
+from artifactfs.fusefs.draft_errors import DraftBusyError
+from artifactfs.fusefs.staging import find_draft, open_draft
+from artifactfs.fusefs.staging_state import DraftOptions
+from artifactfs.resolver.names import parse_artifact_name
+from artifactfs.resolver.resolver import Resolver
 
 BASE = {"a.txt": b"hello", "sub/b.txt": b"bee", "sub/deep/c.bin": b"c" * 1000}
 

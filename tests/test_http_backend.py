@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from artifactfs.errors import ReadOnlyBackendError
 from artifactfs.resolver.backends.local import LocalStore
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file

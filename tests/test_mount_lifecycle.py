@@ -10,8 +10,9 @@ import sys
 import time
 
 import pytest
-from artifactfs.fusefs.mount import is_mounted
 from mountutil import commit_files, force_unmount, mounted, open_registry, wait_until
+
+from artifactfs.fusefs.mount import is_mounted
 
 pytestmark = pytest.mark.fuse
 CLI = [sys.executable, "-m", "artifactfs"]

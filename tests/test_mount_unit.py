@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from artifactfs.fusefs import tree
 from artifactfs.fusefs.drafts_api import DraftTree, ReadOnlyDrafts, is_draft_path
 from artifactfs.fusefs.index import ManifestIndex, build_index_bytes

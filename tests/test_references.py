@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from rangeserver import RangeServer
+
 from artifactfs.cache import BlobCache, reference_key
 from artifactfs.cache.references import (
     NotDownloadableError,
@@ -19,7 +21,6 @@ from artifactfs.cache.references import (
 )
 from artifactfs.config import load_config
 from artifactfs.errors import DigestMismatchError, ObjectNotFoundError
-from rangeserver import RangeServer
 
 KiB = 1 << 10
 

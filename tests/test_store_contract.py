@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from artifactfs.config import Config
 from artifactfs.errors import (
     BackendError,

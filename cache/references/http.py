@@ -15,11 +15,12 @@ import threading
 from typing import Any, BinaryIO
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
 from artifactfs.cache.references.base import ReferenceHandler, ReferenceObject
 from artifactfs.cache.source import BlobSource, Progress
 from artifactfs.errors import BackendError, DigestMismatchError, ObjectNotFoundError
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 CHUNK = 1 << 20
 _sessions: dict[tuple[int, float], requests.Session] = {}

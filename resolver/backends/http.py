@@ -29,15 +29,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 from urllib.parse import quote
 
 import requests
+from cachetools import LRUCache
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
 from artifactfs.errors import (
     BackendError,
     ObjectNotFoundError,
     ReadOnlyBackendError,
 )
 from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store
-from cachetools import LRUCache
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 if TYPE_CHECKING:
     from artifactfs.config import Config

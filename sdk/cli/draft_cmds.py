@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from artifactfs.config import Config, load_config
 from artifactfs.errors import ConfigError
 from artifactfs.fusefs.commit import (
