@@ -190,11 +190,9 @@ class Registry:
             for child in self.store.list_children(prefix):
                 if not child.endswith(".json"):
                     continue
-                try:
-                    data, _ = self._get_json(prefix + child)
-                except ObjectNotFoundError:
-                    continue
-                out[child[: -len(".json")]] = int(data["version"])
+                version, _ = self._read_alias(prefix + child)
+                if version is not None:
+                    out[child[: -len(".json")]] = version
             latest = self._latest_number(entity, project, name, out.get("latest"))
             if latest is None:
                 out.pop("latest", None)
@@ -426,11 +424,7 @@ class Registry:
         """`latest` read from the store now: only its alias record (rolled forward past any
         unannounced version), not every alias, so a commit costs a handful of requests."""
         self.invalidate()
-        try:
-            data, _ = self._get_json(keys.alias_key(entity, project, name, "latest"))
-            hint: int | None = int(data["version"])
-        except ObjectNotFoundError:
-            hint = None
+        hint, _ = self._read_alias(keys.alias_key(entity, project, name, "latest"))
         n = self._latest_number(entity, project, name, hint)
         return None if n is None else self.version(entity, project, name, n)
 
@@ -446,6 +440,17 @@ class Registry:
         raise PreconditionFailedError(f"could not allocate a version of {record.qualified_name}")
 
     # -- aliases --------------------------------------------------------------------------------
+    def _read_alias(self, key: str) -> tuple[int | None, str | None]:
+        """(version, etag) of an alias record; version None for a removed alias (its record is
+        kept as `{"version": null}` so removal, too, is a compare-and-swap), etag None if the
+        record does not exist."""
+        try:
+            data, etag = self._get_json(key)
+        except ObjectNotFoundError:
+            return None, None
+        version = data.get("version")
+        return (None if version is None else int(version)), etag
+
     def _apply_aliases(self, record: VersionRecord, aliases: Iterable[str]) -> None:
         for alias in dict.fromkeys(aliases):
             self.set_alias(record, alias)
@@ -457,12 +462,8 @@ class Registry:
         key = keys.alias_key(record.entity, record.project, record.name, alias)
         body = json.dumps({"version": record.version, "updated_at": now_iso()}).encode()
         for _ in range(MAX_RACE_RETRIES):
-            try:
-                data, etag = self._get_json(key)
-            except ObjectNotFoundError:
-                data, etag = None, None
-            if data is not None:
-                current = int(data["version"])
+            current, etag = self._read_alias(key)
+            if current is not None:
                 if current == record.version:
                     return
                 if (
@@ -480,15 +481,23 @@ class Registry:
         raise PreconditionFailedError(f"could not move alias {alias!r} of {record.qualified_name}")
 
     def remove_alias(self, record: VersionRecord, alias: str) -> None:
-        """Remove `alias` if it still points at `record` (compare-and-swap on its etag)."""
+        """Remove `alias` if it still points at `record`: a compare-and-swap to a removed marker,
+        so an alias another writer just moved elsewhere is never deleted by mistake."""
         key = keys.alias_key(record.entity, record.project, record.name, alias)
-        try:
-            data, _ = self._get_json(key)
-        except ObjectNotFoundError:
-            return
-        if int(data["version"]) == record.version:
-            self.store.delete(key)
-            self.invalidate()
+        body = json.dumps({"version": None, "updated_at": now_iso()}).encode()
+        for _ in range(MAX_RACE_RETRIES):
+            current, etag = self._read_alias(key)
+            if current != record.version:
+                return
+            try:
+                self.store.swap(key, body, etag)
+                self.invalidate()
+                return
+            except PreconditionFailedError:
+                continue
+        raise PreconditionFailedError(
+            f"could not remove alias {alias!r} of {record.qualified_name}"
+        )
 
     def set_aliases(self, record: VersionRecord, wanted: Iterable[str]) -> list[str]:
         """Make `record`'s aliases equal `wanted` (Artifact.save): add the missing ones, remove

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from artifactfs.errors import ReadOnlyBackendError
+from artifactfs.errors import ArtifactNotFoundError, ReadOnlyBackendError
 from artifactfs.resolver.backends.local import LocalStore
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.names import ArtifactRef
@@ -85,18 +85,26 @@ def test_resolve_and_read_through_cache(exported):
 def test_reexport_is_incremental_and_prunes(exported, tmp_path):
     from artifactfs.resolver.export import export_registry
 
-    _, _, src, site, _ = exported
-    registry = Registry(LocalStore(src))
+    url, _, src, site, _ = exported
+    store = LocalStore(src)
+    registry = Registry(store)
     record = registry.resolve(ArtifactRef("mnist", "acme", "proj", "best"))
     registry.remove_alias(record, "best")
     _commit(registry, tmp_path, {"new.txt": b"new"})
-    stats = export_registry(LocalStore(src), site)
-    assert not (site / "registry/acme/proj/mnist/aliases/best.json").exists()
+    store.put("registry/acme/proj/mnist/notes.json", b"{}")
+    export_registry(store, site)
+    store.delete("registry/acme/proj/mnist/notes.json")  # deleted at the source: pruned
+    stats = export_registry(store, site)
+    assert not (site / "registry/acme/proj/mnist/notes.json").exists()
     assert stats.removed == 1
     assert stats.unchanged > 0
     assert (site / "registry/acme/proj/mnist/versions/v2.json").is_file()
-    index = (site / "registry/acme/proj/mnist/aliases/.index.json").read_text()
-    assert "best" not in index and "latest" in index
+    index = (site / "registry/acme/proj/mnist/.index.json").read_text()
+    assert "notes.json" not in index and "versions" in index
+    served = Resolver.open(registry=url, ttl=0).registry
+    assert served.aliases("acme", "proj", "mnist") == {"latest": 2}  # the removed alias is gone
+    with pytest.raises(ArtifactNotFoundError):
+        served.resolve(ArtifactRef("mnist", "acme", "proj", "best"))
 
 
 def test_export_refuses_foreign_directory(tmp_path):

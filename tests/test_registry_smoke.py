@@ -49,3 +49,26 @@ def test_same_digest_is_noop(tmp_path):
     assert reg.resolve(ArtifactRef("n", "e", "p", "best")).version == 0
     rec = reg.resolve(ArtifactRef("", "e", "p", a.digest))
     assert rec.version == 0
+
+
+def test_remove_alias_never_removes_an_alias_another_writer_just_moved(tmp_path):
+    """remove_alias is a compare-and-swap: if `best` moves to v1 between our read and our
+    write, our removal of `best` from v0 must fail and leave it on v1."""
+    store = LocalStore(tmp_path / "reg")
+    reg = Registry(store)
+    v0 = reg.commit("e", "p", "n", "dataset", _manifest(tmp_path, b"zero"), aliases=["best"])
+    v1 = reg.commit("e", "p", "n", "dataset", _manifest(tmp_path, b"one"))
+    other = Registry(LocalStore(tmp_path / "reg"))
+    real_swap = store.swap
+
+    def swap_after_a_concurrent_move(key, data, etag):
+        if key.endswith("aliases/best.json") and b"null" in data:
+            other.set_alias(v1, "best")  # lands between our read and our write
+        return real_swap(key, data, etag)
+
+    store.swap = swap_after_a_concurrent_move
+    reg.remove_alias(v0, "best")
+    assert Registry(LocalStore(tmp_path / "reg")).aliases("e", "p", "n")["best"] == 1
+    store.swap = real_swap
+    reg.remove_alias(v1, "best")
+    assert "best" not in Registry(LocalStore(tmp_path / "reg")).aliases("e", "p", "n")
