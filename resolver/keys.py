@@ -4,7 +4,7 @@
     manifests/md5/<2 hex>/<30 hex>.json              W&B manifest v1 JSON, one per distinct manifest
     registry/<entity>/<project>/<name>/collection.json              type, created_at (create-only)
     registry/<entity>/<project>/<name>/versions/v<N>.json           version record (create-only)
-    registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N} (compare-and-swap)
+    registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N or null when removed} (CAS)
     registry/<entity>/<project>/<name>/digests/<digest>.json        {"version": N} (create-only)
     registry/<entity>/<project>/<name>/used_by/v<N>/<run id>.json   lineage (create-only)
     runs/<entity>/<project>/<run id>.json                           run record (its run writes it)
