@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -77,19 +78,9 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", help="bench modules to run (default: all)")
-    parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (median)")
-    parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
-    parser.add_argument("--workdir", help="where to build data (default: a temp dir)")
-    parser.add_argument("--json", help="also write the figures as JSON here")
-    args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).parent))
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="artifactfs-bench-"))
-    ctx = Context(workdir, args.runs, args.quick)
+def run_benches(names: list[str], ctx: Context) -> list[Figure]:
     figures: list[Figure] = []
-    for name in args.only or BENCHES:
+    for name in names:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -108,6 +99,24 @@ def main() -> int:
                 f"{fig.target:18s} {verdict} {fig.note}",
                 flush=True,
             )
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", help="bench modules to run (default: all)")
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (median)")
+    parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
+    parser.add_argument("--workdir", help="where to build data (default: a temp dir)")
+    parser.add_argument("--json", help="also write the figures as JSON here")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="artifactfs-bench-"))
+    try:
+        figures = run_benches(args.only or BENCHES, Context(workdir, args.runs, args.quick))
+    finally:
+        if not args.workdir:  # tens of GB of generated data: never leave it in /tmp
+            shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(f) for f in figures], indent=2))
     return 0

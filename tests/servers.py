@@ -166,6 +166,10 @@ class SeaweedFS:
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
+            # Volumes are sparse files, but their count is auto-sized from free disk (free / 128
+            # MiB) and each test bucket grows its own: on a fuller disk the suite ran out of
+            # volumes and PUTs failed with InternalError. Pin the count instead.
+            "-volume.max=2000",
             f"-master.port={master}",
             f"-master.port.grpc={master_g}",
             f"-volume.port={vol}",
