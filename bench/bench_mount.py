@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from run import Context, Figure, drop_caches, read_file, timed
+from run import Context, Figure, drop_caches, isolated_home, read_file, timed
 
 from artifactfs.config import load_config
 from artifactfs.fusefs.mount import MountOptions, start_background, unmount
@@ -77,16 +77,7 @@ class Bench:
         self.n_find = 10_000 if q else 100_000
         self.n_small = 2_000 if q else 20_000
         self.n_huge = 200_000 if q else 1_000_000
-        self.home = self.w / "home"
-        for sub in ("cache", "data", "state", "config"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
-        os.environ.update(
-            XDG_CACHE_HOME=str(self.home / "cache"),
-            XDG_DATA_HOME=str(self.home / "data"),
-            XDG_STATE_HOME=str(self.home / "state"),
-            XDG_CONFIG_HOME=str(self.home / "config"),
-            ARTIFACTFS_ENTITY="bench",
-        )
+        self.home = isolated_home(self.w)
         self.registry = str(self.w / "registry")
         self.config = load_config(registry=self.registry)
         self.res = Resolver.open(self.config, ttl=0)

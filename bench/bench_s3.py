@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from run import Context, Figure, drop_caches, read_file, timed
+from run import Context, Figure, drop_caches, isolated_home, read_file, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -84,15 +84,8 @@ class S3Bench:
         self.files_total = (64 * MiB) if ctx.quick else (1 << 30)
         self.server = servers.SeaweedFS.start(self.w)
         self.bucket = self.server.create_bucket("bench")
-        self.home = self.w / "home"
-        for sub in ("cache", "data", "state", "config"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self.home = isolated_home(self.w)
         os.environ.update(
-            XDG_CACHE_HOME=str(self.home / "cache"),
-            XDG_DATA_HOME=str(self.home / "data"),
-            XDG_STATE_HOME=str(self.home / "state"),
-            XDG_CONFIG_HOME=str(self.home / "config"),
-            ARTIFACTFS_ENTITY="bench",
             AWS_ACCESS_KEY_ID=self.server.access_key,
             AWS_SECRET_ACCESS_KEY=self.server.secret_key,
             AWS_DEFAULT_REGION="us-east-1",

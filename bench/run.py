@@ -72,6 +72,22 @@ def read_file(path: str | os.PathLike[str], bs: int = 1 << 20) -> int:
     return n
 
 
+def isolated_home(workdir: Path) -> Path:
+    """Point this process (and the mounts it starts) at a fresh home under `workdir`, so a bench
+    never reads or fills the user's own cache, registry or drafts."""
+    home = workdir / "home"
+    for sub in ("cache", "data", "state", "config"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        ARTIFACTFS_ENTITY="bench",
+    )
+    return home
+
+
 def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
