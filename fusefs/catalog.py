@@ -8,7 +8,7 @@ serving what it has seen when the backend goes away. The rules:
   Registry, whose TTL cache (the mount's `--ttl`) bounds how stale they get. When the backend
   fails, the last good answer is served instead (and counted), never an empty tree.
 * Immutable facts (a version's record and manifest) are kept for the life of the mount: a
-  version's manifest is fetched once, indexed once (fusefs.index) and mapped from disk.
+  version's manifest is fetched once, indexed once (resolver.manifest_index) and mapped from disk.
 * "Not found" is a fact; "backend failed" is not: only BackendError that is not
   ObjectNotFoundError triggers the last-good fallback.
 """
@@ -33,8 +33,13 @@ from artifactfs.errors import (
     InvalidNameError,
     ObjectNotFoundError,
 )
-from artifactfs.fusefs.index import ManifestIndex, open_or_build
 from artifactfs.fusefs.stats import MountStats
+from artifactfs.resolver.manifest_index import (
+    IndexError_,
+    ManifestIndex,
+    check_untrusted,
+    open_or_build,
+)
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
 
@@ -184,8 +189,24 @@ class Catalog:
         try:
             index = ManifestIndex(ipath)
         except (FileNotFoundError, Exception):
-            index = self._build_index(record, ipath)
+            index = self._fetch_index(record, ipath) or self._build_index(record, ipath)
         return VersionView(record, index, _parse_time(record.created_at))
+
+    def _fetch_index(self, record: VersionRecord, ipath: Path) -> ManifestIndex | None:
+        """The index the committer stored for a big version, checked like a manifest; None when
+        there is none or it is unusable (then the manifest is indexed here)."""
+        try:
+            if not self.registry.fetch_manifest_index(record, ipath):
+                return None
+            index = ManifestIndex(ipath)
+            check_untrusted(index)
+        except (IndexError_, BackendError, OSError) as e:
+            log.warning("prebuilt index of %s not used: %s", record.full_name, e)
+            ipath.unlink(missing_ok=True)
+            return None
+        self.stats.add(indexes_fetched=1)
+        log.info("fetched the index of %s: %d entries", record.full_name, len(index))
+        return index
 
     def _build_index(self, record: VersionRecord, ipath: Path) -> ManifestIndex:
         try:

@@ -20,6 +20,7 @@ class MountCounters:
     backend_errors: int = 0
     stale_listings_served: int = 0
     indexes_built: int = 0
+    indexes_fetched: int = 0
 
 
 class MountStats:

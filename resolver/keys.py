@@ -2,6 +2,7 @@
 
     blobs/md5/<2 hex>/<30 hex>                       content, written once, never changed
     manifests/md5/<2 hex>/<30 hex>.json              W&B manifest v1 JSON, one per distinct manifest
+    manifests/md5/<2 hex>/<30 hex>.idx               its compact index, for manifests of 100k+ entries
     registry/<entity>/<project>/<name>/collection.json              type, created_at (create-only)
     registry/<entity>/<project>/<name>/versions/v<N>.json           version record (create-only)
     registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N or null when removed} (CAS)
@@ -23,6 +24,11 @@ def blob_key(md5_hex: str) -> str:
 
 def manifest_key(md5_hex: str) -> str:
     return f"manifests/md5/{md5_hex[:2]}/{md5_hex[2:]}.json"
+
+
+def manifest_index_key(manifest_key: str) -> str:
+    """The prebuilt compact index of a big manifest (resolver/manifest_index.py), beside it."""
+    return manifest_key.removesuffix(".json") + ".idx"
 
 
 def entity_prefix() -> str:

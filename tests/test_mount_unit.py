@@ -8,7 +8,7 @@ import pytest
 
 from artifactfs.fusefs import tree
 from artifactfs.fusefs.drafts_api import DraftTree, ReadOnlyDrafts, is_draft_path
-from artifactfs.fusefs.index import ManifestIndex, build_index_bytes
+from artifactfs.resolver.manifest_index import ManifestIndex, build_index_bytes
 
 
 def test_route_kinds():

@@ -29,6 +29,7 @@ import itertools
 import json
 import logging
 import mmap
+import operator
 import re
 import struct
 import subprocess
@@ -199,7 +200,7 @@ def build_index_file(manifest_path: Path, out: Path) -> None:
         build_index_bytes(manifest_path.read_bytes(), out)
         return
     proc = subprocess.run(
-        [sys.executable, "-m", "artifactfs.fusefs.index", str(manifest_path), str(out)],
+        [sys.executable, "-m", "artifactfs.resolver.manifest_index", str(manifest_path), str(out)],
         capture_output=True,
         text=True,
         check=False,
@@ -350,6 +351,49 @@ class ManifestIndex:
             self._mm.close()
         except BufferError:
             pass  # a reader still holds a slice; the map goes with the object
+
+
+_INNER_UNSAFE = (b"\x00", b"//", b"/./", b"/../")
+
+
+def check_untrusted(index: ManifestIndex) -> None:
+    """Refuse an index our builder did not make here (one fetched from the store) unless every
+    path passes the rule `check_entry_path` enforces on manifests: no empty path, NUL, absolute
+    or drive path, `.`/`..` component, doubled or trailing slash. A prebuilt index must never be
+    a way around the validation a manifest gets.
+
+    Scans run in C over the mapped path blob, without a Python object per path (the mount's
+    memory budget is ~60 bytes per entry). An inner pattern spanning two paths can only arise
+    when one of them is itself unsafe, so a blob-wide search never lets a bad path through."""
+    n = len(index)
+    if n == 0:
+        return
+    po = index._pathoff
+    blob = index._mm[index._o_paths : index._o_paths + po[n]]
+    bad: str | None = next((repr(p) for p in _INNER_UNSAFE if p in blob), None)
+    starts, ends = po[:-1], po[1:]
+    if bad is None and any(map(operator.eq, starts, ends)):
+        bad = "empty path"
+    if bad is None:
+        firsts = bytes(map(blob.__getitem__, starts))
+        lasts = bytes(map(blob.__getitem__, map(operator.sub, ends, itertools.repeat(1))))
+        if b"/" in firsts or b"\\" in firsts or b"/" in lasts:
+            bad = "absolute path or trailing slash"
+        elif b"." in firsts or b"." in lasts or b":" in blob:  # rare: check those paths alone
+            for i in range(n):
+                path = blob[po[i] : po[i + 1]]
+                if path[:1] == b"." or path[-1:] == b"." or b":" in path:
+                    try:
+                        if check_entry_path(path.decode("utf-8", "surrogateescape")) != path.decode(
+                            "utf-8", "surrogateescape"
+                        ):
+                            bad = f"non-canonical path {path!r}"
+                    except InvalidPathError as e:
+                        bad = str(e)
+                    if bad:
+                        break
+    if bad is not None:
+        raise IndexError_(f"{index.file}: unsafe entry path in a fetched index: {bad}")
 
 
 def open_or_build(manifest_path: Path, index_path: Path) -> ManifestIndex:
