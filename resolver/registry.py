@@ -494,35 +494,39 @@ class Registry:
         """Point `alias` at `record` by compare-and-swap. `latest` only moves forward."""
         if alias != "latest":
             check_alias(alias)
-        key = keys.alias_key(record.entity, record.project, record.name, alias)
-        body = json.dumps({"version": record.version, "updated_at": now_iso()}).encode()
-        for _ in range(MAX_RACE_RETRIES):
-            current, etag = self._read_alias(key)
-            if current is not None:
-                if current == record.version:
-                    return
-                if (
-                    alias == "latest"
-                    and current > record.version
-                    and self._version_or_none(record.entity, record.project, record.name, current)
-                ):
-                    return
-            try:
-                self.store.swap(key, body, etag)
-                self.invalidate()
-                return
-            except PreconditionFailedError:
-                continue
-        raise PreconditionFailedError(f"could not move alias {alias!r} of {record.qualified_name}")
+
+        def settled(current: int | None) -> bool:
+            if current is None:
+                return False
+            return current == record.version or (
+                alias == "latest"
+                and current > record.version
+                and self._version_or_none(record.entity, record.project, record.name, current)
+                is not None
+            )
+
+        self._swap_alias(record, alias, record.version, settled, "move")
 
     def remove_alias(self, record: VersionRecord, alias: str) -> None:
         """Remove `alias` if it still points at `record`: a compare-and-swap to a removed marker,
         so an alias another writer just moved elsewhere is never deleted by mistake."""
+        self._swap_alias(record, alias, None, lambda current: current != record.version, "remove")
+
+    def _swap_alias(
+        self,
+        record: VersionRecord,
+        alias: str,
+        target: int | None,
+        settled: Callable[[int | None], bool],
+        verb: str,
+    ) -> None:
+        """The one alias update loop: read the record, stop if `settled(current)` says nothing
+        is left to do, else swap in `target` on the etag read; a lost race reads again."""
         key = keys.alias_key(record.entity, record.project, record.name, alias)
-        body = json.dumps({"version": None, "updated_at": now_iso()}).encode()
+        body = json.dumps({"version": target, "updated_at": now_iso()}).encode()
         for _ in range(MAX_RACE_RETRIES):
             current, etag = self._read_alias(key)
-            if current != record.version:
+            if settled(current):
                 return
             try:
                 self.store.swap(key, body, etag)
@@ -531,7 +535,7 @@ class Registry:
             except PreconditionFailedError:
                 continue
         raise PreconditionFailedError(
-            f"could not remove alias {alias!r} of {record.qualified_name}"
+            f"could not {verb} alias {alias!r} of {record.qualified_name}"
         )
 
     def set_aliases(self, record: VersionRecord, wanted: Iterable[str]) -> list[str]:
