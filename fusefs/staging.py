@@ -27,7 +27,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -409,26 +409,27 @@ class Draft:
     def staged_dirs(self) -> Iterator[str]:
         """Every directory made in the draft (draft paths), empty ones included: they vanish at
         commit (versions hold files only), so the mount must forget them."""
-        if not self.files.is_dir():
-            return
-        base = str(self.files)
-        for dirpath, dirnames, _filenames in os.walk(base):
-            rel = os.path.relpath(dirpath, base)
+        for rel, dirnames, _filenames in self._walk_staged():
             for d in dirnames:
-                yield d if rel == "." else f"{rel}/{d}"
+                yield f"{rel}{d}"
 
     def staged_files(self) -> Iterator[tuple[str, Path]]:
         """Every staged regular file: (draft path, disk path). Symlinks and specials are
         skipped (the FUSE layer refuses to create them)."""
+        for rel, _dirnames, filenames in self._walk_staged():
+            for fn in filenames:
+                full = self.files / f"{rel}{fn}"
+                if full.is_file() and not full.is_symlink():
+                    yield f"{rel}{fn}", full
+
+    def _walk_staged(self) -> Iterator[tuple[str, list[str], list[str]]]:
+        """os.walk of the staged tree with each directory as a draft-path prefix ("" or "a/b/")."""
         if not self.files.is_dir():
             return
         base = str(self.files)
-        for dirpath, _dirnames, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in os.walk(base):
             rel = os.path.relpath(dirpath, base)
-            for fn in filenames:
-                full = os.path.join(dirpath, fn)
-                if os.path.isfile(full) and not os.path.islink(full):
-                    yield (fn if rel == "." else f"{rel}/{fn}"), Path(full)
+            yield ("" if rel == "." else f"{rel}/"), dirnames, filenames
 
     def build_manifest(self) -> Manifest:
         """The draft's full contents as a manifest: stored entries keep digest/size/ref, staged
@@ -448,16 +449,7 @@ class Draft:
                 )
             for entry in self.overlay.visible():
                 if entry.path not in staged:
-                    manifest.add(
-                        ManifestEntry(
-                            path=entry.path,
-                            digest=entry.digest,
-                            size=entry.size,
-                            ref=entry.ref,
-                            extra=dict(entry.extra),
-                            birth_artifact_id=entry.birth_artifact_id,
-                        )
-                    )
+                    manifest.add(replace(entry, extra=dict(entry.extra), local_path=None))
             return manifest
 
     def base_manifest(self) -> Manifest | None:
