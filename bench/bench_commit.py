@@ -32,7 +32,7 @@ def _make_tree(root: Path, files: int, total: int) -> None:
 
 
 def _stage(resolver, write_dir: Path, src: Path):  # type: ignore[no-untyped-def]
-    from artifactfs.fusefs.staging import open_draft
+    from artifactfs.drafts.draft import open_draft
 
     draft = open_draft(resolver, write_dir, "bench", "commit", "data")
     draft.materialize()
@@ -43,8 +43,8 @@ def _stage(resolver, write_dir: Path, src: Path):  # type: ignore[no-untyped-def
 
 def run(ctx: Context) -> list[Figure]:
     from artifactfs.config import load_config
-    from artifactfs.fusefs.commit import commit_draft
-    from artifactfs.fusefs.staging import open_draft
+    from artifactfs.drafts.commit import commit_draft
+    from artifactfs.drafts.draft import open_draft
     from artifactfs.resolver.resolver import Resolver
 
     files, total = (1000, 64 << 20) if ctx.quick else (10_000, 1 << 30)

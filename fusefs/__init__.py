@@ -1,6 +1,7 @@
-"""The mount: the registry as a read-only tree of versions, with drafts as the write side.
+"""The mount: the FUSE front end over the resolver (read side) and the drafts engine (write side).
 
-Modules: drafts_api (the seam with drafts), catalog (namespace cache over the registry; versions
-are listed through resolver.manifest_index, mmapped), tree (path routing), control (`.artifactfs/`), operations
-(mfusepy callbacks), mount (start/stop).
+Modules: operations (mfusepy callbacks and routing), tree (path routing), catalog (namespace cache
+over the registry; versions are listed through resolver.manifest_index, mmapped), openfiles and
+fusebuf (read handles, fd-backed replies), control (`.artifactfs/`), draft_tree (the seam with the
+drafts side), draft_ops (draft callbacks over `artifactfs.drafts`), mount (start/stop).
 """

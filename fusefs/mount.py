@@ -222,7 +222,8 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     """The Operations object and the libfuse options for a mount."""
     from artifactfs.config import load_config
     from artifactfs.fusefs.catalog import Catalog
-    from artifactfs.fusefs.drafts_api import DraftContext, load_drafts
+    from artifactfs.fusefs.draft_ops import Drafts
+    from artifactfs.fusefs.draft_tree import DraftContext, DraftTree, ReadOnlyDrafts
     from artifactfs.fusefs.operations import ArtifactOperations
     from artifactfs.fusefs.stats import MountStats
     from artifactfs.resolver.resolver import Resolver
@@ -241,7 +242,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         attr_timeout=opts.attr_timeout,
         mount_time=time.time(),
     )
-    drafts = load_drafts(ctx, read_only=opts.read_only)
+    drafts: DraftTree = ReadOnlyDrafts(ctx) if opts.read_only else Drafts(ctx)
     info = {
         "pid": os.getpid(),
         "mountpoint": mp,

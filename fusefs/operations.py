@@ -35,7 +35,7 @@ from artifactfs.errors import ArtifactFSError, BackendError, DigestMismatchError
 from artifactfs.fusefs import fusebuf, tree
 from artifactfs.fusefs.catalog import Catalog, NotFound, Unavailable, VersionView
 from artifactfs.fusefs.control import ControlDir
-from artifactfs.fusefs.drafts_api import DraftTree, Stat
+from artifactfs.fusefs.draft_tree import DraftTree, Stat
 from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artifactfs.fusefs.drafts_api import split_path
+from artifactfs.fusefs.draft_tree import split_path
 from artifactfs.resolver.names import version_number
 
 CONTROL_DIR = ".artifactfs"

@@ -19,10 +19,10 @@ from test_drafts_support import (
     version_files,
 )
 
-from artifactfs.fusefs.commit import commit_draft, recover_all
-from artifactfs.fusefs.draft_errors import DraftBusyError
-from artifactfs.fusefs.staging import find_draft, open_draft
-from artifactfs.fusefs.staging_state import DraftOptions
+from artifactfs.drafts.commit import commit_draft, recover_all
+from artifactfs.drafts.draft import find_draft, open_draft
+from artifactfs.drafts.errors import DraftBusyError
+from artifactfs.drafts.state import DraftOptions
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
 
@@ -216,8 +216,8 @@ def test_failed_commit_keeps_draft(resolver, monkeypatch):
 CHILD = """
 import sys, time
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.fusefs.staging import find_draft
-from artifactfs.fusefs.commit import commit_draft
+from artifactfs.drafts.draft import find_draft
+from artifactfs.drafts.commit import commit_draft
 r = Resolver.open(ttl=0)
 d = find_draft(r, r.config.write_dir, "acme/mnist/mnist")
 print("go", flush=True)

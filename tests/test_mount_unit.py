@@ -7,7 +7,7 @@ import json
 import pytest
 
 from artifactfs.fusefs import tree
-from artifactfs.fusefs.drafts_api import DraftTree, ReadOnlyDrafts, is_draft_path
+from artifactfs.fusefs.draft_tree import DraftTree, ReadOnlyDrafts, is_draft_path
 from artifactfs.resolver.manifest_index import ManifestIndex, build_index_bytes
 
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from artifactfs.drafts.errors import DraftNotFoundError
+from artifactfs.drafts.overlay import Overlay, entry_from_json
+from artifactfs.drafts.state import DraftOptions, DraftState, StateFile
 from artifactfs.errors import ArtifactFSError, ArtifactNotFoundError
-from artifactfs.fusefs.draft_errors import DraftNotFoundError
-from artifactfs.fusefs.staging_overlay import Overlay, entry_from_json
-from artifactfs.fusefs.staging_state import DraftOptions, DraftState, StateFile
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.names import check_entry_path
 from artifactfs.resolver.records import VersionRecord

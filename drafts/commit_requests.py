@@ -32,8 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from artifactfs.fusefs.draft_errors import DraftBusyError, MountRequestTimeout
-from artifactfs.fusefs.staging_state import atomic_write
+from artifactfs.drafts.errors import DraftBusyError, MountRequestTimeout
+from artifactfs.drafts.state import atomic_write
 
 log = logging.getLogger(__name__)
 

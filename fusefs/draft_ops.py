@@ -29,18 +29,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from artifactfs.errors import ArtifactFSError, InvalidNameError
-from artifactfs.fusefs.commit import (
+from artifactfs.drafts.commit import (
     PRODUCER_MOUNT,
     CommitResult,
     _retire,
     commit_draft,
     recover_all,
 )
-from artifactfs.fusefs.commit_requests import RequestServer, WriteDirLock
-from artifactfs.fusefs.draft_errors import DraftError
-from artifactfs.fusefs.drafts_api import DraftContext, Stat, split_path
-from artifactfs.fusefs.staging import (
+from artifactfs.drafts.commit_requests import RequestServer, WriteDirLock
+from artifactfs.drafts.draft import (
     DIR_MODE,
     FILE_MODE,
     Draft,
@@ -48,7 +45,10 @@ from artifactfs.fusefs.staging import (
     iter_draft_dirs,
     open_draft,
 )
-from artifactfs.fusefs.staging_state import DraftOptions
+from artifactfs.drafts.errors import DraftError
+from artifactfs.drafts.state import DraftOptions
+from artifactfs.errors import ArtifactFSError, InvalidNameError
+from artifactfs.fusefs.draft_tree import DraftContext, Stat, split_path
 from artifactfs.resolver.manifest import ManifestEntry
 from artifactfs.resolver.names import check_alias, check_name
 

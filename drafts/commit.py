@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from artifactfs.drafts.draft import Draft, DraftDiff, iter_draft_dirs, latest_record
+from artifactfs.drafts.errors import CommitError, DraftBusyError
+from artifactfs.drafts.state import DraftOptions, atomic_write
 from artifactfs.errors import ArtifactFSError, ArtifactNotFoundError
-from artifactfs.fusefs.draft_errors import CommitError, DraftBusyError
-from artifactfs.fusefs.staging import Draft, DraftDiff, iter_draft_dirs, latest_record
-from artifactfs.fusefs.staging_state import DraftOptions, atomic_write
 from artifactfs.resolver.backends.base import Progress
 from artifactfs.resolver.records import RunRecord, VersionRecord
 

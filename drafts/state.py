@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artifactfs.fusefs.draft_errors import DraftStateError
+from artifactfs.drafts.errors import DraftStateError
 from artifactfs.resolver.records import now_iso
 
 log = logging.getLogger(__name__)

@@ -15,18 +15,18 @@ from typing import Any
 import yaml
 
 from artifactfs.config import Config, load_config
-from artifactfs.errors import ConfigError
-from artifactfs.fusefs.commit import (
+from artifactfs.drafts.commit import (
     JOURNAL,
     PRODUCER_CLI,
     CommitResult,
     commit_draft,
     recover_all,
 )
-from artifactfs.fusefs.commit_requests import WriteDirLock, lock_holder, send_request
-from artifactfs.fusefs.draft_errors import DraftError, DraftNotFoundError
-from artifactfs.fusefs.staging import Draft, find_draft, iter_draft_dirs
-from artifactfs.fusefs.staging_state import DraftOptions
+from artifactfs.drafts.commit_requests import WriteDirLock, lock_holder, send_request
+from artifactfs.drafts.draft import Draft, find_draft, iter_draft_dirs
+from artifactfs.drafts.errors import DraftError, DraftNotFoundError
+from artifactfs.drafts.state import DraftOptions
+from artifactfs.errors import ConfigError
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver

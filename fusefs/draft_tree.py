@@ -27,7 +27,7 @@ What the drafts side can rely on (operations.py guarantees it):
 * `stats()` is merged into `MOUNT/.artifactfs/stats.json` under the key "drafts" (pending
   commits go there). `shutdown()` is called once on clean unmount (fusermount -u, SIGTERM,
   Ctrl-C, `artifactfs unmount`), before the process exits: commit there.
-* The drafts object is built by mount.py as `artifactfs.fusefs.drafts.Drafts(ctx)` with a
+* The drafts object is built by mount.py as `artifactfs.fusefs.draft_ops.Drafts(ctx)` with a
   `DraftContext` when that module imports, else `ReadOnlyDrafts(ctx)` is used. The kernel may
   cache attributes and lookups of any path for `ctx.attr_timeout` seconds (the global libfuse
   entry/attr timeout), and it sees changes made through the mount at once.
@@ -136,7 +136,7 @@ def _erofs(path: str) -> OSError:
 class ReadOnlyDrafts:
     """The null DraftTree: no drafts listed, nothing below a draft path, every write EROFS.
 
-    Used until `artifactfs.fusefs.drafts` exists, and whenever the mount is read-only.
+    Used until `artifactfs.fusefs.draft_ops` exists, and whenever the mount is read-only.
     """
 
     def __init__(self, ctx: DraftContext | None = None) -> None:
@@ -222,21 +222,3 @@ class ReadOnlyDrafts:
 
     def shutdown(self) -> None:
         return None
-
-
-def load_drafts(ctx: DraftContext, *, read_only: bool = False) -> DraftTree:
-    """`artifactfs.fusefs.drafts.Drafts(ctx)` when that module exists, else ReadOnlyDrafts.
-
-    Only a missing module falls back; an import error inside it propagates so it is not hidden.
-    """
-    if read_only:
-        return ReadOnlyDrafts(ctx)
-    import importlib
-
-    try:
-        drafts = importlib.import_module("artifactfs.fusefs.drafts")
-    except ModuleNotFoundError as e:
-        if e.name != "artifactfs.fusefs.drafts":
-            raise
-        return ReadOnlyDrafts(ctx)
-    return drafts.Drafts(ctx)
