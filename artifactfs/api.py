@@ -10,10 +10,10 @@ from typing import Any
 
 from artifactfs.artifact import Artifact
 from artifactfs.errors import ArtifactNotFoundError, ArtifactTypeMismatchError
+from artifactfs.lookup import open_resolver, resolve_name
 from artifactfs.resolver.names import check_name, parse_artifact_name
 from artifactfs.resolver.records import RunRecord
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.run import open_resolver, resolve_name
 
 
 class Run:

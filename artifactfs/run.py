@@ -19,8 +19,9 @@ from typing import Any
 
 from artifactfs.artifact import Artifact
 from artifactfs.errors import ArtifactTypeMismatchError, InvalidNameError
+from artifactfs.lookup import open_resolver, resolve_name
 from artifactfs.resolver.backends.base import Progress
-from artifactfs.resolver.names import check_alias, check_name, is_digest, parse_artifact_name
+from artifactfs.resolver.names import check_alias, check_name, parse_artifact_name
 from artifactfs.resolver.records import RunRecord, VersionRecord
 from artifactfs.resolver.resolver import Resolver
 
@@ -32,12 +33,6 @@ _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 def _new_run_id() -> str:
     return "".join(secrets.choice(_RUN_ID_ALPHABET) for _ in range(8))
-
-
-def open_resolver(registry: str | None = None, **overrides: Any) -> Resolver:
-    """A Resolver for the API: metadata is never cached across calls (ttl=0) because API users
-    expect `use_artifact("x:latest")` to see what another process just logged."""
-    return Resolver.open(registry=registry, ttl=0, **overrides)
 
 
 class Run:
@@ -221,24 +216,6 @@ class Run:
         return f"<Run {self.path}>"
 
 
-def resolve_name(
-    resolver: Resolver, text: str, type_: str | None, entity: str, project: str
-) -> VersionRecord:
-    """Resolve a user-facing artifact name to a version record, checking the type."""
-    if not isinstance(text, str):
-        raise InvalidNameError(f"invalid artifact name {text!r}")
-    if is_digest(text):
-        ref = parse_artifact_name(text).with_defaults(entity, project, text)
-    else:
-        ref = parse_artifact_name(text).with_defaults(entity, project)
-    record = resolver.registry.resolve(ref)
-    if type_ is not None and record.type != type_:
-        raise ArtifactTypeMismatchError(
-            f"{record.full_name} has type {record.type!r}, not {type_!r}"
-        )
-    return record
-
-
 # -- module-level API (wandb.init / wandb.log_artifact style) ------------------------------------
 def init(
     entity: str | None = None,
@@ -312,6 +289,5 @@ __all__ = [
     "finish",
     "init",
     "log_artifact",
-    "resolve_name",
     "use_artifact",
 ]
