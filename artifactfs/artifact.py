@@ -10,7 +10,8 @@ The class is assembled in layers so that each part has a room: artifact_core.py 
 and attributes, artifact_content.py the building of a PENDING artifact, artifact_entry.py the
 entries handed out; this module is the Artifact itself: becoming a logged version, reading it
 (download, checkout, verify, get), the registry operations (save, delete, link) and lineage
-(logged_by, used_by).
+(logged_by, used_by). It logs itself through a `RunSession` (session.py) and answers lineage with
+the public run view (public_run.py), neither of which imports it back.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from artifactfs.artifact_content import ArtifactContent
 from artifactfs.artifact_entry import ArtifactManifestEntry
+from artifactfs.public_run import Run as PublicRun
 from artifactfs.resolver.download import (
     DownloadResult,
     Progress,
@@ -34,11 +36,9 @@ from artifactfs.resolver.names import check_alias, check_entry_path, check_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import check_metadata
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.session import RunSession, auto_run
 from artifactfs.table import SUFFIX as TABLE_SUFFIX
 from artifactfs.table import Table, table_path
-
-if TYPE_CHECKING:
-    from artifactfs.api import Run as PublicRun
 
 __all__ = ["Artifact", "ArtifactManifestEntry"]
 
@@ -69,6 +69,35 @@ class Artifact(ArtifactContent):
         self._aliases = resolver.registry.version_aliases(record)
         self._final = True
         self._cleanup_tmp()
+
+    def _log_by(
+        self,
+        run: RunSession,
+        entity: str,
+        project: str,
+        aliases: list[str],
+        progress: Progress | None = None,
+    ) -> None:
+        """Commit this artifact as `run`'s output under `entity/project` and become that version
+        (the caller checked the arguments). Contents identical to `latest` create no version:
+        this artifact becomes the existing `latest` and the run records nothing."""
+        record = run.resolver.registry.commit(
+            entity,
+            project,
+            self._name,
+            self.type,
+            self.manifest,
+            description=self.description,
+            metadata=self.metadata,
+            aliases=aliases,
+            run_id=run.id,
+            progress=progress,
+        )
+        self._attach(record, run.resolver)
+        if record.logged_by == run.id:
+            run._remember("logged", record)
+        else:
+            log.info("%s is unchanged; logged nothing new", record.full_name)
 
     # -- reading contents (logged artifacts) -----------------------------------------------------
     def get_path(self, name: str) -> ArtifactManifestEntry:
@@ -127,10 +156,8 @@ class Artifact(ArtifactContent):
         """Persist description, metadata and alias changes of a logged artifact; an unlogged
         one is logged, by the current run or else by an automatic run (W&B behaviour)."""
         if self._record is None:
-            from artifactfs.run import _auto_run
-
-            with _auto_run(project) as run:
-                run.log_artifact(self)
+            with auto_run(RunSession, project) as run:
+                self._log_by(run, run.entity, run.project, ["latest"])
             return
         resolver = self._resolver_or_raise()
         for alias in self._aliases:
@@ -176,9 +203,7 @@ class Artifact(ArtifactContent):
         check_name(parts[-1], "portfolio name")
         resolver.registry.link(self._record, entity, project, parts[-1], aliases or [])
 
-    def logged_by(self) -> PublicRun | None:
-        from artifactfs.api import Run as PublicRun
-
+    def logged_by(self) -> PublicRun[Artifact] | None:
         rec = self._ensure_logged("logged_by")
         resolver = self._resolver_or_raise()
         if not rec.logged_by:
@@ -186,14 +211,12 @@ class Artifact(ArtifactContent):
         run = resolver.registry.run(rec.entity, rec.project, rec.logged_by)
         if run is None and rec.source:
             run = resolver.registry.run(rec.source["entity"], rec.source["project"], rec.logged_by)
-        return PublicRun(run, resolver) if run is not None else None
+        return PublicRun(run, resolver, Artifact._from_record) if run is not None else None
 
-    def used_by(self) -> list[PublicRun]:
-        from artifactfs.api import Run as PublicRun
-
+    def used_by(self) -> list[PublicRun[Artifact]]:
         rec = self._ensure_logged("used_by")
         resolver = self._resolver_or_raise()
-        return [PublicRun(r, resolver) for r in resolver.registry.users(rec)]
+        return [PublicRun(r, resolver, Artifact._from_record) for r in resolver.registry.users(rec)]
 
     def json_encode(self) -> dict[str, Any]:
         """W&B's reference form of a logged artifact (used when an artifact is put in a config)."""
