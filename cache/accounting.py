@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from artifactfs.cache import eviction
+import artifactfs.cache.eviction as eviction
 from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.stats import StatsRecorder

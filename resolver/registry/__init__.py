@@ -45,12 +45,22 @@ class Registry:
         ttl: float = 0.0,
         object_cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.store = store
         self.ttl = ttl
         self.reader = RegistryReader(store, ttl=ttl, object_cache_dir=object_cache_dir)
         self.alias_writer = AliasWriter(store, self.reader)
         self.writer = VersionWriter(store, self.reader, self.alias_writer)
         self.lineage = Lineage(store, self.reader, self.alias_writer, self.writer)
+
+    @property
+    def store(self) -> Store:
+        """The store every part of this registry talks to."""
+        return self.reader.store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        # Replacing the store (tests wrap it to count requests) replaces it for every part.
+        for part in (self.reader, self.alias_writer, self.writer, self.lineage):
+            part.store = store
 
     # -- reads (RegistryReader) -----------------------------------------------------------------
     def invalidate(self) -> None:
