@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from artifactfs.resolver.resolver import Resolver
 
 Stat = dict[str, Any]
+DirEntry = tuple[str, int, int]
+"""(name, st_mode type bits, 0): the kernel's d_type, so `find`/`os.walk` need no stat."""
 
 
 def split_path(path: str) -> list[str]:
@@ -82,7 +84,7 @@ class DraftTree(Protocol):
 
     # -- tree -----------------------------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> Stat: ...
-    def readdir(self, path: str) -> list[str]: ...
+    def readdir(self, path: str) -> list[DirEntry]: ...
     def readlink(self, path: str) -> str: ...
     def mkdir(self, path: str, mode: int) -> None: ...
     def rmdir(self, path: str) -> None: ...
@@ -145,7 +147,7 @@ class ReadOnlyDrafts:
     def getattr(self, path: str, fh: int | None = None) -> Stat:
         raise _enoent(path)
 
-    def readdir(self, path: str) -> list[str]:
+    def readdir(self, path: str) -> list[DirEntry]:
         raise _enoent(path)
 
     def readlink(self, path: str) -> str:

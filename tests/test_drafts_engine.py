@@ -19,9 +19,10 @@ from test_drafts_support import (
     version_files,
 )
 
-from artifactfs.drafts.commit import commit_draft, recover_all
+from artifactfs.drafts.commit import commit_draft
 from artifactfs.drafts.draft import find_draft, open_draft
 from artifactfs.drafts.errors import DraftBusyError
+from artifactfs.drafts.recovery import recover_all
 from artifactfs.drafts.state import DraftOptions
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
