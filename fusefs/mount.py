@@ -110,7 +110,7 @@ def check_fuse(lib: str = "fuse3") -> None:
         raise MountError(
             f"FUSE is not available: cannot load lib{lib} ({e}); install fuse3 and libfuse3-3"
         ) from e
-    loaded = sys.modules["mfusepy"]._libfuse_path  # type: ignore[attr-defined]
+    loaded = sys.modules["mfusepy"]._libfuse_path
     if (lib == "fuse3" and "fuse3" not in str(loaded)) or (
         lib == "fuse" and "fuse3" in str(loaded)
     ):
