@@ -21,7 +21,7 @@ import mfusepy
 from artifactfs.errors import ArtifactFSError, BackendError, DigestMismatchError
 from artifactfs.fusefs.catalog import NotFound, Unavailable
 
-log = logging.getLogger("artifactfs.fusefs.operations")  # the lines are the callbacks' own
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
