@@ -9,7 +9,7 @@ Errors follow one policy (guard.py); stat, statfs and xattr dicts are rendered b
 module decides only *who* answers, plus the mount's lifecycle (kernel caching knobs at init,
 invalidation of changed draft paths, drafts' shutdown at destroy).
 
-Caching (DESIGN §2, §7): the global entry/attr timeouts are long (set by mount.py) because
+Caching (DESIGN §2, §7): the global entry/attr timeouts are long (set by serve.build) because
 everything with a name in a version is immutable; version files keep their pages across opens,
 draft files never do. Directory listings are never cached by the kernel here, so new versions
 and moved aliases show up after `--ttl` seconds without a remount.
