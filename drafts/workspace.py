@@ -52,6 +52,7 @@ from artifactfs.drafts.view import err
 from artifactfs.errors import ArtifactFSError, InvalidNameError
 from artifactfs.resolver.backends.base import Progress
 from artifactfs.resolver.names import check_name
+from artifactfs.resolver.resolver import Resolver
 
 __all__ = [
     "DIR_MODE",
@@ -87,7 +88,7 @@ class DraftWorkspace:
 
     def __init__(
         self,
-        resolver: Any,
+        resolver: Resolver,
         write_dir: str | Path,
         *,
         follow_ttl: float = 0.0,

@@ -61,6 +61,16 @@ def read_view(draft, path):
     return draft.read_stored(node.entry, 0, node.entry.size)
 
 
+def test_engine_loads_without_fuse():
+    """`artifactfs commit` uses the drafts engine with no mount: it never loads mfusepy/libfuse."""
+    code = (
+        "import sys, artifactfs.drafts.workspace, artifactfs.cli.draft_cmds;"
+        "print(sorted(m for m in sys.modules if m.startswith(('mfusepy', 'artifactfs.fusefs'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_copy_on_write_view(resolver):
     seed(resolver, BASE)
     d = draft_of(resolver)
