@@ -165,9 +165,7 @@ class _Package(types.ModuleType):
 
     @property
     def config(self) -> Any:
-        module = self.__dict__.get("_config_module") or importlib.import_module(
-            "artifactfs.config"
-        )
+        module = self.__dict__.get("_config_module") or importlib.import_module("artifactfs.config")
         return _ConfigView(module)
 
     @config.setter

@@ -41,8 +41,14 @@ class ArtifactManifestEntry(ManifestEntry):
             raise ArtifactNotLoggedError(f"{self.path}: its artifact has not been logged")
         return self._artifact
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> str:
-        """Download this one file (through the cache) under `root`; return its local path."""
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        skip_cache: bool | None = None,
+        executor: object = None,
+    ) -> str:
+        """Download this one file (through the cache) under `root`; return its local path.
+        `skip_cache` and `executor` are accepted for W&B compatibility."""
         art = self._logged()
         base = Path(root) if root is not None else art._default_root()
         download_manifest(art._resolver_or_raise(), art._manifest, base, paths=[self.path])

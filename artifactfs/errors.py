@@ -43,6 +43,11 @@ class ArtifactNotLoggedError(ArtifactFSError, AttributeError):
     as W&B's is: attributes such as `version` do not exist before logging)."""
 
 
+class ArtifactHasAliasesError(ArtifactFSError, ValueError):
+    """`delete()` of a version that still has aliases (`latest` included) without
+    `delete_aliases=True`, as W&B refuses it."""
+
+
 class RunNotFoundError(ArtifactNotFoundError):
     """No run with that path in the registry."""
 

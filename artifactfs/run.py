@@ -219,8 +219,7 @@ class Run(RunSession):
             if existing is not None:
                 if "model" not in existing.type.lower():
                     raise AssertionError(
-                        f"link_model() is for 'model' artifacts; {name} has type "
-                        f"{existing.type!r}"
+                        f"link_model() is for 'model' artifacts; {name} has type {existing.type!r}"
                     )
                 type_ = existing.type
         artifact = self.log_artifact(path, name=name, type=type_)

@@ -33,8 +33,8 @@ from artifactfs.errors import ArtifactFSError, InvalidNameError, PreconditionFai
 from artifactfs.lookup import open_resolver
 from artifactfs.resolver.names import check_name
 from artifactfs.resolver.records import RunRecord, VersionRecord
+from artifactfs.resolver.registry.runs import RunStore
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.resolver.runs import RunStore
 from artifactfs.run_data import History, RunConfig, Summary
 
 log = logging.getLogger(__name__)
@@ -369,9 +369,7 @@ def _install_exit_hooks() -> None:
     _hooks_installed = True
     previous = sys.excepthook
 
-    def hook(
-        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-    ) -> None:
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         global _failed
         _failed = True
         previous(exc_type, exc, tb)

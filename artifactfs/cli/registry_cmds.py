@@ -134,7 +134,7 @@ def cmd_put(args: argparse.Namespace) -> int:
         with progress_bar(_dir_size(args.path), f"put {ref.name}") as advance:
             art = run.log_artifact(art, aliases=args.alias or [], progress=advance)
     print(
-        f"{art.qualified_name}:{art.version}  {len(art.manifest)} file(s), {human_size(art.size)}"
+        f"{art.qualified_name}  {len(art.manifest)} file(s), {human_size(art.size)}"
         f"  aliases: {', '.join(art.aliases)}  digest {art.digest}"
     )
     return 0
@@ -144,7 +144,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     art = _api(args).artifact(args.name, type=args.type)
     with progress_bar(art.size, f"get {art.name}") as advance:
         root = art.download(args.dest, progress=advance)
-    print(f"{art.qualified_name}:{art.version} -> {root}")
+    print(f"{art.qualified_name} -> {root}")
     return 0
 
 
@@ -155,7 +155,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"artifactfs: verify failed: {e}", file=sys.stderr)
         return 1
-    print(f"OK: {args.dir} matches {art.qualified_name}:{art.version} ({len(art.manifest)} files)")
+    print(f"OK: {args.dir} matches {art.qualified_name} ({len(art.manifest)} files)")
     return 0
 
 

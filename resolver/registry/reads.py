@@ -16,6 +16,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from artifactfs.resolver.names import ArtifactRef, check_name, is_digest, versio
 from artifactfs.resolver.records import CollectionRecord, VersionRecord
 
 log = logging.getLogger(__name__)
+
+MAX_RENAME_HOPS = 16
 
 
 def get_json(store: Store, key: str) -> tuple[dict[str, Any], str]:
@@ -211,7 +214,12 @@ class RegistryReader:
         alias = ref.alias or "latest"
         if not ref.name:
             return self._resolve_digest_anywhere(ref.entity, ref.project, alias)
-        self.collection(ref.entity, ref.project, ref.name)
+        coll = self.collection(ref.entity, ref.project, ref.name)
+        for _ in range(MAX_RENAME_HOPS):  # a renamed collection's old name resolves to the new
+            if coll.state != "RENAMED" or not coll.renamed_to:
+                break
+            ref = replace(ref, name=coll.renamed_to)
+            coll = self.collection(ref.entity, ref.project, coll.renamed_to)
         n = version_number(alias)
         if n is None and is_digest(alias):
             n = self._digest_version(ref.entity, ref.project, ref.name, alias)
