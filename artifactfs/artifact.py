@@ -75,6 +75,7 @@ class Artifact(ArtifactContent):
         self._metadata = dict(record.metadata)
         self._manifest = resolver.registry.manifest(record)
         self._aliases = resolver.registry.version_aliases(record)
+        self._saved_aliases = list(self._aliases)
         self._tags = list(record.tags)
         self._ttl = timedelta(seconds=record.ttl) if record.ttl else None
         self._ttl_changed = False
@@ -238,9 +239,10 @@ class Artifact(ArtifactContent):
         unlogged one is logged, by the current run or else by an automatic run (W&B
         behaviour; a draft of a logged version goes to the collection it came from).
 
-        Aliases: the list as it is now is what the version gets, for every alias but
-        `latest`, which the registry manages (always the newest version): removing it from,
-        or adding it to, the list changes nothing, with a warning."""
+        Aliases: what was added to or removed from the list since it was read is applied
+        (W&B's rule), for every alias but `latest`, which the registry manages (always the
+        newest version): removing it from, or adding it to, the list changes nothing, with a
+        warning."""
         if self._record is None:
             with auto_run(RunSession, project or self._project) as run:
                 self._log_by(
@@ -270,15 +272,27 @@ class Artifact(ArtifactContent):
             if self._ttl_changed:
                 fresh.ttl = ttl
             fresh = reg.update_version(fresh)
-        is_latest = "latest" in reg.version_aliases(fresh)
-        if is_latest != ("latest" in self._aliases):
+        # W&B sends the changes made to the list since it was read, not the list: an alias that
+        # moved to another version meanwhile (a later log_artifact) is not pulled back.
+        added = [a for a in dict.fromkeys(self._aliases) if a not in self._saved_aliases]
+        removed = [a for a in self._saved_aliases if a not in self._aliases]
+        if "latest" in added or "latest" in removed:
             message = (
-                f"'latest' is managed by the registry (it always names the newest version); "
-                f"{'it stays on' if is_latest else 'it cannot be added to'} {fresh.full_name}"
+                "'latest' is managed by the registry (it always names the newest version); "
+                f"{'removing it from' if 'latest' in removed else 'adding it to'} "
+                f"{fresh.full_name} changes nothing"
             )
             warnings.warn(message, UserWarning, stacklevel=2)
             log.warning("%s", message)
-        self._aliases = reg.set_aliases(fresh, self._aliases)
+        for alias in added:
+            if alias != "latest":
+                reg.set_alias(fresh, alias)
+        for alias in removed:
+            if alias != "latest":
+                reg.remove_alias(fresh, alias)
+        reg.invalidate()
+        self._aliases = reg.version_aliases(fresh)
+        self._saved_aliases = list(self._aliases)
         self._record = fresh
         self._tags = list(fresh.tags)
         self._ttl_changed = False

@@ -52,6 +52,7 @@ class ArtifactCore:
         self._use_as = use_as
         self._manifest = Manifest()  # PENDING: what add_* built; COMMITTED: the logged manifest
         self._aliases: list[str] = []
+        self._saved_aliases: list[str] = []  # as last read from the registry (save() diffs)
         self._final = False
         self._record: VersionRecord | None = None
         self._resolver: Resolver | None = None

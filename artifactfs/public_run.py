@@ -28,6 +28,21 @@ from artifactfs.resolver.resolver import Resolver
 ArtifactT = TypeVar("ArtifactT")
 
 
+class RunSummary(dict[str, Any]):
+    """A stored run's summary: a dict, with W&B's `_json_dict` (scripts exporting runs use
+    it) and attribute access."""
+
+    @property
+    def _json_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"run summary has no key {key!r}") from None
+
+
 class Run(Generic[ArtifactT]):
     """A run as stored in the registry (read-only): what it logged and what it used."""
 
@@ -75,13 +90,13 @@ class Run(Generic[ArtifactT]):
         return dict(self._record.config)
 
     @property
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RunSummary:
         """The last value logged for each key (or what the run set by hand)."""
-        return dict(self._record.summary)
+        return RunSummary(self._record.summary)
 
     @property
     def summary_metrics(self) -> dict[str, Any]:
-        return self.summary
+        return dict(self._record.summary)
 
     @property
     def state(self) -> str:

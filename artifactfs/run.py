@@ -151,6 +151,7 @@ class Run(RunSession):
         self._remember("used", record)
         if aliases:
             artifact._aliases = registry.version_aliases(record)
+            artifact._saved_aliases = list(artifact._aliases)
         return artifact
 
     def _resolve(self, text: str, type_: str | None) -> VersionRecord:
