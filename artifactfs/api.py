@@ -31,7 +31,7 @@ from artifactfs.public_collections import (
 from artifactfs.public_run import Run
 from artifactfs.resolver.names import check_name, parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.run_filters import matches, sort_key
+from artifactfs.run_filters import matches, sort_runs
 from artifactfs.session import RunSession, current
 
 __all__ = ["Api", "ArtifactCollection", "ArtifactType", "Run"]
@@ -176,9 +176,7 @@ class Api:
         records = [
             r for r in self._resolver.registry.runs.runs(entity, project) if matches(r, filters)
         ]
-        key, reverse = sort_key(order)
-        records.sort(key=key, reverse=reverse)
-        return [Run(r, self._resolver, Artifact._from_record) for r in records]
+        return [Run(r, self._resolver, Artifact._from_record) for r in sort_runs(records, order)]
 
     def run(self, path: str = "") -> Run[Artifact]:
         """`entity/project/run_id` (or shorter, with defaults) -> the stored run."""

@@ -109,19 +109,23 @@ def matches(record: RunRecord, query: Mapping[str, Any] | None) -> bool:
     return True
 
 
-def sort_key(order: str) -> tuple[Callable[[RunRecord], Any], bool]:
-    """W&B's `order` ("+created_at", "-summary_metrics.loss"...) -> (key function, reverse)."""
+def sort_runs(records: list[RunRecord], order: str) -> list[RunRecord]:
+    """W&B's `order` ("+created_at", "-summary_metrics.loss"...): ascending with `+` (or no
+    sign), descending with `-`; runs without the field come last either way."""
     reverse = order.startswith("-")
     field = order.lstrip("+-") or "created_at"
-
-    def key(record: RunRecord) -> Any:
-        value = _field(record, field)
-        if value is _MISSING or value is None:
-            return (1, 0, 0.0, "")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return (0, 0, float(value), "")
-        return (0, 1, 0.0, str(value))
-
     if field in ("created_at", "createdAt"):
-        return (lambda r: (r.created_at, r.id)), reverse
-    return key, reverse
+        return sorted(records, key=lambda r: (r.created_at, r.id), reverse=reverse)
+    present, missing = [], []
+    for record in records:
+        value = _field(record, field)
+        (missing if value is _MISSING or value is None else present).append((value, record))
+
+    def key(item: tuple[Any, RunRecord]) -> tuple[int, float, str]:
+        value = item[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (0, float(value), "")
+        return (1, 0.0, str(value))
+
+    present.sort(key=key, reverse=reverse)
+    return [r for _, r in present] + [r for _, r in missing]
