@@ -174,7 +174,7 @@ class Run(Generic[ArtifactT]):
             step = len(rows) / samples
             rows = [rows[int(i * step)] for i in range(samples - 1)] + [rows[-1]]
         if pandas and importlib.util.find_spec("pandas") is not None:
-            import pandas as pd  # optional; only when the caller wants a DataFrame
+            import pandas as pd  # type: ignore[import-untyped]  # optional, untyped
 
             return pd.DataFrame.from_records(rows)
         return rows

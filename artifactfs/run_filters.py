@@ -116,7 +116,8 @@ def sort_runs(records: list[RunRecord], order: str) -> list[RunRecord]:
     field = order.lstrip("+-") or "created_at"
     if field in ("created_at", "createdAt"):
         return sorted(records, key=lambda r: (r.created_at, r.id), reverse=reverse)
-    present, missing = [], []
+    present: list[tuple[Any, RunRecord]] = []
+    missing: list[tuple[Any, RunRecord]] = []
     for record in records:
         value = _field(record, field)
         (missing if value is _MISSING or value is None else present).append((value, record))

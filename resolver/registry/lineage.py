@@ -198,7 +198,7 @@ class Lineage:
                 continue
             if data.get("version") is None:
                 continue
-            found = self.reader.version_or_none(*parts, int(data["version"]))
+            found = self.reader.version_or_none(parts[0], parts[1], parts[2], int(data["version"]))
             if found is not None:
                 out.append(found)
         return out

@@ -16,7 +16,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -214,20 +213,21 @@ class RegistryReader:
         alias = ref.alias or "latest"
         if not ref.name:
             return self._resolve_digest_anywhere(ref.entity, ref.project, alias)
-        coll = self.collection(ref.entity, ref.project, ref.name)
+        entity, project, name = ref.entity, ref.project, ref.name
+        coll = self.collection(entity, project, name)
         for _ in range(MAX_RENAME_HOPS):  # a renamed collection's old name resolves to the new
             if coll.state != "RENAMED" or not coll.renamed_to:
                 break
-            ref = replace(ref, name=coll.renamed_to)
-            coll = self.collection(ref.entity, ref.project, coll.renamed_to)
+            name = coll.renamed_to
+            coll = self.collection(entity, project, name)
         n = version_number(alias)
         if n is None and is_digest(alias):
-            n = self._digest_version(ref.entity, ref.project, ref.name, alias)
+            n = self._digest_version(entity, project, name, alias)
         if n is None:
-            n = self.aliases(ref.entity, ref.project, ref.name).get(alias)
+            n = self.aliases(entity, project, name).get(alias)
         if n is None:
-            raise ArtifactNotFoundError(f"no alias {alias!r} in {ref.qualified_name}")
-        return self.version(ref.entity, ref.project, ref.name, n)
+            raise ArtifactNotFoundError(f"no alias {alias!r} in {entity}/{project}/{name}")
+        return self.version(entity, project, name, n)
 
     def _digest_version(self, entity: str, project: str, name: str, digest: str) -> int | None:
         try:
