@@ -58,6 +58,8 @@ class MountOptions:
     threads: bool = True
     read_only: bool = False
     """Do not load drafts: every write is EROFS."""
+    nonempty: bool = False
+    """Mount over a directory that has entries (hidden until unmount); refused otherwise."""
     max_readahead: int = 4 << 20
     """Kernel readahead window (set via sysfs when permitted, see set_readahead)."""
     log_file: str | None = None
@@ -85,7 +87,7 @@ def is_mounted(path: str | os.PathLike[str]) -> bool:
     return False
 
 
-def check_mountpoint(path: str) -> str:
+def check_mountpoint(path: str, nonempty: bool = False) -> str:
     """The absolute mountpoint, or MountError saying what is wrong with it."""
     mp = os.path.abspath(path)
     if is_mounted(mp):
@@ -94,7 +96,35 @@ def check_mountpoint(path: str) -> str:
         raise MountError(f"mountpoint {mp} does not exist (create it with mkdir)")
     if not os.path.isdir(mp):
         raise MountError(f"mountpoint {mp} is not a directory")
+    if not nonempty:
+        try:
+            count = len(os.listdir(mp))
+        except OSError as e:
+            raise MountError(f"cannot read mountpoint {mp}: {e.strerror}") from e
+        if count:
+            raise MountError(
+                f"{mp} is not empty ({count} entries): the mount would hide them until "
+                "unmount; use an empty directory, or --nonempty to mount over them"
+            )
     return mp
+
+
+def check_write_dir(opts: MountOptions) -> None:
+    """MountError when another mount owns the write dir this mount's drafts would use: two
+    mounts cannot share drafts (the second would wait for the lock, then fail obscurely)."""
+    if opts.read_only:
+        return
+    from artifactfs.config import load_config
+    from artifactfs.drafts.commit_requests import lock_holder
+
+    write_dir = load_config(registry=opts.registry, **opts.overrides).write_dir
+    holder = lock_holder(write_dir)
+    if holder is None or holder.get("kind") != "mount":
+        return  # free, or a CLI commit that will let go: the mount waits for it
+    raise MountError(
+        f"the drafts folder {write_dir} is in use by another mount (pid {holder.get('pid', '?')}); "
+        "give this mount its own with --write-dir DIR, or mount it --read-only"
+    )
 
 
 def check_fuse(lib: str = "fuse3") -> None:
@@ -110,7 +140,7 @@ def check_fuse(lib: str = "fuse3") -> None:
         raise MountError(
             f"FUSE is not available: cannot load lib{lib} ({e}); install fuse3 and libfuse3-3"
         ) from e
-    loaded = sys.modules["mfusepy"]._libfuse_path  # type: ignore[attr-defined]
+    loaded = sys.modules["mfusepy"]._libfuse_path
     if (lib == "fuse3" and "fuse3" not in str(loaded)) or (
         lib == "fuse" and "fuse3" in str(loaded)
     ):
@@ -155,7 +185,8 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
 
     try:
         _setup_logging(opts)
-        mp = check_mountpoint(opts.mountpoint)
+        mp = check_mountpoint(opts.mountpoint, opts.nonempty)
+        check_write_dir(opts)
         check_fuse(opts.fuse_lib)
         ops, fuse_kwargs = build(opts, mp)
     except Exception as e:
@@ -288,7 +319,8 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
 
 def start_background(opts: MountOptions, timeout: float = READY_TIMEOUT) -> int:
     """Start the daemon and return its pid once the mount is usable (MountError otherwise)."""
-    mp = check_mountpoint(opts.mountpoint)
+    mp = check_mountpoint(opts.mountpoint, opts.nonempty)
+    check_write_dir(opts)
     opts = MountOptions(**{**asdict(opts), "mountpoint": mp, "foreground": False})
     log_file = Path(opts.log_file) if opts.log_file else default_log_file()
     log_file.parent.mkdir(parents=True, exist_ok=True)
