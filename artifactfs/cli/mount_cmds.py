@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "mount",
         help="mount the registry as a file system",
         **example(
-            "mkdir -p /mnt/af && artifactfs mount /mnt/af && ls /mnt/af/acme/mnist",
+            "artifactfs mount /mnt/af      # an empty directory; then: ls /mnt/af/acme/mnist",
             description=(
                 "Show entity/project/name:alias/path as plain files, fetched lazily through the "
                 "shared cache; files written under entity/project/name/ become a new version on "
