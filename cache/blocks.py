@@ -55,12 +55,12 @@ def no_space_error(path: Path | str, e: OSError) -> CacheError:
 def atomic_write(
     tmp_dir: Path,
     dest: Path,
-    fill: Callable[[BinaryIO], None],
+    fill: Callable[[BinaryIO], object],
     check: Callable[[], None] | None = None,
 ) -> None:
     """Write a file through a private temporary file renamed into place.
 
-    `fill` writes the content; `check` (after the file is closed) may raise to reject it. On any
+    `fill` writes the content (its result is ignored); `check` (after the file is closed) may raise to reject it. On any
     failure the temporary file is removed, so no partial file is ever visible under `dest`; a
     full disk becomes CacheError with errno ENOSPC.
     """

@@ -112,7 +112,7 @@ def _select(manifest_paths: list[str], wanted: list[str], full_name: str) -> lis
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from artifactfs.artifact import default_artifact_dir
+    from artifactfs.artifact_core import default_artifact_dir
     from artifactfs.resolver.download import download_manifest
 
     api = _api(args)
