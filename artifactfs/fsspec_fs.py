@@ -5,14 +5,8 @@ Python data stack reads through fsspec. This is a second front end beside the mo
 through the same Resolver, so the bytes come from the same shared blob cache: a blob the mount
 or a download already fetched is never fetched again, and what is read here serves them too.
 
-Paths (`artifact://` optional):
-
-    entity/project/name:alias/path/in/artifact     also name:vN, or a digest after the colon
-    project/name:alias/...                          the configured entity
-    name:alias/...                                  the configured entity and project
-    "", entity, entity/project                      the namespace: entities, projects, versions
-
-Read-only. Listings (`ls`, `info`, `find`, `glob`) come from the version's manifest index (the
+Paths (`artifact://` optional): `entity/project/name:alias/path/in/artifact`, with defaults for
+the entity and project (artifactfs.fsspec_paths). Read-only. Listings (`ls`, `info`, `find`, `glob`) come from the version's manifest index (the
 mount's, resolver.version_index), never a per-file call; an alias is resolved through the
 registry's metadata TTL, and an open file is pinned to the version it was opened at.
 Options are the normal configuration (artifactfs.config.load_config); every configuration key
@@ -28,25 +22,24 @@ import shutil
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+from fsspec.spec import AbstractFileSystem
 
 from artifactfs.config import Config, load_config
 from artifactfs.errors import (
-    ArtifactFSError,
     ArtifactNotFoundError,
-    CacheError,
     ConfigError,
     ObjectNotFoundError,
 )
+from artifactfs.fsspec_file import ArtifactFile
+from artifactfs.fsspec_paths import Location, ReadOnlyError, not_found, parse
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.download import FETCH_THREADS
 from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
 from artifactfs.resolver.manifest_index import ManifestIndex
-from artifactfs.resolver.names import ArtifactRef, check_entry_path, parse_artifact_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.resolver import Resolver
 from artifactfs.resolver.version_index import index_dir, open_version_index
@@ -54,21 +47,6 @@ from artifactfs.resolver.version_index import index_dir, open_version_index
 PROTOCOL = "artifact"
 OPEN_INDEXES = 64
 CONFIG_KEYS = frozenset(f.name for f in fields(Config))
-
-
-class ReadOnlyError(ArtifactFSError, OSError):
-    """A write through `artifact://`: versions are immutable (write through a draft instead)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(
-            errno.EROFS,
-            f"artifact://{path} is read-only: log a new version (run.log_artifact, "
-            "`artifactfs put`, or a draft in the mount) instead",
-        )
-
-
-def not_found(path: str, why: str | None = None) -> FileNotFoundError:
-    return FileNotFoundError(errno.ENOENT, why or f"no such file or directory: artifact://{path}")
 
 
 # -- shared per process: one Resolver per configuration, one index per manifest -------------------
@@ -120,42 +98,6 @@ def _version_index(resolver: Resolver, record: VersionRecord) -> ManifestIndex:
         while len(_indexes) > OPEN_INDEXES:
             _indexes.popitem(last=False)  # dropped, not closed: a reader may hold a slice
     return index
-
-
-# -- paths ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Location:
-    """A parsed path: the namespace part or a version plus the path inside it."""
-
-    path: str
-    namespace: tuple[str, ...] = ()
-    """entity[, project] for namespace paths (empty for the root)."""
-    ref: ArtifactRef | None = None
-    """entity/project/name:alias, defaults applied, for paths in or at a version."""
-    inner: str = ""
-    """The path inside the version ("" = the version root)."""
-
-
-def parse(path: str, entity: str, project: str) -> Location:
-    """`path` (protocol stripped) -> Location; FileNotFoundError if it can name nothing."""
-    parts = [p for p in path.split("/") if p]
-    at = next((i for i, p in enumerate(parts) if ":" in p), None)
-    if at is None:
-        if len(parts) > 2:
-            raise not_found(
-                path, f"artifact://{path}: name a version, as in {'/'.join(parts[:3])}:latest"
-            )
-        return Location(path, tuple(parts))
-    if at > 2:
-        raise not_found(path, f"artifact://{path}: expected entity/project/name:alias/path")
-    ref = parse_artifact_name("/".join(parts[: at + 1])).with_defaults(entity, project)
-    inner = "/".join(parts[at + 1 :])
-    if inner:
-        try:
-            inner = check_entry_path(inner)
-        except ValueError as e:
-            raise not_found(path, str(e)) from e
-    return Location(path, ref=ref, inner=inner)
 
 
 def _mtime(record: VersionRecord) -> float:
@@ -441,48 +383,3 @@ class ArtifactFileSystem(AbstractFileSystem):
 
     mkdir = makedirs = rmdir = _rm = rm_file = rm = touch = _refuse
     cp_file = mv = pipe_file = put_file = put = _refuse
-
-
-class ArtifactFile(AbstractBufferedFile):
-    """An open entry, pinned to the version it was opened at. Reads go through the blob cache:
-    held fds on its cached bytes when present (like the mount's open files), else a ranged
-    fetch that fills the cache. fsspec's own read cache is off by default ("none"): the blob
-    cache already is one, on local disk."""
-
-    def __init__(self, fs: ArtifactFileSystem, path: str, entry: ManifestEntry, **kwargs: Any):
-        self.entry = entry
-        self._resolver = fs.resolver
-        self._handle: Any = None
-        self._handle_tried = False
-        size = entry.size if entry.size is not None else fs._local_size(entry)
-        super().__init__(fs, path, mode="rb", size=size, **kwargs)
-
-    def _spans(self, start: int, length: int) -> list[tuple[int, int, int]] | None:
-        if not self._handle_tried:
-            self._handle_tried = True
-            cache = self._resolver.cache
-            if self.size < cache.block_threshold:  # small entries are cached whole anyway
-                try:
-                    self._resolver.fetch(self.entry)
-                except CacheError:
-                    pass  # the cache cannot store it: ranged reads fetch straight from source
-            self._handle = self._resolver.open_handle(self.entry)
-        return None if self._handle is None else self._handle.spans(start, length)
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        end = min(end, self.size)
-        if end <= start:
-            return b""
-        spans = self._spans(start, end - start)
-        if spans is None:
-            return self._resolver.read(self.entry, start, end - start)
-        if len(spans) == 1:
-            fd, pos, n = spans[0]
-            return os.pread(fd, n, pos)
-        return b"".join(os.pread(fd, n, pos) for fd, pos, n in spans)
-
-    def close(self) -> None:
-        super().close()
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
