@@ -143,3 +143,16 @@ def test_verify_reports_every_difference(registry_url, data, tmp_path, capsys):
         ["extra:", "new.txt"],
         ["extra:", "sub/new2.txt"],
     ]
+
+
+def test_missing_version_lists_what_exists(registry_url, data, capsys):
+    assert _run(capsys, "put", str(data), "proj/ds", "-a", "best")[0] == 0
+    (data / "a.txt").write_text("v1")
+    assert _run(capsys, "put", str(data), "proj/ds")[0] == 0
+    for name, what in (("proj/ds:v7", "no version v7"), ("proj/ds:prod", "no alias 'prod'")):
+        rc, out, err = _run(capsys, "get", name)
+        assert rc == 1 and out == ""
+        assert err.strip() == (
+            f"artifactfs: error: {what} in acme/proj/ds "
+            "(versions: v0, v1; aliases: best -> v0, latest -> v1)"
+        )
