@@ -176,7 +176,7 @@ class ArtifactFileSystem(AbstractFileSystem):
 
     @staticmethod
     def _file(name: str, record: VersionRecord, entry: ManifestEntry) -> dict[str, Any]:
-        md5 = None if entry.ref is not None else b64_to_hex(entry.digest)
+        md5 = b64_to_hex(entry.digest) if entry.stored else None
         return {
             "name": name,
             "size": entry.size,

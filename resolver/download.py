@@ -92,7 +92,7 @@ def plan(
 
 def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
     """Copy a cached object to `target` atomically; False if `target` already has the bytes."""
-    if target.is_file() and entry.ref is None:
+    if target.is_file() and entry.stored:
         st = target.stat()
         if (entry.size is None or st.st_size == entry.size) and md5_hex_of_file(
             target
@@ -176,8 +176,8 @@ def verify_dir(manifest: Manifest, root: str | os.PathLike[str]) -> int:
     """Check `root` against the manifest; return the number of files checked.
 
     VerifyError (a ValueError) listing every file that differs, is missing, or is not part of
-    the artifact, all found in one pass. References are not verified (their bytes may
-    legitimately live elsewhere), as W&B does.
+    the artifact, all found in one pass. External references are not verified (their bytes may
+    legitimately live elsewhere), as W&B does; entries from other artifacts are.
     """
     root_path = Path(root)
     if not root_path.is_dir():
@@ -187,7 +187,7 @@ def verify_dir(manifest: Manifest, root: str | os.PathLike[str]) -> int:
     missing: list[str] = []
     checked = 0
     for entry in manifest:
-        if entry.ref is not None:
+        if not entry.stored:
             continue
         target = safe_target(root_path, entry.path)
         if not target.is_file():
