@@ -82,12 +82,13 @@ def atomic_write(
             check()
         for attempt in range(3):
             # A concurrent prune may remove an emptied block directory between the mkdir and
-            # the rename; recreate it and try again.
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            # the rename, or even inside mkdir (pathlib then sees it exist, then not be a
+            # directory, and raises FileExistsError); recreate it and try again.
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, dest)
                 break
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):
                 if attempt == 2:
                     raise
     except BaseException:
