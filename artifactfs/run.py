@@ -73,7 +73,7 @@ class Run(RunSession):
             artifact = artifact_or_path
             if artifact._record is not None:
                 raise InvalidNameError(
-                    f"{artifact.qualified_name}:{artifact.version} is already logged; "
+                    f"{artifact.qualified_name} is already logged; "
                     "use link() or save() to change it"
                 )
             if type is not None and type != artifact.type:

@@ -337,12 +337,17 @@ class ManifestIndex:
                 # skip everything under prefix+name/: '0' is the byte after '/'
                 i = self._lower_bound(p[:slash] + b"0", i + 1)
 
+    def under(self, rel: str) -> range:
+        """Entry numbers of every file at any depth below directory `rel` ("" = the whole
+        version): one contiguous run of the sorted paths, found by two binary searches."""
+        if not rel:
+            return range(self.n)
+        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
+        return range(self._lower_bound(prefix), self._lower_bound(prefix[:-1] + b"0"))
+
     def dir_count(self, rel: str) -> int:
         """Number of entries at any depth below `rel` (for du-like summaries)."""
-        if not rel:
-            return self.n
-        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
-        return self._lower_bound(prefix[:-1] + b"0") - self._lower_bound(prefix)
+        return len(self.under(rel))
 
     def close(self) -> None:
         for mv in (self._pathoff, self._metaoff, self._sizes):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from artifactfs.cli.output import example
 from artifactfs.resolver.resolver import Resolver
 from artifactfs.resolver.ttl import sweep_ttl
 
@@ -35,7 +36,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "ttl-sweep",
         help="delete artifact versions whose TTL (Artifact.ttl) has passed",
-        description="Delete every artifact version past its time to live, as W&B's server does.",
+        **example(
+            "artifactfs ttl-sweep --dry-run",
+            "artifactfs ttl-sweep --entity acme --project mnist",
+            description=(
+                "Delete every artifact version past its time to live (Artifact.ttl, counted "
+                "from its creation), as W&B's server does; its aliases go with it."
+            ),
+        ),
     )
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p.add_argument("--entity", help="only this entity")
