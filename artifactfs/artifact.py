@@ -16,7 +16,6 @@ the public run view (public_run.py), neither of which imports it back.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from typing import Any
 
 from artifactfs.artifact_content import ArtifactContent
 from artifactfs.artifact_core import check_tags
-from artifactfs.artifact_entry import ArtifactManifestEntry
+from artifactfs.artifact_entry import ArtifactFile, ArtifactManifestEntry
 from artifactfs.errors import ArtifactFSError, ArtifactHasAliasesError
 from artifactfs.public_collections import ArtifactCollection
 from artifactfs.public_run import Run as PublicRun
@@ -124,7 +123,7 @@ class Artifact(ArtifactContent):
         remove or replace entries, then `log_artifact()` or `save()`. Unchanged entries are
         not uploaded again (their blobs are already in the registry)."""
         rec = self._ensure_logged("new_draft")
-        source = rec.source or {"entity": rec.entity, "project": rec.project, "name": rec.name}
+        source = rec.link_source or {"entity": rec.entity, "project": rec.project, "name": rec.name}
         draft = Artifact(str(source["name"]), self.type, self.description, dict(self.metadata))
         draft._entity = str(source["entity"])
         draft._project = str(source["project"])
@@ -379,10 +378,10 @@ class Artifact(ArtifactContent):
     def source_artifact(self) -> Artifact:
         """The source version of a linked artifact; a source version itself otherwise."""
         rec = self._ensure_logged("source_artifact")
-        if rec.source is None:
+        if rec.link_source is None:
             return self
         resolver = self._resolver_or_raise()
-        s = rec.source
+        s = rec.link_source
         try:
             source = resolver.registry.version(s["entity"], s["project"], s["name"], s["version"])
         except ArtifactFSError as e:
@@ -393,7 +392,7 @@ class Artifact(ArtifactContent):
     def linked_artifacts(self) -> list[Artifact]:
         """The portfolio versions that link this source version (empty for a linked one)."""
         rec = self._ensure_logged("linked_artifacts")
-        if rec.source is not None:
+        if rec.link_source is not None:
             return []
         resolver = self._resolver_or_raise()
         return [Artifact._from_record(r, resolver) for r in resolver.registry.linked(rec)]
@@ -404,8 +403,9 @@ class Artifact(ArtifactContent):
         if not rec.logged_by:
             return None
         run = resolver.registry.run(rec.entity, rec.project, rec.logged_by)
-        if run is None and rec.source:
-            run = resolver.registry.run(rec.source["entity"], rec.source["project"], rec.logged_by)
+        src = rec.link_source
+        if run is None and src:
+            run = resolver.registry.run(src["entity"], src["project"], rec.logged_by)
         return PublicRun(run, resolver, Artifact._from_record) if run is not None else None
 
     def used_by(self) -> list[PublicRun[Artifact]]:
@@ -427,39 +427,3 @@ class Artifact(ArtifactContent):
 
     def __repr__(self) -> str:
         return f"<Artifact {self.qualified_name if self._record else self._name} ({self.type})>"
-
-
-class ArtifactFile:
-    """One file of a logged artifact as W&B's public API lists it (`Artifact.files()`)."""
-
-    def __init__(self, artifact: Artifact, path: str) -> None:
-        self._artifact = artifact
-        entry = artifact.manifest.get(path)
-        assert entry is not None
-        self.name = path
-        self.path = path
-        self.size = entry.size or 0
-        self.digest = entry.digest
-        self.md5 = entry.digest
-        self.ref = entry.ref
-
-    def download(
-        self, root: str | os.PathLike[str] = ".", replace: bool = False, exist_ok: bool = False
-    ) -> io.TextIOWrapper:
-        """Download under `root` and return the file opened for reading (W&B's File): an
-        existing file is an error unless `replace` (download again) or `exist_ok` (keep it)."""
-        target = Path(root) / self.name
-        if target.exists() and not replace:
-            if exist_ok:
-                return open(target)
-            raise ValueError(
-                "File already exists, pass replace=True to overwrite "
-                "or exist_ok=True to leave it as is and don't error."
-            )
-        if target.exists():
-            target.unlink()
-        path = self._artifact.get_entry(self.name).download(root)
-        return open(path)
-
-    def __repr__(self) -> str:
-        return f"<File {self.name} ({self.size} bytes)>"

@@ -125,7 +125,7 @@ class ArtifactCore:
 
     @property
     def _source(self) -> dict[str, Any] | None:
-        return self._record.source if self._record is not None else None
+        return self._record.link_source if self._record is not None else None
 
     @property
     def source_entity(self) -> str:
@@ -226,7 +226,7 @@ class ArtifactCore:
     def is_link(self) -> bool:
         """True for a version of a portfolio that links a source version (W&B's linked
         artifact); False for a source version and for an unlogged artifact."""
-        return self._record is not None and self._record.source is not None
+        return self._record is not None and self._record.link_source is not None
 
     @property
     def use_as(self) -> str | None:

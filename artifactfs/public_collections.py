@@ -117,7 +117,7 @@ class ArtifactCollection(Generic[ArtifactT]):
     def is_sequence(self) -> bool:
         """False for a portfolio (its versions link other collections' versions)."""
         versions = self._records()
-        return not versions or versions[-1].source is None
+        return not versions or versions[-1].link_source is None
 
     # -- versions --------------------------------------------------------------------------------
     def _records(self) -> list[VersionRecord]:

@@ -109,6 +109,7 @@ class RunSession:
                 group=check_label(group, "group"),
                 tags=[t for t in labels if t],
                 notes=notes,
+                state="running",
             ),
             resume,
         )

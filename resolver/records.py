@@ -89,6 +89,16 @@ class VersionRecord:
     def full_name(self) -> str:
         return f"{self.qualified_name}:v{self.version}"
 
+    @property
+    def link_source(self) -> dict[str, Any] | None:
+        """The version this one links (a portfolio version made by `link()`), else None.
+        `source` also holds other provenance (a draft commit records its producer), so only a
+        source naming a version counts."""
+        src = self.source
+        if src and all(k in src for k in ("entity", "project", "name", "version", "id")):
+            return src
+        return None
+
     def to_bytes(self) -> bytes:
         data = asdict(self)
         data.pop("etag")
@@ -120,9 +130,11 @@ class RunRecord:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: str | None = None
-    state: str = "running"
+    state: str = "finished"
     """W&B's run states: running, finished, failed (finished with an exception or a non-zero
-    exit code), crashed is what a reader may conclude from a stale `heartbeat_at`."""
+    exit code); crashed is what a reader may conclude from a stale `heartbeat_at`. A live run
+    writes `running` at start; records written without a state (older versions, draft
+    commits) read as finished."""
     summary: dict[str, Any] = field(default_factory=dict)
     heartbeat_at: str | None = None
     exit_code: int | None = None

@@ -583,3 +583,29 @@ def test_api_runs_filters_and_order(registry_url):
         api.run("p/missing")
     key = keys.run_key("acme", "p", failing.id)
     assert key.endswith(f"{failing.id}.json")
+
+
+def test_provenance_sources_are_not_links_and_live_runs_are_running(registry_url):
+    """A draft commit records its producer in `source`; that version is no link. A run in
+    progress reads as running; records written without a state (draft commits) as finished."""
+    run = wandb.init(project="p")
+    assert wandb.Api().run(f"p/{run.id}").state == "running"
+    art = _logged(run, "d", "x")
+    registry = art._resolver.registry
+    rec = registry.commit(
+        "acme", "p", "d", "dataset", registry.manifest(art._record), source={"producer": "mount"}
+    )
+    assert rec.version == 0  # unchanged contents: the same version
+    rec = registry.commit(
+        "acme",
+        "p",
+        "d2",
+        "dataset",
+        registry.manifest(art._record),
+        source={"producer": "mount", "draft": "acme/p/d2"},
+    )
+    drafted = wandb.Api().artifact("p/d2:v0")
+    assert not drafted.is_link and drafted.source_artifact is drafted
+    assert drafted.source_qualified_name == "acme/p/d2:v0"
+    drafted.delete(delete_aliases=True)  # a real delete, not an unlink
+    assert not wandb.Api().artifact_exists("p/d2:v0")

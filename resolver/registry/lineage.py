@@ -55,7 +55,7 @@ class Lineage:
         alias_list = [a for a in dict.fromkeys(aliases) if a != "latest"]
         for a in alias_list:
             check_alias(a)
-        source = record.source or {
+        source = record.link_source or {
             "entity": record.entity,
             "project": record.project,
             "name": record.name,
@@ -117,14 +117,14 @@ class Lineage:
         except ArtifactNotFoundError:
             return None
         for linked in existing:
-            if linked.source and linked.source.get("id") == source_id:
+            if linked.link_source and linked.link_source["id"] == source_id:
                 return linked
         return None
 
     def _claim(self, key: str, candidate: VersionRecord, etag: str | None) -> VersionRecord:
         """Make the link record name `candidate` (create-only, or a swap of a removed link);
         when another linker won, the version its record names."""
-        source_id = (candidate.source or {}).get("id", "")
+        source_id = (candidate.link_source or {}).get("id", "")
         body = LinkRecord(source_id=source_id, version=candidate.version).to_bytes()
         for _ in range(MAX_RACE_RETRIES):
             try:
@@ -160,7 +160,7 @@ class Lineage:
     def unlink(self, linked: VersionRecord) -> None:
         """Remove a portfolio version that links a source: its link record is swapped to
         removed, the version tombstoned, and the source's marker cleared."""
-        source = linked.source
+        source = linked.link_source
         if not source:
             raise ValueError(f"{linked.full_name} is not a linked artifact")
         key = keys.link_key(linked.entity, linked.project, linked.name, source["id"])
