@@ -227,12 +227,13 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     from artifactfs.fusefs.operations import ArtifactOperations
     from artifactfs.fusefs.stats import MountStats
     from artifactfs.resolver.resolver import Resolver
+    from artifactfs.resolver.version_index import default_index_dir
 
     config = load_config(registry=opts.registry, **opts.overrides)
     ttl = config.metadata_ttl if opts.ttl is None else opts.ttl
     resolver = Resolver.open(config, ttl=ttl)
     stats = MountStats()
-    catalog = Catalog(resolver.registry, Path(config.cache_dir) / "mount-index", stats)
+    catalog = Catalog(resolver.registry, default_index_dir(config.cache_dir), stats)
     ctx = DraftContext(
         resolver=resolver,
         config=config,
