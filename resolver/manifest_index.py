@@ -270,6 +270,12 @@ class ManifestIndex:
             value["size"] = size
         return value
 
+    def meta_bytes(self, i: int) -> bytes:
+        """Entry i's stored value as is: equal bytes mean an equal entry (diffs compare these
+        before parsing anything)."""
+        a, b = self._metaoff[i], self._metaoff[i + 1]
+        return self._mm[self._o_metas + a : self._o_metas + b]
+
     def entry(self, i: int) -> ManifestEntry:
         """The ManifestEntry of entry i (a few recently used ones are kept)."""
         with self._lock:
@@ -343,6 +349,19 @@ class ManifestIndex:
             return self.n
         prefix = rel.encode("utf-8", "surrogateescape") + b"/"
         return self._lower_bound(prefix[:-1] + b"0") - self._lower_bound(prefix)
+
+    def span(self, rel: str) -> tuple[int, int]:
+        """Entry numbers [first, end) of the files at any depth below directory `rel`."""
+        if not rel:
+            return 0, self.n
+        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
+        first = self._lower_bound(prefix)
+        return first, self._lower_bound(prefix[:-1] + b"0", first)
+
+    def size_sum(self, first: int, end: int) -> int:
+        """Bytes of entries [first, end); entries of unknown size count as 0."""
+        sizes = self._sizes[first:end].tolist()
+        return sum(sizes) + sizes.count(-1)
 
     def close(self) -> None:
         for mv in (self._pathoff, self._metaoff, self._sizes):
