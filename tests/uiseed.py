@@ -8,12 +8,20 @@ dataset with every previewable kind of file, a model trained from it, an evaluat
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import struct
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import artifactfs as af
+from artifactfs.config import load_config
+from artifactfs.resolver.resolver import Resolver
 
 
 def png_bytes(width: int = 64, height: int = 40) -> bytes:
@@ -69,7 +77,9 @@ def seed(tmp: Path) -> dict[str, str]:
                 metadata={"rows": 120 + version, "source": "synthetic"},
             )
             art.add_dir(str(root))
-            art.add(af.Table(columns=["id", "label"], data=[[i, i % 10] for i in range(7)]), "preds")
+            art.add(
+                af.Table(columns=["id", "label"], data=[[i, i % 10] for i in range(7)]), "preds"
+            )
             run.log_artifact(art, aliases=["stable"] if version == 0 else None)
         ids["prepare"] = run.id
     with af.init(project="mnist", job_type="train", config={"lr": 0.01, "epochs": 3}) as run:
@@ -88,3 +98,37 @@ def seed(tmp: Path) -> dict[str, str]:
         run.use_artifact("classifier:best")
         ids["eval"] = run.id
     return ids
+
+
+@dataclass
+class Seeded:
+    resolver: Resolver
+    runs: dict[str, str]
+    base: Path
+
+
+@contextlib.contextmanager
+def seeded_registry(base: Path) -> Iterator[Seeded]:
+    """The seed in a fresh embedded registry under `base`, for a whole module of tests: its own
+    XDG dirs while seeding (the per-test isolated_home is function-scoped), then a Resolver
+    over it that later tests read through whatever their environment says."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var, sub in (
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_DATA_HOME", "data"),
+        ):
+            (base / sub).mkdir(parents=True)
+            mp.setenv(var, str(base / sub))
+        for var in list(os.environ):
+            if var.startswith("ARTIFACTFS_"):
+                mp.delenv(var)
+        mp.setenv("ARTIFACTFS_ENTITY", "acme")
+        mp.setenv("ARTIFACTFS_REGISTRY", str(base / "registry"))
+        runs = seed(base / "src")
+        config = load_config()
+    resolver = Resolver.open(config)
+    try:
+        yield Seeded(resolver, runs, base)
+    finally:
+        resolver.close()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from typing import Any
 
 from flask import Flask
+from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
 
 from artifactfs.errors import ConfigError
@@ -70,7 +72,10 @@ class Server:
         self.loopback = check_host(host, allow_remote)
         trusted = [*LOOPBACK_NAMES, host] if self.loopback else None
         self.app: Flask = create_app(resolver, lineage_hops=lineage_hops, trusted_hosts=trusted)
-        server = create_server(self.app, host=host, port=port, threads=threads, ident="artifactfs")
+        self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
+        server = create_server(
+            self.app, self._map, host=host, port=port, threads=threads, ident="artifactfs"
+        )
         assert isinstance(server, BaseWSGIServer)  # one address: one socket, never a multi-server
         self._server = server
         self.host = host
@@ -85,5 +90,8 @@ class Server:
         self._server.run()
 
     def close(self) -> None:
-        self._server.close()
+        """Stop serving: the listener and every open (keep-alive) connection are closed, which
+        ends `run()`'s loop, and the worker threads finish their requests."""
+        self._server.task_dispatcher.shutdown()
+        wasyncore.close_all(self._map)
         self.app.extensions["artifactfs.browser"].close()

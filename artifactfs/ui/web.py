@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from artifactfs.api import Api
@@ -138,7 +138,9 @@ def create_app(
         return render_template("error.html", status=status, message=str(e)), status
 
     @app.errorhandler(HTTPException)
-    def http_error(e: HTTPException) -> tuple[str, int]:
+    def http_error(e: HTTPException) -> Any:
+        if isinstance(e, SecurityError):  # a Host header we do not serve: no URLs to build
+            return Response(f"{e.description}\n", 400, mimetype="text/plain")
         code = e.code or 500
         return render_template("error.html", status=code, message=e.description), code
 
