@@ -69,6 +69,9 @@ class Server:
         lineage_hops: int = DEFAULT_HOPS,
         threads: int = 4,
     ) -> None:
+        # "Task queue depth is N" only says every worker is busy (a browser opens several
+        # connections at once); not a warning a user of the page can act on.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.loopback = check_host(host, allow_remote)
         trusted = [*LOOPBACK_NAMES, host] if self.loopback else None
         self.app: Flask = create_app(resolver, lineage_hops=lineage_hops, trusted_hosts=trusted)
