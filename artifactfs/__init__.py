@@ -13,15 +13,29 @@ pay for the whole Python API.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactfs import errors
+
+if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers and editors
+    from artifactfs.api import Api as Api
+    from artifactfs.artifact import Artifact as Artifact
+    from artifactfs.artifact_entry import ArtifactManifestEntry as ArtifactManifestEntry
+    from artifactfs.config import Config as Config
+    from artifactfs.config import load_config as load_config
+    from artifactfs.errors import *  # noqa: F403
+    from artifactfs.run import Run as Run
+    from artifactfs.run import finish as finish
+    from artifactfs.run import init as init
+    from artifactfs.run import log_artifact as log_artifact
+    from artifactfs.run import use_artifact as use_artifact
+    from artifactfs.table import Table as Table
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "Artifact": "artifactfs.artifact",
-    "ArtifactManifestEntry": "artifactfs.artifact",
+    "ArtifactManifestEntry": "artifactfs.artifact_entry",
     "Table": "artifactfs.table",
     "Run": "artifactfs.run",
     "init": "artifactfs.run",
@@ -42,13 +56,15 @@ _EXPORTS.update({name: "artifactfs.errors" for name in _ERRORS})
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'artifactfs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name is an error
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'artifactfs' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

@@ -1,7 +1,10 @@
 """The public query API (`artifactfs.Api()`), modelled on `wandb.Api()`.
 
 Read-mostly access to the registry without starting a run: fetch an artifact by name, list
-versions of a collection, and the public Run objects that `logged_by()`/`used_by()` return.
+versions of a collection, fetch a stored run. The run objects it returns (`Run`, re-exported
+here as W&B users know it from `wandb.apis.public`) are the public view in public_run.py, shared
+with `Artifact.logged_by()`/`used_by()`. W&B's further query methods (collections, types, runs)
+belong here; this module imports the rest of the Python API and nothing imports it back.
 """
 
 from __future__ import annotations
@@ -10,55 +13,13 @@ from typing import Any
 
 from artifactfs.artifact import Artifact
 from artifactfs.errors import ArtifactNotFoundError, ArtifactTypeMismatchError
+from artifactfs.lookup import open_resolver, resolve_name
+from artifactfs.public_run import Run
 from artifactfs.resolver.names import check_name, parse_artifact_name
-from artifactfs.resolver.records import RunRecord
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.run import open_resolver, resolve_name
+from artifactfs.session import RunSession, current
 
-
-class Run:
-    """A run as stored in the registry (read-only): what it logged and what it used."""
-
-    def __init__(self, record: RunRecord, resolver: Resolver) -> None:
-        self._record = record
-        self._resolver = resolver
-
-    id = property(lambda self: self._record.id)
-    entity = property(lambda self: self._record.entity)
-    project = property(lambda self: self._record.project)
-    name = property(lambda self: self._record.name)
-    job_type = property(lambda self: self._record.job_type)
-    config = property(lambda self: dict(self._record.config))
-    created_at = property(lambda self: self._record.created_at)
-
-    @property
-    def path(self) -> list[str]:
-        return [self.entity, self.project, self.id]
-
-    def _artifacts(self, names: list[str]) -> list[Artifact]:
-        out = []
-        for full in names:
-            try:
-                record = self._resolver.registry.resolve(parse_artifact_name(full))
-            except ArtifactNotFoundError:
-                continue  # deleted since
-            out.append(Artifact._from_record(record, self._resolver))
-        return out
-
-    def logged_artifacts(self) -> list[Artifact]:
-        return self._artifacts(self._record.logged)
-
-    def used_artifacts(self) -> list[Artifact]:
-        return self._artifacts(self._record.used)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Run) and self.path == other.path
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.path))
-
-    def __repr__(self) -> str:
-        return f"<Run {'/'.join(self.path)}>"
+__all__ = ["Api", "Run"]
 
 
 class Api:
@@ -75,9 +36,7 @@ class Api:
         registry = registry or overrides.pop("registry", None)
         self._resolver = resolver or open_resolver(registry)
         # Defaults: explicit overrides, else the current run's (as in a W&B script), else config.
-        from artifactfs.run import current_run
-
-        run = current_run()
+        run = current(RunSession)
         cfg = self._resolver.config
         entity = overrides.get("entity") or (run.entity if run else cfg.entity)
         project = overrides.get("project") or (run.project if run else cfg.project)
@@ -121,7 +80,7 @@ class Api:
     def artifacts(self, type_name: str, name: str, per_page: int = 50) -> list[Artifact]:
         return self.artifact_versions(type_name, name, per_page)
 
-    def run(self, path: str) -> Run:
+    def run(self, path: str) -> Run[Artifact]:
         """`entity/project/run_id` (or shorter, with defaults) -> the stored run."""
         parts = path.split("/")
         run_id = parts[-1]
@@ -130,4 +89,4 @@ class Api:
         record = self._resolver.registry.run(entity, project, run_id)
         if record is None:
             raise ArtifactNotFoundError(f"no run {entity}/{project}/{run_id}")
-        return Run(record, self._resolver)
+        return Run(record, self._resolver, Artifact._from_record)

@@ -3,6 +3,9 @@
 The embedded default needs nothing: the registry is a directory under the user's data dir, the
 cache under the user's cache dir. The file lives at `$XDG_CONFIG_HOME/artifactfs/config.yaml`
 (or `$ARTIFACTFS_CONFIG`); see docs/CONFIGURATION.md for every key.
+
+Every layer reads it (resolver, cache, mount, CLI, Python API), so it is a leaf: it imports nothing
+of ours but errors.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
-"""Progress bars for long transfers: shown on a terminal, silent when output is piped."""
+"""Progress bars for long transfers: shown on a terminal, silent when output is piped.
+
+Apart from the CLI so that every command (and any library caller that wants one) draws the same
+bar under the same rule: tqdm on stderr only when stderr is a TTY, nothing in a pipe or a log.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tqdm import tqdm
@@ -15,7 +19,7 @@ def interactive() -> bool:
 
 
 @contextmanager
-def progress_bar(total: int | None, desc: str, unit: str = "B") -> Iterator[callable]:
+def progress_bar(total: int | None, desc: str, unit: str = "B") -> Iterator[Callable[[int], None]]:
     """Yield a thread-safe `advance(n)` callable; draws a bar on stderr only if it is a TTY."""
     bar = tqdm(
         total=total,

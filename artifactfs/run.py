@@ -4,99 +4,35 @@
 commits artifacts as the run's outputs and `use_artifact` records inputs. Both are written to
 the registry at once (run record + `used_by` markers), so `logged_by()`/`used_by()` answer from
 the registry, from any process, with no server.
+
+`Run` is a `RunSession` (session.py: identity, config, record, finish, the current run) plus the
+artifact side of a run; its artifact methods (and W&B's log_model/use_model/link_model) belong
+here. So do the module-level functions acting on the current Run, W&B's `wandb.init()`,
+`wandb.finish()`, `wandb.log_artifact()`, `wandb.use_artifact()`: this is the top of the
+Python API, nothing in the package below imports it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import secrets
-import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from artifactfs.artifact import Artifact
 from artifactfs.errors import ArtifactTypeMismatchError, InvalidNameError
+from artifactfs.lookup import open_resolver, resolve_name
 from artifactfs.resolver.backends.base import Progress
-from artifactfs.resolver.names import check_alias, check_name, is_digest, parse_artifact_name
-from artifactfs.resolver.records import RunRecord, VersionRecord
-from artifactfs.resolver.resolver import Resolver
+from artifactfs.resolver.names import check_alias, parse_artifact_name
+from artifactfs.resolver.records import VersionRecord
+from artifactfs.session import RunSession, auto_run, current, make_current
 
 log = logging.getLogger(__name__)
 
-_current: Run | None = None
-_RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
-
-def _new_run_id() -> str:
-    return "".join(secrets.choice(_RUN_ID_ALPHABET) for _ in range(8))
-
-
-def open_resolver(registry: str | None = None, **overrides: Any) -> Resolver:
-    """A Resolver for the API: metadata is never cached across calls (ttl=0) because API users
-    expect `use_artifact("x:latest")` to see what another process just logged."""
-    return Resolver.open(registry=registry, ttl=0, **overrides)
-
-
-class Run:
+class Run(RunSession):
     """One execution that logs and uses artifacts. Use as a context manager or call finish()."""
-
-    def __init__(
-        self,
-        resolver: Resolver,
-        *,
-        entity: str | None = None,
-        project: str | None = None,
-        name: str | None = None,
-        job_type: str | None = None,
-        config: dict[str, Any] | None = None,
-        id: str | None = None,
-    ) -> None:
-        self._resolver = resolver
-        cfg = resolver.config
-        self.entity = check_name(entity or cfg.entity, "entity")
-        self.project = check_name(project or cfg.project, "project")
-        self.id = check_name(id, "run id") if id else _new_run_id()
-        if job_type is not None:
-            check_name(job_type, "job_type")
-        self.name = name or self.id
-        self.job_type = job_type
-        self.config = dict(config or {})
-        self._record = RunRecord(
-            id=self.id,
-            entity=self.entity,
-            project=self.project,
-            name=self.name,
-            job_type=job_type,
-            config=self.config,
-        )
-        self._finished = False
-        resolver.registry.save_run(self._record)
-
-    # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.finish()
-
-    def finish(self) -> None:
-        global _current
-        if self._finished:
-            return
-        self._finished = True
-        if _current is self:
-            _current = None
-
-    @property
-    def path(self) -> str:
-        return f"{self.entity}/{self.project}/{self.id}"
-
-    @property
-    def resolver(self) -> Resolver:
-        return self._resolver
 
     # -- outputs ---------------------------------------------------------------------------------
     def log_artifact(
@@ -131,24 +67,7 @@ class Run:
                 )
         else:
             artifact, entity, project = self._artifact_from_path(artifact_or_path, name, type)
-        registry = self._resolver.registry
-        record = registry.commit(
-            entity,
-            project,
-            artifact._name,
-            artifact.type,
-            artifact.manifest,
-            description=artifact.description,
-            metadata=artifact.metadata,
-            aliases=alias_list,
-            run_id=self.id,
-            progress=progress,
-        )
-        artifact._attach(record, self._resolver)
-        if record.logged_by == self.id:
-            self._remember("logged", record)
-        else:
-            log.info("%s is unchanged; logged nothing new", record.full_name)
+        artifact._log_by(self, entity, project, alias_list, progress)
         return artifact
 
     def _artifact_from_path(
@@ -211,33 +130,6 @@ class Run:
     def _resolve(self, text: str, type_: str | None) -> VersionRecord:
         return resolve_name(self._resolver, text, type_, self.entity, self.project)
 
-    def _remember(self, kind: str, record: VersionRecord) -> None:
-        items = getattr(self._record, kind)
-        if record.full_name not in items:
-            items.append(record.full_name)
-            self._resolver.registry.save_run(self._record)
-
-    def __repr__(self) -> str:
-        return f"<Run {self.path}>"
-
-
-def resolve_name(
-    resolver: Resolver, text: str, type_: str | None, entity: str, project: str
-) -> VersionRecord:
-    """Resolve a user-facing artifact name to a version record, checking the type."""
-    if not isinstance(text, str):
-        raise InvalidNameError(f"invalid artifact name {text!r}")
-    if is_digest(text):
-        ref = parse_artifact_name(text).with_defaults(entity, project, text)
-    else:
-        ref = parse_artifact_name(text).with_defaults(entity, project)
-    record = resolver.registry.resolve(ref)
-    if type_ is not None and record.type != type_:
-        raise ArtifactTypeMismatchError(
-            f"{record.full_name} has type {record.type!r}, not {type_!r}"
-        )
-    return record
-
 
 # -- module-level API (wandb.init / wandb.log_artifact style) ------------------------------------
 def init(
@@ -251,7 +143,6 @@ def init(
     id: str | None = None,
 ) -> Run:
     """Start a run and make it the current one (module-level log_artifact/use_artifact)."""
-    global _current
     run = Run(
         open_resolver(registry),
         entity=entity,
@@ -261,30 +152,18 @@ def init(
         config=config,
         id=id,
     )
-    _current = run
+    make_current(run)
     return run
 
 
 def finish() -> None:
-    if _current is not None:
-        _current.finish()
+    run = current(RunSession)
+    if run is not None:
+        run.finish()
 
 
 def current_run() -> Run | None:
-    return _current
-
-
-@contextlib.contextmanager
-def _auto_run(project: str | None = None) -> Iterator[Run]:
-    """The current run, or a short-lived run of job type `auto` (W&B's save() behaviour)."""
-    if _current is not None and (project is None or project == _current.project):
-        yield _current
-        return
-    run = Run(open_resolver(), project=project, job_type="auto")
-    try:
-        yield run
-    finally:
-        run.finish()
+    return current(Run)
 
 
 def log_artifact(
@@ -293,7 +172,7 @@ def log_artifact(
     type: str | None = None,
     aliases: Sequence[str] | None = None,
 ) -> Artifact:
-    with _auto_run() as run:
+    with auto_run(Run) as run:
         return run.log_artifact(artifact_or_path, name=name, type=type, aliases=aliases)
 
 
@@ -302,7 +181,7 @@ def use_artifact(
     type: str | None = None,
     aliases: Sequence[str] | None = None,
 ) -> Artifact:
-    with _auto_run() as run:
+    with auto_run(Run) as run:
         return run.use_artifact(artifact_or_name, type=type, aliases=aliases)
 
 
@@ -312,6 +191,5 @@ __all__ = [
     "finish",
     "init",
     "log_artifact",
-    "resolve_name",
     "use_artifact",
 ]

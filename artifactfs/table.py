@@ -2,7 +2,8 @@
 
 Only what artifacts need: `Artifact.add(table, name)` writes it, `Artifact.get(name)` reads it
 back. The JSON keeps W&B's field names (`_type`, `columns`, `data`, `ncols`, `nrows`) so a
-table logged here reads naturally with other tools.
+table logged here reads naturally with other tools. A value the user builds, apart from the
+Artifact that stores it: it knows nothing of artifacts (and imports nothing of ours).
 """
 
 from __future__ import annotations

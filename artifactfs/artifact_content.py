@@ -1,0 +1,207 @@
+"""Building an artifact's contents: add files, directories, references and tables; remove them.
+
+Everything here acts on a PENDING artifact (the guard `_ensure_can_add` refuses a finalized one)
+and only changes the local manifest: digests are computed now, bytes are uploaded when the
+artifact is logged. Content written through `new_file()` or `add(table)` is staged in a private
+temporary directory that lives until the artifact is logged (or garbage-collected).
+
+`ArtifactContent` is the content-building layer of `Artifact` (artifact.py), apart from the reads
+and registry operations of a logged artifact; W&B's further ways to add content belong here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+from urllib.parse import urlparse
+
+from artifactfs.artifact_core import ArtifactCore
+from artifactfs.artifact_entry import ArtifactManifestEntry
+from artifactfs.config import load_config
+from artifactfs.errors import InvalidPathError
+from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex, md5_b64_of_file
+from artifactfs.resolver.names import check_entry_path
+from artifactfs.table import Table, table_path
+
+log = logging.getLogger(__name__)
+
+
+class ArtifactContent(ArtifactCore):
+    """The content-building methods of `Artifact` (use `Artifact`, which builds on this)."""
+
+    # -- staging ---------------------------------------------------------------------------------
+    def _cleanup_tmp(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def _tmp(self) -> str:
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="artifactfs-staging-")
+        return self._tmpdir
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._cleanup_tmp()
+
+    # -- adding contents -------------------------------------------------------------------------
+    def _put(self, entry: ManifestEntry) -> ArtifactManifestEntry:
+        wrapped = ArtifactManifestEntry.of(entry, self)
+        self._manifest.add(wrapped)
+        return wrapped
+
+    def add_file(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        is_tmp: bool | None = False,
+    ) -> ArtifactManifestEntry:
+        """Add one local file as `name` (default: its basename). With `is_tmp`, the part of the
+        file name before the first dot becomes the first 20 hex chars of its MD5 (W&B's rule),
+        so temporary files with colliding names do not overwrite each other."""
+        self._ensure_can_add()
+        local = os.fspath(local_path)
+        if not os.path.isfile(local):
+            raise ValueError(f"path is not a file: {local!r}")
+        path = check_entry_path(name if name is not None else os.path.basename(local))
+        digest = md5_b64_of_file(local)
+        if is_tmp:
+            head, base = posixpath.split(path)
+            parts = base.split(".")
+            parts[0] = b64_to_hex(digest)[:20]
+            path = posixpath.join(head, ".".join(parts)) if head else ".".join(parts)
+        entry = self._put(
+            ManifestEntry(path, digest, os.path.getsize(local), local_path=os.path.abspath(local))
+        )
+        self._added_local_paths[os.path.abspath(local)] = path
+        return entry
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
+        """Add every file under `local_path`, at the root or under `name/`. All paths are
+        validated before any is added, so a failure leaves the artifact unchanged."""
+        self._ensure_can_add()
+        local = os.fspath(local_path)
+        if not os.path.isdir(local):
+            raise ValueError(f"path is not a directory: {local!r}")
+        prefix = check_entry_path(name) if name else ""
+        found: list[tuple[str, str]] = []
+        for dirpath, dirnames, filenames in os.walk(local, followlinks=True):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, local).replace(os.sep, "/")
+                found.append((full, check_entry_path(f"{prefix}/{rel}" if prefix else rel)))
+        for full, path in found:
+            self.add_file(full, name=path)
+        log.debug("added %d files from %s", len(found), local)
+
+    @contextlib.contextmanager
+    def new_file(
+        self, name: str, mode: str = "w", encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Open a fresh file; it is added to the artifact as `name` when the block closes."""
+        self._ensure_can_add()
+        path = check_entry_path(name)
+        if path in self._manifest:
+            raise ValueError(f"file {path!r} already exists in artifact {self._name}")
+        local = os.path.join(tempfile.mkdtemp(dir=self._tmp()), os.path.basename(path))
+        with open(local, mode, encoding=encoding) as f:
+            yield f
+        self.add_file(local, name=path)
+
+    def add(self, obj: Table, name: str) -> ArtifactManifestEntry:
+        """Add a Table, stored as JSON at `name.table.json`."""
+        self._ensure_can_add()
+        if not isinstance(obj, Table):
+            raise ValueError(f"cannot add a {type(obj).__name__}; only Table is supported")
+        path = check_entry_path(table_path(name))
+        local = os.path.join(tempfile.mkdtemp(dir=self._tmp()), posixpath.basename(path))
+        with open(local, "wb") as f:
+            f.write(obj.to_bytes())
+        return self.add_file(local, name=path)
+
+    def __setitem__(self, name: str, item: Table) -> ArtifactManifestEntry:
+        return self.add(item, name)
+
+    def add_reference(
+        self,
+        uri: ArtifactManifestEntry | ManifestEntry | str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[ArtifactManifestEntry]:
+        """Add entries whose bytes stay where they are (file://, http(s)://, s3://, gs://...).
+
+        A URI naming one object becomes `name` (default: the URI's basename); a directory or
+        prefix becomes one entry per object, under `name/` or at the root. An entry of another
+        logged artifact is added by digest: its bytes are already in the registry.
+        """
+        self._ensure_can_add()
+        if isinstance(uri, ManifestEntry):
+            if (
+                uri.ref is None
+                and uri.local_path is None
+                and not isinstance(uri, ArtifactManifestEntry)
+            ):
+                raise ValueError("only entries of a logged artifact can be referenced")
+            path = check_entry_path(name or uri.path)
+            birth = uri.birth_artifact_id
+            if isinstance(uri, ArtifactManifestEntry) and uri._artifact is not None:
+                birth = birth or uri._artifact.id
+            entry = ManifestEntry(
+                path, uri.digest, uri.size, ref=uri.ref, extra=dict(uri.extra),
+                birth_artifact_id=birth, local_path=uri.local_path,
+            )  # fmt: skip
+            return [self._put(entry)]
+        # Imported here for start-up cost only (requests, boto3): most artifacts add no reference.
+        from artifactfs.cache.references import resolve_reference
+
+        config = self._resolver.config if self._resolver is not None else None
+        if config is None:
+            config = load_config()
+        objects = resolve_reference(uri, checksum, max_objects, config)
+        if not objects:
+            raise FileNotFoundError(f"reference {uri!r} names no object")
+        planned: list[ManifestEntry] = []
+        for obj in objects:
+            if obj.path:
+                rel = f"{name.rstrip('/')}/{obj.path}" if name else obj.path
+            else:
+                rel = name or posixpath.basename(urlparse(obj.uri).path.rstrip("/"))
+                if not rel:
+                    raise InvalidPathError(f"cannot name reference {uri!r}; pass name=")
+            planned.append(
+                ManifestEntry(
+                    check_entry_path(rel), obj.digest, obj.size, ref=obj.uri, extra=obj.extra
+                )
+            )
+        return [self._put(e) for e in planned]
+
+    def remove(self, item: str | os.PathLike[str] | ManifestEntry) -> None:
+        """Remove a path, every path under a directory prefix, or an entry."""
+        self._ensure_can_add()
+        raw = item.path if isinstance(item, ManifestEntry) else os.fspath(item)
+        path = check_entry_path(raw)
+        victims = [path] if path in self._manifest else [
+            p for p in self._manifest.entries if p.startswith(path + "/")
+        ]  # fmt: skip
+        if not victims:
+            raise FileNotFoundError(f"{raw!r} is not in artifact {self._name}")
+        for p in victims:
+            removed = self._manifest.remove(p)
+            if removed.local_path:
+                self._added_local_paths.pop(removed.local_path, None)
+
+    def get_added_local_path_name(self, local_path: str | os.PathLike[str]) -> str | None:
+        """The artifact path a local file was added under, or None."""
+        return self._added_local_paths.get(os.path.abspath(os.fspath(local_path)))
+
+    def finalize(self) -> None:
+        """Freeze the contents; `log_artifact` does this itself."""
+        self._final = True

@@ -1,0 +1,56 @@
+"""Manifest entries handed to users: a `ManifestEntry` that knows the artifact it belongs to.
+
+W&B users call `artifact.get_path("x").download()` and `entry.ref_url()`, so an entry returned by
+`add_file`, `get_path` or `add_reference` carries its artifact. It is apart from artifact.py so
+that both the content building (artifact_content.py) and the reads (artifact.py) can hand entries
+out; it points back through `ArtifactCore`, which imports nothing above it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from artifactfs.artifact_core import ArtifactCore
+from artifactfs.errors import ArtifactNotLoggedError
+from artifactfs.resolver.download import download_manifest
+from artifactfs.resolver.manifest import ManifestEntry
+
+
+class ArtifactManifestEntry(ManifestEntry):
+    """A manifest entry that knows its artifact, so `get_path(...).download()` works."""
+
+    _artifact: ArtifactCore | None = None
+
+    @classmethod
+    def of(cls, entry: ManifestEntry, artifact: ArtifactCore | None) -> ArtifactManifestEntry:
+        out = cls(
+            path=entry.path,
+            digest=entry.digest,
+            size=entry.size,
+            ref=entry.ref,
+            extra=dict(entry.extra),
+            birth_artifact_id=entry.birth_artifact_id,
+            local_path=entry.local_path,
+        )
+        out._artifact = artifact
+        return out
+
+    def _logged(self) -> ArtifactCore:
+        if self._artifact is None or self._artifact._record is None:
+            raise ArtifactNotLoggedError(f"{self.path}: its artifact has not been logged")
+        return self._artifact
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> str:
+        """Download this one file (through the cache) under `root`; return its local path."""
+        art = self._logged()
+        base = Path(root) if root is not None else art._default_root()
+        download_manifest(art._resolver_or_raise(), art._manifest, base, paths=[self.path])
+        return str(Path(base).absolute() / self.path)
+
+    def ref_url(self) -> str:
+        """The reference URI for references; else a URL naming this file of this version."""
+        if self.ref is not None:
+            return self.ref
+        art = self._logged()
+        return f"artifactfs-artifact://{art.id}/{self.path}"
