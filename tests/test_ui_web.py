@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,6 +45,15 @@ def test_pages_answer(client, seeded):
         assert r.status_code == 200, url
         assert text in r.text, url
         assert "script-src" not in r.headers["Content-Security-Policy"]  # no script at all
+
+
+def test_references_are_shown_and_read_through(client, seeded):
+    listing = client.get("/a/acme/mnist/classifier:v0/files/").text
+    assert re.search(r'<span class="ref">file://[^<]*/training-notes.txt</span>', listing)
+    page = client.get("/a/acme/mnist/classifier:v0/files/training-notes.txt").text
+    assert "<th>reference</th>" in page and "trained on digits:v1 for 3 epochs" in page
+    raw = client.get("/a/acme/mnist/classifier:v0/raw/training-notes.txt")
+    assert raw.data == b"trained on digits:v1 for 3 epochs\n"
 
 
 def test_alias_redirects_to_the_version(client):

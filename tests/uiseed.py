@@ -2,7 +2,7 @@
 dataset with every previewable kind of file, a model trained from it, an evaluation using it.
 
     acme/mnist/digits:v0, :v1 (latest)   dataset: png, csv, parquet, W&B Table, json, yaml, text
-    run train  (job_type train) used digits:v1, logged classifier:v0
+    run train  (job_type train) used digits:v1, logged classifier:v0 (a file + a file:// reference)
     run eval   (job_type eval)  used classifier:v0
 """
 
@@ -92,6 +92,9 @@ def seed(tmp: Path) -> dict[str, str]:
         model.write_bytes(b"\x00weights" * 100)
         art = af.Artifact("classifier", type="model", metadata={"acc": 0.97})
         art.add_file(str(model))
+        notes = tmp / "training-notes.txt"
+        notes.write_text("trained on digits:v1 for 3 epochs\n")
+        art.add_reference(notes.as_uri())  # bytes stay where they are
         run.log_artifact(art, aliases=["best"])
         ids["train"] = run.id
     with af.init(project="mnist", job_type="eval") as run:
