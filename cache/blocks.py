@@ -55,12 +55,12 @@ def no_space_error(path: Path | str, e: OSError) -> CacheError:
 def atomic_write(
     tmp_dir: Path,
     dest: Path,
-    fill: Callable[[BinaryIO], None],
+    fill: Callable[[BinaryIO], object],
     check: Callable[[], None] | None = None,
 ) -> None:
     """Write a file through a private temporary file renamed into place.
 
-    `fill` writes the content; `check` (after the file is closed) may raise to reject it. On any
+    `fill` writes the content (its result is ignored); `check` (after the file is closed) may raise to reject it. On any
     failure the temporary file is removed, so no partial file is ever visible under `dest`; a
     full disk becomes CacheError with errno ENOSPC.
     """
@@ -82,12 +82,13 @@ def atomic_write(
             check()
         for attempt in range(3):
             # A concurrent prune may remove an emptied block directory between the mkdir and
-            # the rename; recreate it and try again.
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            # the rename, or even inside mkdir (pathlib then sees it exist, then not be a
+            # directory, and raises FileExistsError); recreate it and try again.
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, dest)
                 break
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):
                 if attempt == 2:
                     raise
     except BaseException:

@@ -19,16 +19,20 @@ A reader that goes sequentially from offset 0 past the first block joins a backg
 (wholefill.py) when the source asks for parallel reads (remote stores): its reads then wait for
 their parts to land in the fill's single file and are served from one fd on it, which becomes
 the verified whole object once published. Random readers never start one.
+
+A handle sees the cache only through `HandleCache` (BlobCache implements it), so this module
+does not import the blob cache, which builds handles (`BlobCache.open_handle`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
+from collections.abc import Container
+from pathlib import Path
+from typing import Protocol
 
-from artifactfs.cache.blobcache import BlobCache
-from artifactfs.cache.blocks import block_count, block_range, block_span
+from artifactfs.cache.blocks import block_range, block_span
 from artifactfs.cache.source import SourceFactory
 from artifactfs.cache.wholefill import WholeFill
 
@@ -40,12 +44,54 @@ REORDER = 16 << 20
 kernel's parallel readahead requests arrive out of order by several MiB (measured: 5 MiB)."""
 
 
+class HandleCache(Protocol):
+    """What a handle needs of the cache that made it."""
+
+    block_size: int
+    block_threshold: int
+
+    def path_for(self, key: str) -> Path:
+        """Where the whole object of `key` lives."""
+        ...
+
+    def block_file(self, key: str, index: int) -> str:
+        """Where block `index` of `key` lives."""
+        ...
+
+    def touch(self, path: str) -> None:
+        """Mark a cached file as just used."""
+        ...
+
+    def served(self, nbytes: int) -> None:
+        """Count a read served from cached files (a hit)."""
+        ...
+
+    def whole_fill(
+        self, key: str, size: int, source: SourceFactory, md5_hex: str | None
+    ) -> tuple[WholeFill, int] | None:
+        """Join or start the background whole fill of `key` (None: not worth one)."""
+        ...
+
+    def readahead(
+        self,
+        key: str,
+        size: int,
+        offset: int,
+        length: int,
+        last_block: int,
+        source: SourceFactory,
+        held: Container[int] = (),
+    ) -> None:
+        """Queue the blocks a sequential reader wants next, skipping those `held`."""
+        ...
+
+
 class ObjectHandle:
     """Cached-file fds of one object for one open file (thread-safe)."""
 
     def __init__(
         self,
-        cache: BlobCache,
+        cache: HandleCache,
         key: str,
         size: int,
         source: SourceFactory,
@@ -80,7 +126,7 @@ class ObjectHandle:
             os.close(fd)  # a wrong-sized file: BlobCache.read discards it on the slow path
             return False
         self._whole = fd
-        self.cache._toucher.touch(path)
+        self.cache.touch(path)
         return True
 
     @property
@@ -116,8 +162,10 @@ class ObjectHandle:
                 lo = max(offset, start)
                 hi = min(end, start + blen)
                 out.append((fd, lo - start, hi - lo))
-        self.cache._stats.add(hits=1, bytes_served=end - offset)
-        self._observe(offset, end - offset, blocks[-1])
+        self.cache.served(end - offset)
+        self.cache.readahead(
+            self.key, self.size, offset, end - offset, blocks[-1], self.source, self._blocks
+        )
         return out
 
     def _fill_spans(self, offset: int, end: int) -> list[Span] | None:
@@ -151,18 +199,18 @@ class ObjectHandle:
             return None
         if fill.published and self._whole is None:
             self._whole = fd  # the same inode, now the verified object (closed in close())
-        self.cache._stats.add(hits=1, bytes_served=end - offset)
+        self.cache.served(end - offset)
         return [(fd, offset, end - offset)]
 
     def _whole_span(self, offset: int, end: int) -> list[Span]:
         assert self._whole is not None
-        self.cache._stats.add(hits=1, bytes_served=end - offset)
+        self.cache.served(end - offset)
         return [(self._whole, offset, end - offset)]
 
     def _open_block(self, index: int) -> int | None:
         if len(self._blocks) >= self.max_fds:
             return None
-        path = self.cache._block_file(self.key, index)
+        path = self.cache.block_file(self.key, index)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -172,22 +220,8 @@ class ObjectHandle:
             os.close(fd)
             return None
         self._blocks[index] = fd
-        self.cache._toucher.touch(path)
+        self.cache.touch(path)
         return fd
-
-    def _observe(self, offset: int, length: int, last_block: int) -> None:
-        """Keep sequential read-ahead going for blocks not cached yet (as BlobCache.read does)."""
-        cache = self.cache
-        n_blocks = block_count(self.size, cache.block_size)
-        for index in cache._detector.observe(self.key, offset, length, last_block, n_blocks):
-            if index in self._blocks or os.path.exists(cache._block_file(self.key, index)):
-                continue
-            fill = functools.partial(
-                cache._fill_block, self.key, index, self.size, self.source, True
-            )
-            if not cache._prefetcher.submit(self.key, index, fill):
-                cache._detector.rewind(self.key, index)
-                break
 
     def close(self) -> None:
         with self._lock:

@@ -17,21 +17,27 @@ A fill is cancelled when its last reader detaches before all parts landed, so a 
 stops does not leave a whole download behind it.
 
 Parts are `part_size` bytes and aligned with the cache's blocks, so blocks already cached are
-copied in (copy_file_range) instead of fetched again.
+copied in (copy_file_range) instead of fetched again. `WholeFills` keeps this process's fills
+by key, so every sequential reader of one object joins the same fill.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
-from artifactfs.cache.source import BlobSource
+from artifactfs.cache.layout import CacheFiles
+from artifactfs.cache.source import BlobSource, SourceFactory, SourceMemo
+from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import DigestMismatchError
 
 log = logging.getLogger(__name__)
@@ -261,3 +267,86 @@ class WholeFill:
         os.replace(self.tmp_path, self.dest)
         with self._cond:
             self.published = True
+
+
+class WholeFills:
+    """The background whole fills under way in this process, at most one per key, for the
+    sequential readers that join them (see `join`)."""
+
+    def __init__(
+        self,
+        files: CacheFiles,
+        *,
+        part_size: int,
+        sources: SourceMemo,
+        stats: StatsRecorder,
+        limit: SizeLimit,
+    ) -> None:
+        self.files = files
+        self.part_size = part_size
+        self._sources = sources
+        self._stats = stats
+        self._limit = limit
+        self.active: dict[str, WholeFill] = {}
+        self._lock = threading.Lock()
+
+    def join(
+        self, key: str, size: int, source: SourceFactory, md5_hex: str | None
+    ) -> tuple[WholeFill, int] | None:
+        """Join (or start) the background whole fill of `key` for one sequential reader.
+
+        Returns the fill and the reader's own fd on its file, or None when a whole fill is not
+        worth it: the object is cached already, or the source does not ask for parallel reads
+        (`parallelism` hint <= 1, e.g. a local store: its block reads are as fast as they get).
+        The caller must `detach()` the fill and close the fd when done.
+        """
+        src = self._sources.get(key, source)
+        workers = int(getattr(src, "parallelism", 1))
+        dest = self.files.object_path(key)
+        if workers <= 1 or os.path.exists(dest):
+            return None
+        with self._lock:
+            fill = self.active.get(key)
+            if fill is not None and not fill.failed:
+                fd = fill.attach()
+                if fd is not None:
+                    return fill, fd
+            try:
+                fill = WholeFill(
+                    source=src,
+                    size=size,
+                    md5_hex=md5_hex,
+                    dest=dest,
+                    tmp_dir=self.files.tmp,
+                    part_size=self.part_size,
+                    workers=workers,
+                    cached_part=lambda index: self.files.block_file(key, index),
+                    on_done=functools.partial(self._done, key),
+                )
+            except OSError as e:
+                log.warning("cannot start a background fill of %s: %s", key, e)
+                return None
+            self.active[key] = fill
+            fd = fill.attach()
+        assert fd is not None
+        fill.start()
+        self._stats.add(misses=1)
+        return fill, fd
+
+    def _done(self, key: str, fill: WholeFill) -> None:
+        with self._lock:
+            if self.active.get(key) is fill:
+                del self.active[key]
+        self._stats.add(bytes_fetched=fill.fetched_bytes)
+        if fill.published or isinstance(fill.error, DigestMismatchError):
+            # blocks are superseded by the whole object, or one of them may be the bad part
+            shutil.rmtree(self.files.block_dir(key), ignore_errors=True)
+        if fill.published:
+            self._sources.forget(key)
+            self._limit.added(fill.size, protect=str(fill.dest))
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            fills = list(self.active.values())
+        for fill in fills:
+            fill.cancel()

@@ -12,10 +12,9 @@ Order of a commit, and why each step is where it is:
    job_type `artifactfs-mount` (or `artifactfs-commit` from the CLI) is the producer.
 4. Remove the draft directory with one rename into `WRITE_DIR/.trash` (atomic), then delete it.
    The draft of the name is now a fresh view of the new `latest`, i.e. the same files.
-5. Recovery, on the next start of anything that opens the write dir: a draft that still has a
-   `committing.json` is done if a version of its collection at or after the recorded `latest`
-   has the recorded digest (then step 4 is finished), and still pending otherwise (the journal
-   is dropped and the draft stays, unchanged).
+5. Recovery (recovery.py), on the next start of anything that opens the write dir: a draft
+   that still has a `committing.json` is done if a version of its collection at or after the
+   recorded `latest` has the recorded digest, and still pending otherwise.
 
 If `latest` moved while the draft was open, the commit still makes a new version of the draft's
 full contents (never a merge); the version records `base_version` and the result says so.
@@ -23,28 +22,27 @@ full contents (never a merge); the version records `base_version` and the result
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import socket
 import uuid
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from artifactfs.drafts.draft import Draft, DraftDiff, iter_draft_dirs, latest_record
+from artifactfs.drafts.contents import DraftDiff
+from artifactfs.drafts.draft import Draft
 from artifactfs.drafts.errors import CommitError, DraftBusyError
+from artifactfs.drafts.layout import JOURNAL, retire, write_dir_of
+from artifactfs.drafts.recovery import recover
 from artifactfs.drafts.state import DraftOptions, atomic_write
+from artifactfs.drafts.view import latest_record
 from artifactfs.errors import ArtifactFSError, ArtifactNotFoundError
 from artifactfs.resolver.backends.base import Progress
-from artifactfs.resolver.records import RunRecord, VersionRecord
+from artifactfs.resolver.records import RunRecord
 
 log = logging.getLogger(__name__)
 
-JOURNAL = "committing.json"
-TRASH = ".trash"
 DEFAULT_TYPE = "dataset"
 PRODUCER_MOUNT = "artifactfs-mount"
 PRODUCER_CLI = "artifactfs-commit"
@@ -104,7 +102,7 @@ class CommitResult:
         if self.status == "unchanged":
             return f"{self.draft}: no changes, nothing committed"
         if self.status == "dry-run":
-            d = self.diff
+            d = self.diff if self.diff is not None else DraftDiff([], [], [])
             counts = f"{len(d.added)} added, {len(d.modified)} modified, {len(d.removed)} removed"
             return f"{self.draft}: would commit {self.files} files ({counts})"
         return f"{self.draft}: commit failed, draft kept: {self.error}"
@@ -187,7 +185,7 @@ def commit_draft(
                 "draft": draft.qualified_name,
                 "base_version": base,
                 "host": socket.gethostname(),
-                "write_dir": str(draft.root.parent.parent.parent),
+                "write_dir": str(write_dir_of(draft.root)),
             },
         )
         log.info(
@@ -224,64 +222,9 @@ def commit_draft(
             raise CommitError(
                 f"{draft.qualified_name}: commit failed, the draft is kept: {e}"
             ) from e
-        _retire(draft.root)
+        retire(draft.root)
         draft.close()
         result.status = "committed"
         result.version = record.full_name
         log.info("committed draft %s as %s", draft.qualified_name, record.full_name)
         return result
-
-
-def _retire(root: Path) -> None:
-    """Remove a committed draft's directory: one atomic rename, then a best-effort delete."""
-    write_dir = root.parent.parent.parent
-    trash = write_dir / TRASH
-    trash.mkdir(exist_ok=True)
-    target = trash / uuid.uuid4().hex
-    os.rename(root, target)
-    shutil.rmtree(target, ignore_errors=True)
-
-
-def _committed(resolver: Any, entity: str, project: str, name: str, journal: dict) -> bool:
-    registry = resolver.registry
-    registry.invalidate()
-    try:
-        versions: list[VersionRecord] = registry.versions(entity, project, name)
-    except ArtifactNotFoundError:
-        return False
-    floor = journal.get("latest_at_start")
-    return any(
-        v.digest == journal["digest"] and (floor is None or v.version >= floor) for v in versions
-    )
-
-
-def recover(resolver: Any, root: Path) -> str | None:
-    """Finish or roll back an interrupted commit of the draft in `root`:
-    'done' (the version exists; draft retired), 'pending' (no version; draft kept), or None."""
-    path = root / JOURNAL
-    try:
-        journal = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        journal = None  # torn by a crash before the atomic rename could even happen
-    entity, project, name = root.parent.parent.name, root.parent.name, root.name
-    if journal is not None and _committed(resolver, entity, project, name, journal):
-        log.info("%s/%s/%s: an interrupted commit had completed", entity, project, name)
-        _retire(root)
-        return "done"
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    log.info("%s/%s/%s: an interrupted commit had not completed; draft kept", entity, project, name)
-    return "pending"
-
-
-def recover_all(resolver: Any, write_dir: Path) -> dict[str, str]:
-    """Resolve every interrupted commit and empty the trash (start of a mount or a command)."""
-    shutil.rmtree(write_dir / TRASH, ignore_errors=True)
-    out: dict[str, str] = {}
-    for entity, project, name, root in list(iter_draft_dirs(write_dir)):
-        outcome = recover(resolver, root)
-        if outcome:
-            out[f"{entity}/{project}/{name}"] = outcome
-    return out

@@ -13,6 +13,9 @@ a direct commit. The holder writes `{"pid", "kind"}` into the file so others kno
   writer can race the hash and upload), and writes the result next to it. The CLI gives up if
   there is no acknowledgement within a few seconds or the mount's lock disappears.
 
+The request itself is one JSON document (`commit_request` / `parse_commit_request` below, the
+two ends kept together); the answer holds each draft's CommitResult and the names not found.
+
 Files, not signals or sockets: a FUSE process's main thread sits in libfuse and cannot run
 Python signal handlers, and a file channel needs no port and works with any mountpoint.
 """
@@ -29,11 +32,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifactfs.drafts.errors import DraftBusyError, MountRequestTimeout
-from artifactfs.drafts.state import atomic_write
+from artifactfs.drafts.commit import PRODUCER_MOUNT, CommitResult
+from artifactfs.drafts.errors import (
+    DraftBusyError,
+    DraftError,
+    DraftNotFoundError,
+    MountRequestTimeout,
+)
+from artifactfs.drafts.state import DraftOptions, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +201,46 @@ def send_request(write_dir: Path, request: dict[str, Any], timeout: float | None
         for p in (req, ack, res):
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+@dataclass
+class CommitRequest:
+    """What `artifactfs commit` asks of the mount: drafts by name (None: all), and how."""
+
+    drafts: list[str] | None
+    options: DraftOptions | None
+    dry_run: bool = False
+    producer: str = PRODUCER_MOUNT
+
+
+def parse_commit_request(request: dict[str, Any]) -> CommitRequest:
+    """The mount's side; ValueError for anything but a commit request."""
+    if request.get("op") != "commit":
+        raise ValueError(f"unknown request {request.get('op')!r}")
+    opts = request.get("options")
+    return CommitRequest(
+        request.get("drafts"),
+        DraftOptions(**opts) if opts else None,
+        bool(request.get("dry_run")),
+        request.get("producer", PRODUCER_MOUNT),
+    )
+
+
+def commit_request(write_dir: Path, request: CommitRequest) -> list[CommitResult]:
+    """The CLI's side: the mount's results; DraftNotFoundError for a name it has no draft of,
+    DraftError if it refused."""
+    answer = send_request(
+        write_dir,
+        {
+            "op": "commit",
+            "drafts": request.drafts,
+            "options": None if request.options is None else vars(request.options),
+            "dry_run": request.dry_run,
+            "producer": request.producer,
+        },
+    )
+    if "error" in answer:
+        raise DraftError(f"the mount refused the commit: {answer['error']}")
+    for name in answer.get("missing", []):
+        raise DraftNotFoundError(f"no draft {name} with changes in {write_dir}")
+    return [CommitResult.from_json(r) for r in answer["results"]]

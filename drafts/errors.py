@@ -50,6 +50,18 @@ class DraftStateError(DraftError):
     default_errno = errno.EIO
 
 
+class DraftOptionError(DraftError):
+    """A commit option (type, description, metadata, aliases) is not valid."""
+
+    default_errno = errno.EINVAL
+
+
+class DraftNameError(DraftError):
+    """A new entity, project or draft name breaks the name rules."""
+
+    default_errno = errno.EINVAL
+
+
 class CommitError(DraftError):
     """A commit failed; the draft stays in place and the message says why."""
 

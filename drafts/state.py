@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.drafts.errors import DraftStateError
+from artifactfs.drafts.layout import STATE_FILE
 from artifactfs.resolver.records import now_iso
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
 STATE_FORMAT = 1
 COMPACT_AFTER = 4096
 """Journal lines before the state is rewritten (bounds replay time and journal size)."""

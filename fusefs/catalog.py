@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,8 +61,6 @@ class VersionView:
 
 
 def _parse_time(iso: str) -> float:
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(iso).timestamp()
     except (TypeError, ValueError):

@@ -1,9 +1,11 @@
-"""The seam between the read-only mount and drafts (the write side, DESIGN §3, issue 5).
+"""The seam between the mount's routing and the drafts' callbacks (DESIGN §3, issue 5).
 
-Two engineers build the two halves of the mount at once; this module is the whole contract, so
-each side can change its internals without touching the other.
+On one side, operations.py and writes.py route every FUSE call by its path (tree.py); on the
+other, draft_ops.py answers the calls on draft paths by translating them onto the drafts engine
+(`artifactfs.drafts.workspace.DraftWorkspace`). This protocol is the whole contract, so each
+side can change its internals without touching the other.
 
-What the drafts side can rely on (operations.py guarantees it):
+What the drafts side can rely on (operations.py and writes.py guarantee it):
 
 * Routing. A path `/<entity>/<project>/<name>` whose third component has NO colon is a draft;
   every FUSE call on that path or anything below it goes to the DraftTree, with the full mount
@@ -17,20 +19,24 @@ What the drafts side can rely on (operations.py guarantees it):
 * `rename(old, new)` reaches the DraftTree only when both paths are draft paths; a version path
   on either side gets EROFS, anything else EXDEV (so `mv` falls back to copy + delete).
 * File handles are yours: the integer you return from `open`/`create` is handed back unchanged
-  to read/write/flush/release/fsync/truncate of the same path. Version files never use handles,
-  so the two sides cannot collide. Draft files are opened without the kernel page cache being
-  kept across opens (`keep_cache` off), so bytes changed by a commit are never served stale.
-* Errors: raise `OSError(errno.X, message)` (or mfusepy's FuseOSError); any other exception is
-  logged with its traceback to the mount log and answered EIO. Nothing is printed.
+  to read/write/flush/release/fsync/truncate/getattr of the same path. Version files use
+  handles from 2**48 up (openfiles.py) and are released first, so the two sides cannot
+  collide. Draft files are opened without the kernel page cache being kept across opens
+  (`keep_cache` off), so bytes changed by a commit are never served stale.
+* Errors: raise `OSError(errno.X, message)` (the drafts engine's errors are such OSErrors; or
+  mfusepy's FuseOSError); any other exception is logged with its traceback to the mount log and
+  answered EIO (guard.py). Nothing is printed.
 * `getattr` returns a fusepy-style dict (`st_mode`, `st_size`, `st_nlink`, `st_mtime`,
-  `st_ctime`, `st_atime`, `st_uid`, `st_gid`); times are float seconds.
+  `st_ctime`, `st_atime`, `st_uid`, `st_gid`); times are float seconds. `readdir` returns
+  DirEntry tuples (name, st_mode type bits, 0), without `.` and `..`.
 * `stats()` is merged into `MOUNT/.artifactfs/stats.json` under the key "drafts" (pending
   commits go there). `shutdown()` is called once on clean unmount (fusermount -u, SIGTERM,
   Ctrl-C, `artifactfs unmount`), before the process exits: commit there.
-* The drafts object is built by mount.py as `artifactfs.fusefs.draft_ops.Drafts(ctx)` with a
-  `DraftContext` when that module imports, else `ReadOnlyDrafts(ctx)` is used. The kernel may
-  cache attributes and lookups of any path for `ctx.attr_timeout` seconds (the global libfuse
-  entry/attr timeout), and it sees changes made through the mount at once.
+* The drafts object is built by serve.build as `artifactfs.fusefs.draft_ops.Drafts(ctx)` with a
+  `DraftContext`, or `ReadOnlyDrafts(ctx)` for a read-only mount. The kernel may cache
+  attributes and lookups of any path for `ctx.attr_timeout` seconds (the global libfuse
+  entry/attr timeout), and it sees changes made through the mount at once; changes made behind
+  its back (a commit) are announced through `ctx.invalidate`.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ if TYPE_CHECKING:
     from artifactfs.resolver.resolver import Resolver
 
 Stat = dict[str, Any]
+DirEntry = tuple[str, int, int]
+"""(name, st_mode type bits, 0): the kernel's d_type, so `find`/`os.walk` need no stat."""
 
 
 def split_path(path: str) -> list[str]:
@@ -82,7 +90,7 @@ class DraftTree(Protocol):
 
     # -- tree -----------------------------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> Stat: ...
-    def readdir(self, path: str) -> list[str]: ...
+    def readdir(self, path: str) -> list[DirEntry]: ...
     def readlink(self, path: str) -> str: ...
     def mkdir(self, path: str, mode: int) -> None: ...
     def rmdir(self, path: str) -> None: ...
@@ -136,7 +144,7 @@ def _erofs(path: str) -> OSError:
 class ReadOnlyDrafts:
     """The null DraftTree: no drafts listed, nothing below a draft path, every write EROFS.
 
-    Used until `artifactfs.fusefs.draft_ops` exists, and whenever the mount is read-only.
+    Used whenever the mount is read-only (`artifactfs mount --read-only`).
     """
 
     def __init__(self, ctx: DraftContext | None = None) -> None:
@@ -145,7 +153,7 @@ class ReadOnlyDrafts:
     def getattr(self, path: str, fh: int | None = None) -> Stat:
         raise _enoent(path)
 
-    def readdir(self, path: str) -> list[str]:
+    def readdir(self, path: str) -> list[DirEntry]:
         raise _enoent(path)
 
     def readlink(self, path: str) -> str:

@@ -9,7 +9,7 @@ dispatch one `match` on a small set of node kinds (DESIGN §2):
     /<entity>/<project>             Project
     /<e>/<p>/<name>:vN[/rel]        Version (rel "" = the version directory)
     /<e>/<p>/<name>:<alias>         Alias (a symlink to `name:vN`)
-    /<e>/<p>/<name>[/...]           Draft (routed to the DraftTree; see drafts_api)
+    /<e>/<p>/<name>[/...]           Draft (routed to the DraftTree; see draft_tree)
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from artifactfs.errors import InvalidPathError
 from artifactfs.fsutil import atomic_path
@@ -31,7 +32,10 @@ Progress = Callable[[int], None]
 FETCH_THREADS = 8
 
 
-class _Fetcher:  # structural type of Resolver that we need; avoids an import cycle
+class Fetcher(Protocol):
+    """What materializing needs of a Resolver: an entry's bytes as a cached file. A protocol,
+    so this module depends on nothing above it (Resolver satisfies it structurally)."""
+
     def fetch(self, entry: ManifestEntry, progress: Progress | None = None) -> Path: ...
 
 
@@ -100,7 +104,7 @@ def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
 
 
 def download_manifest(
-    resolver: _Fetcher,
+    resolver: Fetcher,
     manifest: Manifest,
     root: str | os.PathLike[str],
     *,
@@ -147,7 +151,7 @@ def _local_files(root: Path) -> list[str]:
 
 
 def checkout_manifest(
-    resolver: _Fetcher,
+    resolver: Fetcher,
     manifest: Manifest,
     root: str | os.PathLike[str],
     *,

@@ -95,10 +95,14 @@ def _check_destination(dest: Path) -> None:
         )
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     # 0644: served by a web server running as another user
     with atomic_path(path, mode=0o644) as tmp, open(tmp, "wb") as f:
         write(f)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def _copy(src: Store, key: str, dest: Path, stats: ExportStats, lock: threading.Lock) -> None:
@@ -113,6 +117,8 @@ def _copy(src: Store, key: str, dest: Path, stats: ExportStats, lock: threading.
 
         def write(f: BinaryIO) -> None:
             w = _HashingWriter(f)
+            # _HashingWriter has what download_to uses (write, no seek: sequential), not all
+            # of BinaryIO
             written[0] = src.download_to(key, w)  # type: ignore[arg-type]
             if w.md5.hexdigest() != expected:
                 raise DigestMismatchError(
@@ -131,7 +137,7 @@ def _copy(src: Store, key: str, dest: Path, stats: ExportStats, lock: threading.
                 return
         except OSError:
             pass
-        _atomic_write(target, lambda f: f.write(data))
+        _atomic_write_bytes(target, data)
     with lock:
         stats.copied += 1
         stats.bytes_copied += size
@@ -216,7 +222,7 @@ def export_registry(
         ).encode()
         target = dest / prefix / INDEX_NAME
         if not (target.is_file() and target.read_bytes() == body):
-            _atomic_write(target, lambda f, body=body: f.write(body))
+            _atomic_write_bytes(target, body)
         stats.indexes += 1
     log.info(
         "exported %d objects from %s to %s (%d copied, %d unchanged, %d removed)",

@@ -46,7 +46,12 @@ fi
 
 case "$job" in
     demo)  exec .venv/bin/python examples/demo.py "$@" ;;
-    test)  exec .venv/bin/python -m pytest "$@" ;;
+    test)
+        # Static checks first: they take seconds and fail the run the way CI should.
+        .venv/bin/ruff check --quiet .
+        .venv/bin/ruff format --check --quiet .
+        .venv/bin/mypy
+        exec .venv/bin/python -m pytest "$@" ;;
     bench) exec .venv/bin/python bench/run.py "$@" ;;
     *) echo "usage: $0 demo|test|bench [args...]" >&2; exit 2 ;;
 esac

@@ -19,9 +19,10 @@ from test_drafts_support import (
     version_files,
 )
 
-from artifactfs.drafts.commit import commit_draft, recover_all
+from artifactfs.drafts.commit import commit_draft
 from artifactfs.drafts.draft import find_draft, open_draft
 from artifactfs.drafts.errors import DraftBusyError
+from artifactfs.drafts.recovery import recover_all
 from artifactfs.drafts.state import DraftOptions
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
@@ -58,6 +59,16 @@ def read_view(draft, path):
     if node.staged is not None:
         return (draft.files / path).read_bytes()
     return draft.read_stored(node.entry, 0, node.entry.size)
+
+
+def test_engine_loads_without_fuse():
+    """`artifactfs commit` uses the drafts engine with no mount: it never loads mfusepy/libfuse."""
+    code = (
+        "import sys, artifactfs.drafts.workspace, artifactfs.cli.draft_cmds;"
+        "print(sorted(m for m in sys.modules if m.startswith(('mfusepy', 'artifactfs.fusefs'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_copy_on_write_view(resolver):

@@ -12,7 +12,8 @@ import os
 import pytest
 from mountutil import commit_files, mounted, open_registry
 
-from artifactfs.resolver import keys, manifest_index, registry
+from artifactfs.resolver import keys, manifest_index
+from artifactfs.resolver.registry import commit as registry_commit
 
 pytestmark = pytest.mark.fuse
 
@@ -21,7 +22,7 @@ FILES = {f"d{i % 3}/f{i}.txt": f"file {i}".encode() for i in range(6)}
 
 @pytest.fixture
 def small_threshold(monkeypatch):
-    monkeypatch.setattr(registry, "INDEX_AT_COMMIT_ENTRIES", 5)
+    monkeypatch.setattr(registry_commit, "INDEX_AT_COMMIT_ENTRIES", 5)
 
 
 def _index_key(record):

@@ -1,8 +1,9 @@
 """`artifactfs commit | status | diff`: drafts (write directories) from the command line.
 
 A commit never races a mount's writers: if a mount owns the write dir, the command asks it to
-commit (fusefs/commit_requests.py) and prints its answer; otherwise the command takes the write
-dir's lock itself and commits straight from disk. `status` and `diff` only read.
+commit (drafts/commit_requests.py) and prints its answer; otherwise the command owns the write
+dir itself and commits straight from disk. `status` and `diff` only read. Everything about
+drafts goes through `artifactfs.drafts.workspace.DraftWorkspace`; this module adds the terminal.
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from typing import Any
 import yaml
 
 from artifactfs.config import Config, load_config
-from artifactfs.drafts.commit import (
-    JOURNAL,
+from artifactfs.drafts.workspace import (
     PRODUCER_CLI,
     CommitResult,
-    commit_draft,
-    recover_all,
+    DraftOptions,
+    DraftStatus,
+    DraftWorkspace,
 )
-from artifactfs.drafts.commit_requests import WriteDirLock, lock_holder, send_request
-from artifactfs.drafts.draft import Draft, find_draft, iter_draft_dirs
-from artifactfs.drafts.errors import DraftError, DraftNotFoundError
-from artifactfs.drafts.state import DraftOptions
 from artifactfs.errors import ConfigError
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
@@ -94,77 +91,57 @@ def cmd_commit(args: argparse.Namespace) -> int:
     options = _options(args)
     write_dir = Path(config.write_dir)
     wanted = None if args.all else [d.strip("/") for d in args.drafts]
-    holder = lock_holder(write_dir)
+    holder = DraftWorkspace.owner(write_dir)
     if holder is not None and holder.get("kind") == "mount":
-        answer = send_request(
-            write_dir,
-            {
-                "op": "commit",
-                "drafts": wanted,
-                "options": None if options is None else vars(options),
-                "dry_run": args.dry_run,
-                "producer": PRODUCER_CLI,
-            },
+        results = DraftWorkspace.ask_owner_to_commit(
+            write_dir, wanted, options, dry_run=args.dry_run, producer=PRODUCER_CLI
         )
-        if "error" in answer:
-            raise DraftError(f"the mount refused the commit: {answer['error']}")
-        for name in answer.get("missing", []):
-            raise DraftNotFoundError(f"no draft {name} with changes in {write_dir}")
-        results = [CommitResult.from_json(r) for r in answer["results"]]
         return _print_results(results, args.dry_run)
-    with WriteDirLock(write_dir, "cli") as lock:
-        lock.acquire(timeout=CLI_LOCK_WAIT)
-        resolver = Resolver.open(config, ttl=0)
-        try:
-            recover_all(resolver, write_dir)
-            names = wanted or [f"{e}/{p}/{n}" for e, p, n, _ in iter_draft_dirs(write_dir)]
-            drafts = [find_draft(resolver, write_dir, name) for name in names]
-            results = []
-            for draft in drafts:
-                staged = sum(p.stat().st_size for _, p in draft.staged_files())
-                try:
-                    with progress_bar(staged, f"commit {draft.qualified_name}") as advance:
-                        results.append(
-                            commit_draft(
-                                draft,
-                                options=options,
-                                dry_run=args.dry_run,
-                                producer=PRODUCER_CLI,
-                                progress=advance,
-                            )
+    resolver = Resolver.open(config, ttl=0)
+    workspace = DraftWorkspace(resolver, write_dir)
+    try:
+        workspace.own("cli", timeout=CLI_LOCK_WAIT)
+        drafts = [workspace.find(name) for name in wanted] if wanted else workspace.drafts()
+        results = []
+        for draft in drafts:
+            try:
+                with progress_bar(draft.staged_size(), f"commit {draft.qualified_name}") as advance:
+                    results.append(
+                        workspace.commit(
+                            draft,
+                            options,
+                            dry_run=args.dry_run,
+                            producer=PRODUCER_CLI,
+                            progress=advance,
                         )
-                except DraftError as e:
-                    results.append(CommitResult(draft.qualified_name, "failed", error=str(e)))
-                finally:
-                    draft.close()
-            return _print_results(results, args.dry_run)
-        finally:
-            resolver.close()
+                    )
+            finally:
+                draft.close()
+        return _print_results(results, args.dry_run)
+    finally:
+        workspace.release()
+        resolver.close()
 
 
-def _summary(draft: Draft) -> dict[str, Any]:
-    diff = draft.diff()
-    base = draft.state.base_version
+def _row(status: DraftStatus) -> dict[str, Any]:
+    base = status.base_version
     return {
-        "draft": draft.qualified_name,
+        "draft": status.draft,
         "base": "new" if base is None else f"v{base}",
-        "added": len(diff.added),
-        "modified": len(diff.modified),
-        "removed": len(diff.removed),
-        "interrupted": (draft.root / JOURNAL).exists(),
+        "added": len(status.diff.added),
+        "modified": len(status.diff.modified),
+        "removed": len(status.diff.removed),
+        "interrupted": status.interrupted,
     }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
     write_dir = Path(config.write_dir)
-    holder = lock_holder(write_dir)
+    holder = DraftWorkspace.owner(write_dir)
     resolver = Resolver.open(config, ttl=0)
     try:
-        rows = []
-        for e, p, n, _ in iter_draft_dirs(write_dir):
-            draft = find_draft(resolver, write_dir, f"{e}/{p}/{n}", readonly=True)
-            rows.append(_summary(draft))
+        rows = [_row(s) for s in DraftWorkspace(resolver, write_dir).status()]
     finally:
         resolver.close()
     if holder is not None:
@@ -197,11 +174,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     config = _config(args)
     resolver = Resolver.open(config, ttl=0)
     try:
-        draft = find_draft(resolver, Path(config.write_dir), args.draft, readonly=True)
-        diff = draft.diff()
+        status = DraftWorkspace(resolver, config.write_dir).status_of(args.draft)
     finally:
         resolver.close()
-    base = draft.state.base_version
-    print(f"# {draft.qualified_name} against {'nothing (new)' if base is None else f'v{base}'}")
-    _print_diff(diff.added, diff.modified, diff.removed)
+    base = status.base_version
+    print(f"# {status.draft} against {'nothing (new)' if base is None else f'v{base}'}")
+    _print_diff(status.diff.added, status.diff.modified, status.diff.removed)
     return 0

@@ -14,7 +14,10 @@ __all__ = ["LocalStore", "ObjectInfo", "Store", "open_store"]
 
 
 def open_store(url: str, config: Config | None = None) -> Store:
-    """`s3://bucket/prefix` -> S3Store, `http(s)://...` -> read-only HttpStore, else a directory."""
+    """`s3://bucket/prefix` -> S3Store, `http(s)://...` -> read-only HttpStore, else a directory.
+
+    The S3 and HTTP backends are imported here, when asked for, so a local registry never pays
+    for importing requests (and the S3 backend's modules)."""
     if url.startswith("s3://"):
         from artifactfs.resolver.backends.s3 import S3Store
 

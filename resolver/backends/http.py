@@ -235,7 +235,13 @@ class HttpStore(Store):
         self._read_only(key)
 
     def put_file(
-        self, key: str, path: str, progress: Progress | None = None, md5_hex: str | None = None
+        self,
+        key: str,
+        path: str,
+        progress: Progress | None = None,
+        md5_hex: str | None = None,
+        *,
+        if_absent: bool = False,
     ) -> str:
         self._read_only(key)
 

@@ -1,0 +1,166 @@
+"""Range reads of big objects, block by block, with sequential read-ahead.
+
+Apart from the blob cache because blocks are their own regime: an entry of known size at or
+above the cache's `block_threshold` is never fetched whole for a range read; only the blocks a
+read overlaps are fetched (one ranged read each, once per process at a time), stored one file
+per block, and checked for their exact length only (blocks.py says why nothing more can be
+checked). A reader going forward gets the next blocks fetched in the background
+(prefetch.py); handles.py asks for the same read-ahead when it serves reads from block fds.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Container
+from pathlib import Path
+
+from artifactfs.cache.accounting import SizeLimit
+from artifactfs.cache.blocks import (
+    NO_SPACE,
+    atomic_write,
+    block_count,
+    block_range,
+    block_span,
+    read_file_range,
+)
+from artifactfs.cache.layout import CacheFiles
+from artifactfs.cache.locks import KeyLocks
+from artifactfs.cache.prefetch import Prefetcher, SequentialDetector
+from artifactfs.cache.source import SourceFactory, SourceMemo
+from artifactfs.cache.stats import StatsRecorder
+from artifactfs.errors import CacheError, DigestMismatchError
+
+log = logging.getLogger(__name__)
+
+
+class BlockReader:
+    """Block reads, block fills and read-ahead for one cache (thread-safe)."""
+
+    def __init__(
+        self,
+        files: CacheFiles,
+        *,
+        block_size: int,
+        locks: KeyLocks,
+        stats: StatsRecorder,
+        sources: SourceMemo,
+        limit: SizeLimit,
+        readahead_blocks: int,
+        prefetch_workers: int,
+    ) -> None:
+        self.files = files
+        self.block_size = block_size
+        self._locks = locks
+        self._stats = stats
+        self._sources = sources
+        self._limit = limit
+        self._detector = SequentialDetector(max_blocks=readahead_blocks)
+        self._prefetcher = Prefetcher(prefetch_workers if readahead_blocks > 0 else 0)
+
+    def read(self, key: str, size: int, offset: int, length: int, source: SourceFactory) -> bytes:
+        """Bytes [offset, offset+length) of an object of `size` bytes, from its blocks."""
+        blocks = block_range(offset, length, size, self.block_size)
+        parts: list[bytes] = []
+        missed = False
+        for index in blocks:
+            start, blen = block_span(index, size, self.block_size)
+            lo = max(offset, start) - start
+            hi = min(offset + length, start + blen) - start
+            part, was_hit = self._slice(key, index, size, lo, hi - lo, source)
+            missed = missed or not was_hit
+            parts.append(part)
+        data = b"".join(parts)
+        self._stats.add(bytes_served=len(data), **({"misses": 1} if missed else {"hits": 1}))
+        if blocks:
+            self.readahead(key, size, offset, len(data), blocks[-1], source)
+        return data
+
+    def readahead(
+        self,
+        key: str,
+        size: int,
+        offset: int,
+        length: int,
+        last_block: int,
+        source: SourceFactory,
+        held: Container[int] = (),
+    ) -> None:
+        """Tell the sequential detector about a read that ended in `last_block` and queue the
+        blocks it wants next, skipping those cached already or `held` by the caller."""
+        n_blocks = block_count(size, self.block_size)
+        for index in self._detector.observe(key, offset, length, last_block, n_blocks):
+            if index in held or os.path.exists(self.files.block_file(key, index)):
+                continue
+            fill = functools.partial(self.fill, key, index, size, source, True)
+            if not self._prefetcher.submit(key, index, fill):
+                self._detector.rewind(key, index)
+                break
+
+    def _slice(
+        self, key: str, index: int, size: int, lo: int, n: int, source: SourceFactory
+    ) -> tuple[bytes, bool]:
+        """Bytes [lo, lo+n) of block `index`, and whether they came from the cache."""
+        path = self.files.block_file(key, index)
+        _, blen = block_span(index, size, self.block_size)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                actual = os.fstat(fd).st_size
+                data = os.pread(fd, n, lo) if actual == blen else None
+            finally:
+                os.close(fd)
+            if data is not None:
+                self.files.touch(path)
+                return data, True
+            self.files.discard(Path(path), f"has {actual} bytes, expected {blen}")
+        block = self.fill(key, index, size, source, False)
+        return block[lo : lo + n], False
+
+    def fill(self, key: str, index: int, size: int, source: SourceFactory, prefetch: bool) -> bytes:
+        """Fetch block `index` into the cache (once per process at a time) and return it.
+
+        If the disk is full the block is returned anyway (not stored), so readers still work.
+        """
+        path = Path(self.files.block_file(key, index))
+        start, blen = block_span(index, size, self.block_size)
+        with self._locks.hold((key, index)):
+            try:
+                data = read_file_range(path, 0, blen + 1)
+                if len(data) == blen:
+                    return data  # filled by another thread (or prefetch) while we waited
+            except FileNotFoundError:
+                pass
+            data = self._sources.get(key, source).read_range(start, blen)
+            self._stats.add(
+                bytes_fetched=len(data),
+                blocks_fetched=1,
+                **({"blocks_prefetched": 1} if prefetch else {}),
+            )
+            if len(data) != blen:
+                raise DigestMismatchError(
+                    f"block {index} of {key}: source returned {len(data)} bytes, expected {blen} "
+                    f"(object of {size} bytes changed or is truncated)"
+                )
+            try:
+                atomic_write(self.files.tmp, path, lambda f: f.write(data))
+            except CacheError as e:
+                if e.errno not in NO_SPACE:
+                    raise
+                log.warning("%s; serving block %d of %s without caching it", e, index, key)
+                self._stats.add(direct_reads=1)
+                return data
+        self._limit.added(blen, protect=str(path))
+        return data
+
+    def pending(self) -> int:
+        """Read-ahead fills queued or running."""
+        return self._prefetcher.pending()
+
+    def shutdown(self) -> None:
+        """Stop read-ahead threads (queued prefetches are dropped)."""
+        self._prefetcher.shutdown(wait=True)

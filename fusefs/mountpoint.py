@@ -1,0 +1,98 @@
+"""What a mount is told (MountOptions) and what is checked before one starts.
+
+Shared by the process that starts or stops a mount (mount.py) and the one that serves it
+(serve.py), so each can check a mountpoint, or say why FUSE is missing, without the other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artifactfs.errors import ArtifactFSError
+
+DEFAULT_ATTR_TIMEOUT = 3600.0
+
+
+class MountError(ArtifactFSError, OSError):
+    """The mount could not start or stop (bad mountpoint, no FUSE, busy, daemon failure)."""
+
+
+@dataclass
+class MountOptions:
+    """Everything `artifactfs mount` can be told. JSON-serializable (handed to the daemon)."""
+
+    mountpoint: str
+    registry: str | None = None
+    ttl: float | None = None
+    """Seconds before aliases and listings are re-resolved (default: config metadata_ttl)."""
+    attr_timeout: float = DEFAULT_ATTR_TIMEOUT
+    """Kernel entry/attr timeout. Long: every named thing in a version is immutable."""
+    allow_other: bool = False
+    foreground: bool = False
+    fuse_lib: str = "fuse3"
+    """`fuse3` or `fuse` (libfuse2); chosen by measurement, kept selectable for benches."""
+    threads: bool = True
+    read_only: bool = False
+    """Do not load drafts: every write is EROFS."""
+    max_readahead: int = 4 << 20
+    """Kernel readahead window (set via sysfs when permitted, see set_readahead)."""
+    log_file: str | None = None
+    debug: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Config overrides (cache_dir, write_dir, ...)."""
+
+
+def default_log_file() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "artifactfs" / "mount.log"
+
+
+def is_mounted(path: str | os.PathLike[str]) -> bool:
+    """True when `path` is a mount point (per /proc/self/mounts; works for dead FUSE mounts)."""
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 1 and parts[1].replace("\\040", " ") == target:
+                    return True
+    except OSError:
+        return os.path.ismount(target)
+    return False
+
+
+def check_mountpoint(path: str) -> str:
+    """The absolute mountpoint, or MountError saying what is wrong with it."""
+    mp = os.path.abspath(path)
+    if is_mounted(mp):
+        raise MountError(f"{mp} is busy: something is already mounted there (unmount it first)")
+    if not os.path.exists(mp):
+        raise MountError(f"mountpoint {mp} does not exist (create it with mkdir)")
+    if not os.path.isdir(mp):
+        raise MountError(f"mountpoint {mp} is not a directory")
+    return mp
+
+
+def check_fuse(lib: str = "fuse3") -> None:
+    """MountError unless this machine can mount FUSE file systems with `lib`."""
+    if not os.path.exists("/dev/fuse"):
+        raise MountError("FUSE is not available: /dev/fuse is missing (load the fuse module)")
+    if not (shutil.which("fusermount3") or shutil.which("fusermount")) and os.geteuid() != 0:
+        raise MountError("FUSE is not available: fusermount3 is not installed (apt install fuse3)")
+    os.environ["FUSE_LIBRARY_NAME"] = lib
+    try:  # imported here, not at the top: mfusepy loads the libfuse named above when imported
+        import mfusepy  # noqa: F401
+    except (OSError, AttributeError) as e:
+        raise MountError(
+            f"FUSE is not available: cannot load lib{lib} ({e}); install fuse3 and libfuse3-3"
+        ) from e
+    loaded = sys.modules["mfusepy"]._libfuse_path
+    if (lib == "fuse3" and "fuse3" not in str(loaded)) or (
+        lib == "fuse" and "fuse3" in str(loaded)
+    ):
+        raise MountError(f"libfuse already loaded as {loaded}; cannot switch to {lib} in-process")

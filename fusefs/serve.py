@@ -1,0 +1,200 @@
+"""The mount daemon: build the file system for MountOptions, then serve it until unmounted.
+
+`serve()` runs in the foreground process (`artifactfs mount -f`) or in the daemon that
+`start_background` spawns (`python -m artifactfs.fusefs.mount serve`); it reports readiness
+through the handshake pipe from libfuse's `init`. Drafts commit in `destroy`, before it returns.
+
+Apart from mount.py (start and stop, seen from outside) because this is the only code that runs
+inside the FUSE process; it is also the one place that assembles the mount's parts (`build`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from artifactfs.errors import ArtifactFSError
+from artifactfs.fusefs.mountpoint import (
+    MountOptions,
+    check_fuse,
+    check_mountpoint,
+    default_log_file,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _setup_logging(opts: MountOptions) -> None:
+    log_file = Path(opts.log_file) if opts.log_file else default_log_file()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.handlers.clear()
+    fh = logging.FileHandler(log_file)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    fh.setLevel(logging.DEBUG if opts.debug else logging.INFO)
+    root.addHandler(fh)
+    root.setLevel(logging.DEBUG if opts.debug else logging.INFO)
+    if opts.foreground:
+
+        class _OneLine(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:  # no tracebacks on a terminal
+                return f"artifactfs: {record.levelname.lower()}: {record.getMessage()}"
+
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setLevel(logging.WARNING)
+        sh.setFormatter(_OneLine())
+        root.addHandler(sh)
+    logging.getLogger("mfusepy").setLevel(logging.WARNING if not opts.debug else logging.DEBUG)
+
+
+def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
+    """Mount and serve in this process until unmounted. Returns the exit status."""
+
+    def tell(msg: str) -> None:
+        nonlocal ready_fd
+        if ready_fd is not None:
+            try:
+                os.write(ready_fd, msg.encode()[:4000] + b"\n")
+                os.close(ready_fd)
+            except OSError:
+                pass
+            ready_fd = None
+
+    try:
+        _setup_logging(opts)
+        mp = check_mountpoint(opts.mountpoint)
+        check_fuse(opts.fuse_lib)
+        ops, fuse_kwargs = build(opts, mp)
+    except Exception as e:
+        log.error("mount failed: %s", e, exc_info=not isinstance(e, ArtifactFSError))
+        tell(f"error {e}")
+        if ready_fd is None and not opts.foreground:
+            return 1
+        raise
+    import mfusepy  # after check_fuse chose the libfuse to load
+
+    served = False
+
+    def ready() -> None:
+        # Called inside libfuse's init: the kernel waits for it to return before it sends any
+        # request, so the readahead tuning (which stats the mount) runs in a thread.
+        nonlocal served
+        served = True
+
+        def after_init() -> None:
+            set_readahead(mp, opts.max_readahead)
+            tell("ok")
+
+        threading.Thread(target=after_init, name="afs-ready", daemon=True).start()
+
+    ops._ready = ready
+    log.info("mounting %s (%s, %s)", mp, opts.fuse_lib, "mt" if opts.threads else "st")
+    try:
+        mfusepy.FUSE(ops, mp, raw_fi=True, **fuse_kwargs)
+    except RuntimeError as e:
+        if served:  # libfuse3 reports an exit by signal as a non-zero status: a clean stop
+            log.info("stopped by signal (status %s); unmounted %s", e, mp)
+            return 0
+        log.error("libfuse failed to mount %s: %s (see messages above)", mp, e)
+        tell(f"error libfuse could not mount {mp}: status {e}")
+        return 1
+    finally:
+        ops.destroy("/")  # no-op when libfuse already called it
+        ops.resolver.close()
+    log.info("unmounted %s", mp)
+    return 0
+
+
+def set_readahead(mp: str, nbytes: int) -> bool:
+    """Raise the kernel's readahead window for this mount (best effort; needs root).
+
+    WHY: the kernel sends a FUSE read per readahead window, and FUSE_INIT can only lower the
+    window below the 128 KiB default, never raise it; the mount's backing device info in sysfs
+    can. With 4 MiB (one cache block) the kernel asks for 1 MiB per request (libfuse3's
+    max_pages) and a cached 1 GiB file reads ~2x faster than with 128 KiB requests
+    (bench/RESULTS.md). Without permission the default stays, and reads are merely smaller.
+    """
+    try:
+        st = os.stat(mp)
+        path = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+        with open(path, "w") as f:
+            f.write(str(max(nbytes >> 10, 4)))
+    except OSError as e:
+        log.info("kernel readahead for %s left at its default: %s", mp, e)
+        return False
+    return True
+
+
+def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
+    """The Operations object and the libfuse options for a mount."""
+    # Imported here: `artifactfs` loads this module for every command, and these pull in
+    # mfusepy (which loads libfuse, after check_fuse) and the whole resolver.
+    from artifactfs.config import load_config
+    from artifactfs.fusefs.catalog import Catalog
+    from artifactfs.fusefs.draft_ops import Drafts
+    from artifactfs.fusefs.draft_tree import DraftContext, DraftTree, ReadOnlyDrafts
+    from artifactfs.fusefs.operations import ArtifactOperations
+    from artifactfs.fusefs.stats import MountStats
+    from artifactfs.resolver.resolver import Resolver
+    from artifactfs.resolver.version_index import default_index_dir
+
+    config = load_config(registry=opts.registry, **opts.overrides)
+    ttl = config.metadata_ttl if opts.ttl is None else opts.ttl
+    resolver = Resolver.open(config, ttl=ttl)
+    stats = MountStats()
+    catalog = Catalog(resolver.registry, default_index_dir(config.cache_dir), stats)
+    ctx = DraftContext(
+        resolver=resolver,
+        config=config,
+        mountpoint=mp,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        attr_timeout=opts.attr_timeout,
+        mount_time=time.time(),
+    )
+    drafts: DraftTree = ReadOnlyDrafts(ctx) if opts.read_only else Drafts(ctx)
+    info = {
+        "pid": os.getpid(),
+        "mountpoint": mp,
+        "registry": config.registry,
+        "cache_dir": str(config.cache_dir),
+        "write_dir": str(config.write_dir),
+        "ttl": ttl,
+        "attr_timeout": opts.attr_timeout,
+        "fuse_lib": opts.fuse_lib,
+        "threads": opts.threads,
+        "drafts": type(drafts).__name__,
+        "log_file": str(opts.log_file or default_log_file()),
+    }
+    ops = ArtifactOperations(
+        resolver,
+        catalog,
+        drafts,
+        stats,
+        attr_timeout=opts.attr_timeout,
+        entry_timeout=opts.attr_timeout,
+        max_readahead=opts.max_readahead,
+        mount_info=info,
+    )
+    ctx.invalidate = ops.invalidate_paths
+    kwargs: dict[str, Any] = {
+        "foreground": True,
+        "nothreads": not opts.threads,
+        "fsname": "artifactfs",
+        "subtype": "artifactfs",
+        "default_permissions": True,
+        "entry_timeout": opts.attr_timeout,
+        "attr_timeout": opts.attr_timeout,
+        "negative_timeout": 0,
+    }
+    if opts.allow_other:
+        kwargs["allow_other"] = True
+    if opts.fuse_lib == "fuse":
+        kwargs["big_writes"] = True
+        kwargs["max_read"] = 1 << 20
+    return ops, kwargs

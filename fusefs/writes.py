@@ -1,0 +1,127 @@
+"""The changing callbacks: every change goes to a draft, or fails the way a shell expects.
+
+A write, create, truncate, unlink, chmod, utimens or setxattr below a draft path goes to the
+DraftTree; anywhere else it is EROFS (versions, aliases and the namespace are read-only).
+`mkdir`/`rmdir` also reach the DraftTree at depth 1 and 2 (new entities and projects for
+drafts; EEXIST when the registry has them). A rename is the DraftTree's only when both paths
+are draft paths; out of a draft into anything but a version it is EXDEV, so `mv` copies.
+
+Apart from the reading callbacks (operations.py) because these routes are one rule, "drafts
+only", and new changing calls (fallocate, link...) land here. A mixin of ArtifactOperations.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import mfusepy
+
+from artifactfs.fusefs import tree
+from artifactfs.fusefs.catalog import Catalog
+from artifactfs.fusefs.draft_tree import DraftTree
+from artifactfs.fusefs.guard import erofs, guard
+from artifactfs.fusefs.stats import MountStats
+
+
+def fh_of(fi: Any) -> int | None:
+    """The file handle in a fuse_file_info (None when the kernel sent none)."""
+    return None if fi is None else int(fi.fh)
+
+
+class WriteRoutes:
+    """The changing mfusepy callbacks of ArtifactOperations."""
+
+    catalog: Catalog
+    drafts: DraftTree
+    stats: MountStats
+
+    # -- files and the tree -----------------------------------------------------------------------
+    def _draft_or_erofs(self, path: str) -> str:
+        if isinstance(tree.route(path), tree.Draft):
+            return path
+        raise erofs()
+
+    @guard
+    def create(self, path: str, mode: int, fi: Any) -> int:
+        fi.fh = self.drafts.create(self._draft_or_erofs(path), mode, fi.flags)
+        fi.keep_cache = 0
+        return 0
+
+    @guard
+    def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
+        return self.drafts.write(self._draft_or_erofs(path), data, offset, fh_of(fi) or 0)
+
+    @guard
+    def truncate(self, path: str, length: int, fi: Any = None) -> int:
+        self.drafts.truncate(self._draft_or_erofs(path), length, fh_of(fi))
+        return 0
+
+    @guard
+    def unlink(self, path: str) -> int:
+        self.drafts.unlink(self._draft_or_erofs(path))
+        return 0
+
+    @guard
+    def mkdir(self, path: str, mode: int) -> int:
+        node = tree.route(path)
+        if isinstance(node, tree.Draft | tree.Entity | tree.Project):
+            if isinstance(node, tree.Entity) and self.catalog.has_entity(node.entity):
+                raise mfusepy.FuseOSError(errno.EEXIST)
+            if isinstance(node, tree.Project) and self.catalog.has_project(
+                node.entity, node.project
+            ):
+                raise mfusepy.FuseOSError(errno.EEXIST)
+            self.drafts.mkdir(path, mode)
+            return 0
+        raise erofs()
+
+    @guard
+    def rmdir(self, path: str) -> int:
+        node = tree.route(path)
+        if isinstance(node, tree.Draft | tree.Entity | tree.Project):
+            self.drafts.rmdir(path)
+            return 0
+        raise erofs()
+
+    @guard
+    def rename(self, old: str, new: str) -> int:
+        a, b = tree.route(old), tree.route(new)
+        if isinstance(a, tree.Draft) and isinstance(b, tree.Draft):
+            self.drafts.rename(old, new)
+            return 0
+        if isinstance(a, tree.Draft) and not isinstance(b, tree.Version | tree.Alias):
+            raise mfusepy.FuseOSError(errno.EXDEV)
+        raise erofs()
+
+    @guard
+    def symlink(self, target: str, source: str) -> int:
+        # mfusepy passes (link path, link target)
+        self.drafts.symlink(self._draft_or_erofs(target), source)
+        return 0
+
+    @guard
+    def chmod(self, path: str, mode: int) -> int:
+        self.drafts.chmod(self._draft_or_erofs(path), mode)
+        return 0
+
+    @guard
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        self._draft_or_erofs(path)
+        return 0  # drafts have one owner; accept so `cp -a`/rsync do not fail
+
+    @guard
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        self.drafts.utimens(self._draft_or_erofs(path), times)
+        return 0
+
+    # -- extended attributes: commit options of drafts -----------------------------------------
+    @guard
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
+        self.drafts.setxattr(self._draft_or_erofs(path), name, value, options)
+        return 0
+
+    @guard
+    def removexattr(self, path: str, name: str) -> int:
+        self.drafts.removexattr(self._draft_or_erofs(path), name)
+        return 0

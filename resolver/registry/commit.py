@@ -1,0 +1,247 @@
+"""Writing versions: the one commit path every writer uses, and later edits of a version record.
+
+Apart from the reads and the alias updates because this is where crash safety and version
+allocation live (DESIGN §4): content goes first (blobs, manifest, its index), then the version
+record, created with a create-only write of `v<N>.json` (the commit point; a lost race retries
+at N+1), then the digest record and the aliases. A crash before the record leaves only
+unreferenced, content-addressed objects behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from artifactfs.errors import (
+    ArtifactFSError,
+    ArtifactTypeMismatchError,
+    InvalidMetadataError,
+    PreconditionFailedError,
+)
+from artifactfs.resolver import keys
+from artifactfs.resolver.backends.base import Progress, Store
+from artifactfs.resolver.manifest import Manifest, ManifestEntry, b64_to_hex
+from artifactfs.resolver.manifest_index import IndexError_, build_index_file
+from artifactfs.resolver.names import check_alias, check_name
+from artifactfs.resolver.records import CollectionRecord, VersionRecord, now_iso
+from artifactfs.resolver.registry.aliases import MAX_RACE_RETRIES, AliasWriter
+from artifactfs.resolver.registry.reads import RegistryReader
+
+log = logging.getLogger(__name__)
+
+MAX_METADATA_KEYS = 100
+INDEX_AT_COMMIT_ENTRIES = 100_000
+"""Manifests with this many entries get their compact index built once, at commit, and stored
+beside them: every later mount fetches ready arrays instead of parsing the JSON (seconds at 1M)."""
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate metadata before anything is written: W&B's hard limit of 100 keys, string keys,
+    and JSON-serializable values (it is stored as JSON in the version record)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidMetadataError(f"metadata must be a dict, not {type(metadata).__name__}")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidMetadataError(
+            f"metadata has {len(metadata)} keys; the limit is {MAX_METADATA_KEYS}"
+        )
+    bad = [k for k in metadata if not isinstance(k, str)]
+    if bad:
+        raise InvalidMetadataError(f"metadata keys must be strings, got {bad[:3]!r}")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as e:
+        raise InvalidMetadataError(f"metadata is not JSON-serializable: {e}") from e
+    return dict(metadata)
+
+
+class VersionWriter:
+    """Commits, edits and deletes versions of one store's registry."""
+
+    def __init__(self, store: Store, reader: RegistryReader, aliases: AliasWriter) -> None:
+        self.store = store
+        self.reader = reader
+        self.aliases = aliases
+
+    def upload_entries(
+        self, entries: Iterable[ManifestEntry], progress: Progress | None = None
+    ) -> int:
+        """Upload the staged content of `entries` that the store does not hold yet; return how
+        many blobs were uploaded. Content-addressed, so a blob already present is skipped."""
+        todo: dict[str, ManifestEntry] = {}
+        for e in entries:
+            if e.ref is None and e.local_path is not None:
+                todo.setdefault(keys.blob_key(b64_to_hex(e.digest)), e)
+        self.store.check_writable()
+
+        def upload(item: tuple[str, ManifestEntry]) -> int:
+            key, entry = item
+            try:
+                self.store.put_file(
+                    key,
+                    entry.local_path or "",
+                    progress,
+                    md5_hex=b64_to_hex(entry.digest),
+                    if_absent=True,
+                )
+            except PreconditionFailedError:  # the store holds this content already
+                if progress:
+                    progress(entry.size or 0)
+                return 0
+            return 1
+
+        if not todo:
+            return 0
+        with ThreadPoolExecutor(max_workers=min(self.store.concurrency, len(todo))) as pool:
+            return sum(pool.map(upload, todo.items()))
+
+    def _ensure_collection(self, entity: str, project: str, name: str, type_: str) -> None:
+        rec = CollectionRecord(entity, project, name, type_)
+        try:
+            self.store.create(keys.collection_key(entity, project, name), rec.to_bytes())
+        except PreconditionFailedError:
+            existing = self.reader.collection(entity, project, name)
+            if existing.type != type_:
+                raise ArtifactTypeMismatchError(
+                    f"{entity}/{project}/{name} holds artifacts of type {existing.type!r}, "
+                    f"not {type_!r}"
+                ) from None
+
+    def commit(
+        self,
+        entity: str,
+        project: str,
+        name: str,
+        type_: str,
+        manifest: Manifest,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        aliases: Iterable[str] = (),
+        run_id: str | None = None,
+        base_version: int | None = None,
+        source: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        dedup_latest: bool = True,
+    ) -> VersionRecord:
+        """Make `manifest` a new version of entity/project/name, or return `latest` if it has the
+        same digest (W&B: logging an unchanged artifact is a no-op). Order matters for crash
+        safety: blobs, then manifest, then the version record (the commit point), then aliases.
+        A crash before the record leaves only unreferenced, content-addressed objects behind.
+        `dedup_latest=False` always creates a version (links dedup by source instead)."""
+        for part, what in (
+            (entity, "entity"),
+            (project, "project"),
+            (name, "name"),
+            (type_, "type"),
+        ):
+            check_name(part, what)
+        alias_list = list(dict.fromkeys(aliases))
+        for a in alias_list:
+            if a != "latest":
+                check_alias(a)
+        metadata = check_metadata(metadata)  # fail now, not after the upload
+        self.store.check_writable()
+        self._ensure_collection(entity, project, name, type_)
+
+        digest = manifest.digest()
+        latest = self.reader.fresh_latest(entity, project, name)
+        if dedup_latest and latest is not None and latest.digest == digest:
+            log.info("%s is unchanged (digest %s); no new version", latest.full_name, digest)
+            self.aliases.apply(latest, alias_list)
+            return latest
+
+        self.upload_entries(manifest, progress)
+        raw_manifest = manifest.to_bytes()
+        manifest_key = keys.manifest_key(hashlib.md5(raw_manifest).hexdigest())
+        if self.store.head(manifest_key) is None:
+            self.store.put(manifest_key, raw_manifest)
+        if len(manifest) >= INDEX_AT_COMMIT_ENTRIES:
+            self._publish_manifest_index(manifest_key, raw_manifest)
+
+        record = VersionRecord(
+            entity=entity,
+            project=project,
+            name=name,
+            version=0 if latest is None else latest.version + 1,
+            type=type_,
+            digest=digest,
+            manifest_key=manifest_key,
+            size=manifest.size,
+            file_count=len(manifest),
+            id=uuid.uuid4().hex,
+            description=description,
+            metadata=metadata,
+            logged_by=run_id,
+            source=source,
+            base_version=base_version,
+        )
+        self.store.sync()  # content durable before the record that makes it a version
+        self._allocate(record)
+        try:
+            self.store.create(
+                keys.digest_key(entity, project, name, digest),
+                json.dumps({"version": record.version}).encode(),
+            )
+        except PreconditionFailedError:
+            pass  # an earlier version has the same contents; the first one keeps the digest
+        self.aliases.apply(record, ["latest", *alias_list])
+        self.reader.invalidate()
+        log.info(
+            "committed %s (%d files, %d bytes)", record.full_name, record.file_count, record.size
+        )
+        return record
+
+    def _publish_manifest_index(self, manifest_key: str, raw_manifest: bytes) -> None:
+        """Store the compact index of a big manifest. Only an optimization: a failure is logged
+        and mounts build the index themselves, as they do for versions without one."""
+        key = keys.manifest_index_key(manifest_key)
+        try:
+            if self.store.head(key) is not None:
+                return
+            with tempfile.TemporaryDirectory(prefix="artifactfs-index-") as tmp:
+                manifest_path, index_path = Path(tmp, "manifest.json"), Path(tmp, "manifest.idx")
+                manifest_path.write_bytes(raw_manifest)
+                build_index_file(manifest_path, index_path)
+                self.store.put_file(key, str(index_path))
+        except (IndexError_, ArtifactFSError, OSError) as e:
+            log.warning("could not store the index of %s (mounts will build it): %s", key, e)
+
+    def _allocate(self, record: VersionRecord) -> None:
+        """Take the first free version number >= record.version with create-only writes."""
+        for _ in range(MAX_RACE_RETRIES):
+            key = keys.version_key(record.entity, record.project, record.name, record.version)
+            try:
+                record.etag = self.store.create(key, record.to_bytes())
+                return
+            except PreconditionFailedError:
+                record.version += 1
+        raise PreconditionFailedError(f"could not allocate a version of {record.qualified_name}")
+
+    def update_version(self, record: VersionRecord) -> VersionRecord:
+        """Persist description/metadata/state changes of an existing version (compare-and-swap)."""
+        record.metadata = check_metadata(record.metadata)
+        key = keys.version_key(record.entity, record.project, record.name, record.version)
+        record.updated_at = now_iso()
+        record.etag = self.store.swap(key, record.to_bytes(), record.etag)
+        self.reader.invalidate()
+        return record
+
+    def delete_version(self, record: VersionRecord) -> None:
+        """Tombstone a version: its number is never reused (mounts cache versions forever), its
+        aliases go away, and `latest` falls back to the newest remaining version."""
+        for alias in self.reader.version_aliases(record):
+            self.aliases.remove_alias(record, alias)
+        record.state = "DELETED"
+        self.update_version(record)
+        self.reader.invalidate()
+        self.aliases.fall_back_latest(record)
+        self.reader.invalidate()

@@ -1,0 +1,287 @@
+"""Reading the registry: listings, records, aliases, name resolution and manifests.
+
+Apart from the writers because every writer needs these reads (to find `latest`, to check a
+collection's type, to see which aliases a version holds) and none of them is needed to read: a
+read-only mount uses this class and nothing that writes. It also owns the one cache of mutable
+facts (aliases, listings, version records: `ttl` seconds) that the writers invalidate after
+each write, and the cache of immutable manifests (for good, in memory and, with
+`object_cache_dir`, on disk so that an offline mount can still list what it has seen).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache, TTLCache
+
+from artifactfs.errors import ArtifactNotFoundError, InvalidNameError, ObjectNotFoundError
+from artifactfs.fsutil import atomic_path
+from artifactfs.resolver import keys
+from artifactfs.resolver.backends.base import Store
+from artifactfs.resolver.manifest import Manifest
+from artifactfs.resolver.names import ArtifactRef, check_name, is_digest, version_number
+from artifactfs.resolver.records import CollectionRecord, VersionRecord
+
+log = logging.getLogger(__name__)
+
+
+def get_json(store: Store, key: str) -> tuple[dict[str, Any], str]:
+    """A JSON record of the store and its etag (ObjectNotFoundError when absent)."""
+    raw, etag = store.get(key)
+    return json.loads(raw), etag
+
+
+class RegistryReader:
+    """Every read of one store's registry, through the caches described above."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl: float = 0.0,
+        object_cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+        self._mutable: TTLCache[Any, Any] | None = (
+            TTLCache(maxsize=100_000, ttl=ttl) if ttl > 0 else None
+        )
+        self._manifests: LRUCache[str, Manifest] = LRUCache(maxsize=32)
+        self._object_dir = Path(object_cache_dir) if object_cache_dir else None
+
+    # -- the cache of mutable facts -------------------------------------------------------------
+    def _cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if self._mutable is None:
+            return compute()
+        with self._lock:
+            if key in self._mutable:
+                return self._mutable[key]
+        value = compute()
+        with self._lock:
+            self._mutable[key] = value
+        return value
+
+    def invalidate(self) -> None:
+        """Forget every cached mutable fact (aliases, listings, records)."""
+        if self._mutable is not None:
+            with self._lock:
+                self._mutable.clear()
+
+    # -- listing --------------------------------------------------------------------------------
+    def entities(self) -> list[str]:
+        return self._cached(("ls",), lambda: sorted(self.store.list_children(keys.entity_prefix())))
+
+    def projects(self, entity: str) -> list[str]:
+        check_name(entity, "entity")
+        return self._cached(
+            ("ls", entity), lambda: sorted(self.store.list_children(keys.project_prefix(entity)))
+        )
+
+    def collections(self, entity: str, project: str) -> list[str]:
+        check_name(entity, "entity")
+        check_name(project, "project")
+        prefix = keys.collections_prefix(entity, project)
+        return self._cached(
+            ("ls", entity, project), lambda: sorted(self.store.list_children(prefix))
+        )
+
+    def collection(self, entity: str, project: str, name: str) -> CollectionRecord:
+        def load() -> CollectionRecord:
+            try:
+                raw, _ = self.store.get(keys.collection_key(entity, project, name))
+            except ObjectNotFoundError as e:
+                raise ArtifactNotFoundError(
+                    f"no artifact collection {entity}/{project}/{name}"
+                ) from e
+            return CollectionRecord.from_bytes(raw)
+
+        for part, what in ((entity, "entity"), (project, "project"), (name, "name")):
+            check_name(part, what)
+        return self._cached(("coll", entity, project, name), load)
+
+    # -- versions -------------------------------------------------------------------------------
+    def version_numbers(self, entity: str, project: str, name: str) -> list[int]:
+        """Committed (not deleted) version numbers of a collection, ascending."""
+
+        def load() -> list[int]:
+            prefix = keys.versions_prefix(entity, project, name)
+            found = [keys.parse_version_file(n) for n in self.store.list_children(prefix)]
+            numbers = sorted(n for n in found if n is not None)
+            return [n for n in numbers if self.version_or_none(entity, project, name, n)]
+
+        return self._cached(("versions", entity, project, name), load)
+
+    def versions(self, entity: str, project: str, name: str) -> list[VersionRecord]:
+        return [
+            self.version(entity, project, name, n)
+            for n in self.version_numbers(entity, project, name)
+        ]
+
+    def version_or_none(self, entity: str, project: str, name: str, n: int) -> VersionRecord | None:
+        """Version `n`'s record, or None when it does not exist or was deleted."""
+
+        def load() -> VersionRecord | None:
+            try:
+                raw, etag = self.store.get(keys.version_key(entity, project, name, n))
+            except ObjectNotFoundError:
+                return None
+            rec = VersionRecord.from_bytes(raw, etag)
+            return None if rec.state == "DELETED" else rec
+
+        return self._cached(("version", entity, project, name, n), load)
+
+    def version(self, entity: str, project: str, name: str, n: int) -> VersionRecord:
+        rec = self.version_or_none(entity, project, name, n)
+        if rec is None:
+            raise ArtifactNotFoundError(f"no version {entity}/{project}/{name}:v{n}")
+        return rec
+
+    # -- aliases --------------------------------------------------------------------------------
+    def read_alias(self, key: str) -> tuple[int | None, str | None]:
+        """(version, etag) of an alias record, read now (not cached); version None for a removed
+        alias (its record is kept as `{"version": null}` so removal, too, is a compare-and-swap),
+        etag None if the record does not exist."""
+        try:
+            data, etag = get_json(self.store, key)
+        except ObjectNotFoundError:
+            return None, None
+        version = data.get("version")
+        return (None if version is None else int(version)), etag
+
+    def aliases(self, entity: str, project: str, name: str) -> dict[str, int]:
+        """alias -> version number for one collection (`latest` included, resolved fresh)."""
+
+        def load() -> dict[str, int]:
+            prefix = keys.aliases_prefix(entity, project, name)
+            out: dict[str, int] = {}
+            for child in self.store.list_children(prefix):
+                if not child.endswith(".json"):
+                    continue
+                version, _ = self.read_alias(prefix + child)
+                if version is not None:
+                    out[child[: -len(".json")]] = version
+            latest = self.latest_number(entity, project, name, out.get("latest"))
+            if latest is None:
+                out.pop("latest", None)
+            else:
+                out["latest"] = latest
+            return {
+                a: v
+                for a, v in out.items()
+                if a == "latest" or self.version_or_none(entity, project, name, v)
+            }
+
+        return self._cached(("aliases", entity, project, name), load)
+
+    def version_aliases(self, record: VersionRecord) -> list[str]:
+        amap = self.aliases(record.entity, record.project, record.name)
+        return sorted(a for a, v in amap.items() if v == record.version)
+
+    def latest_number(self, entity: str, project: str, name: str, hint: int | None) -> int | None:
+        """The newest committed version: the `latest` record, rolled forward past any version a
+        crashed writer created but did not get to announce, or the listing's maximum."""
+        if hint is None or self.version_or_none(entity, project, name, hint) is None:
+            numbers = self.version_numbers(entity, project, name)
+            return numbers[-1] if numbers else None
+        n = hint
+        while self.store.head(keys.version_key(entity, project, name, n + 1)) is not None:
+            n += 1
+        return n if self.version_or_none(entity, project, name, n) else hint
+
+    def fresh_latest(self, entity: str, project: str, name: str) -> VersionRecord | None:
+        """`latest` read from the store now: only its alias record (rolled forward past any
+        unannounced version), not every alias, so a commit costs a handful of requests."""
+        self.invalidate()
+        hint, _ = self.read_alias(keys.alias_key(entity, project, name, "latest"))
+        n = self.latest_number(entity, project, name, hint)
+        return None if n is None else self.version(entity, project, name, n)
+
+    # -- resolving names ------------------------------------------------------------------------
+    def resolve(self, ref: ArtifactRef) -> VersionRecord:
+        """`entity/project/name:alias|vN|digest` -> its version record (ArtifactNotFoundError)."""
+        if not ref.entity or not ref.project:
+            raise InvalidNameError(f"{ref} needs an entity and a project to resolve")
+        alias = ref.alias or "latest"
+        if not ref.name:
+            return self._resolve_digest_anywhere(ref.entity, ref.project, alias)
+        self.collection(ref.entity, ref.project, ref.name)
+        n = version_number(alias)
+        if n is None and is_digest(alias):
+            n = self._digest_version(ref.entity, ref.project, ref.name, alias)
+        if n is None:
+            n = self.aliases(ref.entity, ref.project, ref.name).get(alias)
+        if n is None:
+            raise ArtifactNotFoundError(f"no alias {alias!r} in {ref.qualified_name}")
+        return self.version(ref.entity, ref.project, ref.name, n)
+
+    def _digest_version(self, entity: str, project: str, name: str, digest: str) -> int | None:
+        try:
+            data, _ = get_json(self.store, keys.digest_key(entity, project, name, digest))
+        except ObjectNotFoundError:
+            return None
+        return int(data["version"])
+
+    def _resolve_digest_anywhere(self, entity: str, project: str, digest: str) -> VersionRecord:
+        for name in self.collections(entity, project):
+            n = self._digest_version(entity, project, name, digest)
+            if n is not None and self.version_or_none(entity, project, name, n):
+                return self.version(entity, project, name, n)
+        raise ArtifactNotFoundError(f"no artifact with digest {digest} in {entity}/{project}")
+
+    # -- manifests (immutable) ------------------------------------------------------------------
+    def manifest(self, record: VersionRecord) -> Manifest:
+        """The (immutable) manifest of a version, cached in memory and on disk."""
+        key = record.manifest_key
+        with self._lock:
+            if key in self._manifests:
+                return self._manifests[key]
+        manifest = Manifest.from_bytes(self.manifest_bytes(record))
+        with self._lock:
+            self._manifests[key] = manifest
+        return manifest
+
+    def manifest_bytes(self, record: VersionRecord) -> bytes:
+        """The manifest JSON of a version, from the on-disk object cache when it is there."""
+        path = self.manifest_path(record)
+        if path is not None:
+            return path.read_bytes()
+        raw, _ = self.store.get(record.manifest_key)
+        return raw
+
+    def manifest_path(self, record: VersionRecord) -> Path | None:
+        """A local file holding the manifest JSON, fetched into the on-disk object cache if
+        needed, so an offline process can still read what an earlier one fetched. None when
+        there is no disk cache or it cannot hold the file (a full disk must not break reads)."""
+        if self._object_dir is None:
+            return None
+        local = self._object_dir / record.manifest_key
+        if local.is_file():
+            return local
+        raw, _ = self.store.get(record.manifest_key)
+        try:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}")
+            tmp.write_bytes(raw)
+            os.replace(tmp, local)
+        except OSError as e:
+            log.warning("cannot cache %s on disk: %s", record.manifest_key, e)
+            return None
+        return local
+
+    def fetch_manifest_index(self, record: VersionRecord, dest: Path) -> bool:
+        """Copy the prebuilt index of `record`'s manifest to `dest` (atomically); False when the
+        version has none. The caller must check it (manifest_index.check_untrusted): it comes
+        from the store, like a manifest, and gets the same path validation."""
+        try:
+            with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+                self.store.download_to(keys.manifest_index_key(record.manifest_key), f)
+        except ObjectNotFoundError:
+            return False
+        return True
