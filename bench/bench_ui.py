@@ -40,7 +40,7 @@ def run(ctx: Context) -> list[Figure]:
     from artifactfs.config import load_config
     from artifactfs.resolver.manifest import Manifest
     from artifactfs.resolver.resolver import Resolver
-    from artifactfs.resolver.version_index import default_index_dir
+    from artifactfs.resolver.version_index import index_dir as index_dir_of
     from artifactfs.ui.server import Server
 
     work = ctx.workdir / "ui"
@@ -54,7 +54,7 @@ def run(ctx: Context) -> list[Figure]:
         manifest = _manifest(n // 10 if ctx.quick else n, folders)
         raws[name] = manifest.to_bytes()
         resolver.registry.commit("bench", "ui", name, "dataset", manifest)
-    index_dir = default_index_dir(config.cache_dir)
+    index_dir = index_dir_of(config.cache_dir)
 
     def page_once(name: str, path: str = "", page: int = 1) -> tuple[float, float]:
         shutil.rmtree(index_dir, ignore_errors=True)

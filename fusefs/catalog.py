@@ -8,7 +8,8 @@ serving what it has seen when the backend goes away. The rules:
   Registry, whose TTL cache (the mount's `--ttl`) bounds how stale they get. When the backend
   fails, the last good answer is served instead (and counted), never an empty tree.
 * Immutable facts (a version's record and manifest) are kept for the life of the mount: a
-  version's manifest is fetched once, indexed once (resolver.manifest_index) and mapped from disk.
+  version's manifest is fetched once, indexed once (resolver.version_index, shared with the
+  fsspec front end) and mapped from disk.
 * "Not found" is a fact; "backend failed" is not: only BackendError that is not
   ObjectNotFoundError triggers the last-good fallback.
 """
@@ -35,7 +36,7 @@ from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
-from artifactfs.resolver.version_index import load_index
+from artifactfs.resolver.version_index import open_version_index
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +179,17 @@ class Catalog:
             lambda: self.registry.version(entity, project, name, n),
         )
         try:
-            loaded = load_index(self.registry, record, self.index_dir)
+            index, how = open_version_index(self.registry, record, self.index_dir)
         except ObjectNotFoundError as e:
             raise Unavailable(f"manifest of {record.full_name} is missing: {e}") from e
         except (BackendError, OSError) as e:
             self.stats.add(backend_errors=1)
             raise Unavailable(f"cannot fetch the manifest of {record.full_name}: {e}") from e
-        if loaded.origin == "fetched":
+        if how == "fetched":
             self.stats.add(indexes_fetched=1)
-        elif loaded.origin == "built":
+        elif how == "built":
             self.stats.add(indexes_built=1)
-        return VersionView(record, loaded.index, _parse_time(record.created_at))
+        return VersionView(record, index, _parse_time(record.created_at))
 
     def version_aliases(self, view: VersionView) -> list[str]:
         r = view.record

@@ -343,24 +343,21 @@ class ManifestIndex:
                 # skip everything under prefix+name/: '0' is the byte after '/'
                 i = self._lower_bound(p[:slash] + b"0", i + 1)
 
+    def under(self, rel: str) -> range:
+        """Entry numbers of every file at any depth below directory `rel` ("" = the whole
+        version): one contiguous run of the sorted paths, found by two binary searches."""
+        if not rel:
+            return range(self.n)
+        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
+        return range(self._lower_bound(prefix), self._lower_bound(prefix[:-1] + b"0"))
+
     def dir_count(self, rel: str) -> int:
         """Number of entries at any depth below `rel` (for du-like summaries)."""
-        if not rel:
-            return self.n
-        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
-        return self._lower_bound(prefix[:-1] + b"0") - self._lower_bound(prefix)
+        return len(self.under(rel))
 
-    def span(self, rel: str) -> tuple[int, int]:
-        """Entry numbers [first, end) of the files at any depth below directory `rel`."""
-        if not rel:
-            return 0, self.n
-        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
-        first = self._lower_bound(prefix)
-        return first, self._lower_bound(prefix[:-1] + b"0", first)
-
-    def size_sum(self, first: int, end: int) -> int:
-        """Bytes of entries [first, end); entries of unknown size count as 0."""
-        sizes = self._sizes[first:end].tolist()
+    def size_sum(self, entries: range) -> int:
+        """Bytes of a run of entries (`under(rel)`); entries of unknown size count as 0."""
+        sizes = self._sizes[entries.start : entries.stop].tolist()
         return sum(sizes) + sizes.count(-1)
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import artifactfs as af
 from artifactfs.errors import ArtifactNotFoundError
 from artifactfs.resolver.manifest import Manifest, ManifestEntry
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.resolver.version_index import index_file, load_index
+from artifactfs.resolver.version_index import index_file, open_version_index
 from artifactfs.ui import pictures, previews, runs
 from artifactfs.ui.data import Browser
 from artifactfs.ui.lineage import lineage
@@ -87,9 +87,9 @@ def test_big_folder_pages_and_shared_index(seeded):
     finally:
         b.close()
     assert index_file(b.index_dir, rec).is_file()
-    again = load_index(reg, rec, b.index_dir)
-    assert again.origin == "disk" and len(again.index) == 450
-    again.index.close()
+    again, how = open_version_index(reg, rec, b.index_dir)
+    assert how == "cached" and len(again) == 450
+    again.close()
 
 
 def test_diff_files_and_fields(browser):

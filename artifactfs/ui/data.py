@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from artifactfs.errors import ArtifactNotFoundError
+from artifactfs.resolver import version_index
 from artifactfs.resolver.manifest import ManifestEntry
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.names import check_name, parse_artifact_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.resolver.version_index import default_index_dir, load_index
 
 T = TypeVar("T")
 OPEN_INDEXES = 32
@@ -131,7 +131,7 @@ class Browser:
     def __init__(self, resolver: Resolver, *, index_dir: Path | None = None) -> None:
         self.resolver = resolver
         self.registry = resolver.registry
-        self.index_dir = index_dir or default_index_dir(resolver.config.cache_dir)
+        self.index_dir = index_dir or version_index.index_dir(resolver.config.cache_dir)
         self._lock = threading.Lock()
         self._indexes: OrderedDict[str, ManifestIndex] = OrderedDict()
         self._index_locks: dict[str, threading.Lock] = {}
@@ -206,7 +206,7 @@ class Browser:
             with self._lock:
                 index = self._indexes.get(key)
             if index is None:
-                index = load_index(self.registry, record, self.index_dir).index
+                index, _ = version_index.open_version_index(self.registry, record, self.index_dir)
                 with self._lock:
                     self._indexes[key] = index
                     while len(self._indexes) > OPEN_INDEXES:
@@ -228,10 +228,8 @@ class Browser:
         for child in islice(index.children(rel), start, start + per_page):
             path = f"{rel}/{child.name}" if rel else child.name
             if child.is_dir:
-                first, end = index.span(path)
-                rows.append(
-                    FileRow(child.name, path, True, index.size_sum(first, end), end - first)
-                )
+                below = index.under(path)
+                rows.append(FileRow(child.name, path, True, index.size_sum(below), len(below)))
             else:
                 e = index.entry(child.index)
                 rows.append(FileRow(child.name, path, False, e.size, 1, e.digest, e.ref))
