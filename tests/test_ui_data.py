@@ -213,13 +213,20 @@ def test_run_info_shows_what_a_run_has():
     """W&B's public Run shape, partly: what is missing is listed, never an error."""
     full = SimpleNamespace(
         id="r1", name="r1", job_type="train", state="finished", summary={"loss": 0.1},
-        config={"lr": 1}, tags=["a"], history=lambda pandas=True: [{"_step": 0, "loss": 1.0}],
+        config={"lr": 1}, tags=["a"], created_at="2026-01-01T00:00:00",
+        history=lambda samples=500, pandas=True: [{"_step": 0, "loss": 1.0, "n": samples}],
         logged_artifacts=lambda: [], used_artifacts=lambda: [],
     )  # fmt: skip
-    api = SimpleNamespace(run=lambda path: full)
+    orders = []
+    api = SimpleNamespace(
+        run=lambda path: full, runs=lambda path, order="+created_at": orders.append(order) or [full]
+    )
     info = runs.run_info(api, "e", "p", "r1")
     assert info.state == "finished" and info.summary == {"loss": 0.1} and info.tags == ["a"]
-    assert info.history == [{"_step": 0, "loss": 1.0}] and info.missing == []
+    assert info.history == [{"_step": 0, "loss": 1.0, "n": runs.HISTORY_SAMPLES}]
+    assert info.missing == []
+    listed = runs.project_runs(api, "e", "p")
+    assert orders == ["-created_at"] and [r.id for r in listed or []] == ["r1"]
     bare = SimpleNamespace(id="r2", config={})
     info = runs.run_info(SimpleNamespace(run=lambda path: bare), "e", "p", "r2")
     assert set(info.missing) == {

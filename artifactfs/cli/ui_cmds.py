@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from artifactfs.cli.output import example
 from artifactfs.config import load_config
 
 
@@ -53,10 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ui",
         help="browse the registry in a web browser (read-only, on 127.0.0.1)",
-        description=(
-            "Serve a read-only web page over the configured registry: projects, collections, "
-            "versions, files with previews, diffs between versions, lineage pictures and runs. "
-            "It listens on 127.0.0.1 without a login; another address needs --allow-remote."
+        **example(
+            "artifactfs ui --port 8765   # then open http://127.0.0.1:8765/",
+            description=(
+                "Serve a read-only web page over the configured registry: projects, "
+                "collections, versions, files with previews, diffs between versions, lineage "
+                "pictures and runs. It listens on 127.0.0.1 without a login; another address "
+                "needs --allow-remote."
+            ),
         ),
     )
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any free)")

@@ -19,6 +19,8 @@ from artifactfs.errors import ArtifactFSError
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_ROWS = 100_000
+HISTORY_SAMPLES = 1000
+"""Rows asked of `Run.history()` (W&B's default is 500), the points a plot keeps anyway."""
 
 
 @dataclass
@@ -94,8 +96,8 @@ def _history(run: Any, info: RunInfo) -> list[dict[str, Any]]:
     if not callable(fn):
         info.missing.append("history")
         return []
-    try:
-        rows = fn(pandas=False)
+    try:  # W&B samples the history evenly; as many rows as a plot can show
+        rows = fn(samples=HISTORY_SAMPLES, pandas=False)
     except TypeError:  # an API without W&B's keyword arguments
         rows = fn()
     out: list[dict[str, Any]] = []
@@ -138,13 +140,17 @@ class RunSummary:
 
 
 def project_runs(api: Any, entity: str, project: str, limit: int = 200) -> list[RunSummary] | None:
-    """Runs of a project, newest first as W&B lists them; None when the API cannot list runs."""
+    """Runs of a project, newest first; None when the API cannot list runs."""
     runs = getattr(api, "runs", None)
     if not callable(runs):
         return None
     out = []
     try:
-        for run in runs(f"{entity}/{project}"):
+        try:
+            found = runs(f"{entity}/{project}", order="-created_at")  # W&B's `order`
+        except TypeError:
+            found = runs(f"{entity}/{project}")
+        for run in found:
             out.append(
                 RunSummary(
                     str(run.id),
