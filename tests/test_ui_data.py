@@ -212,7 +212,7 @@ def test_run_info_from_the_api(seeded):
 def test_run_info_shows_what_a_run_has():
     """W&B's public Run shape, partly: what is missing is listed, never an error."""
     full = SimpleNamespace(
-        id="r1", name="r1", job_type="train", state="finished", summary={"loss": 0.1},
+        id="r1", name="r1", job_type="train", state="finished", summary={"loss": 0.1, "_step": 3},
         config={"lr": 1}, tags=["a"], created_at="2026-01-01T00:00:00",
         history=lambda samples=500, pandas=True: [{"_step": 0, "loss": 1.0, "n": samples}],
         logged_artifacts=lambda: [], used_artifacts=lambda: [],

@@ -120,8 +120,8 @@ def run_info(api: Any, entity: str, project: str, run_id: str) -> RunInfo:
             info.missing.append(attr)
     info.tags = [str(t) for t in (getattr(run, "tags", None) or [])]
     info.config = _mapping(getattr(run, "config", None))
-    if hasattr(run, "summary"):
-        info.summary = _mapping(run.summary)
+    if hasattr(run, "summary"):  # `_step`, `_runtime`...: W&B's bookkeeping, not results
+        info.summary = {k: v for k, v in _mapping(run.summary).items() if not k.startswith("_")}
     else:
         info.missing.append("summary")
     info.history = _history(run, info)
