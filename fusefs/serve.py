@@ -196,6 +196,10 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     }
     if opts.allow_other:
         kwargs["allow_other"] = True
+    if opts.read_only:
+        # a read-only superblock: writable opens fail with EROFS in the kernel, and reads do not
+        # invalidate atime (on a writable mount every READ makes the next stat a GETATTR)
+        kwargs["ro"] = True
     if opts.fuse_lib == "fuse":
         kwargs["big_writes"] = True
         kwargs["max_read"] = 1 << 20

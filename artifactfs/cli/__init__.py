@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.draft_cmds",  # commit, status, diff
     "artifactfs.cli.export_cmds",  # export
     "artifactfs.cli.ttl_cmds",  # ttl-sweep
+    "artifactfs.cli.ui_cmds",  # ui
 ]
 
 
