@@ -19,11 +19,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from artifactfs.artifact_content import ArtifactContent
-from artifactfs.artifact_entry import ArtifactManifestEntry
+from artifactfs.artifact_core import check_tags
+from artifactfs.artifact_entry import ArtifactFile, ArtifactManifestEntry
+from artifactfs.errors import ArtifactFSError, ArtifactHasAliasesError
+from artifactfs.public_collections import ArtifactCollection
 from artifactfs.public_run import Run as PublicRun
 from artifactfs.resolver.download import (
     DownloadResult,
@@ -32,6 +38,7 @@ from artifactfs.resolver.download import (
     download_manifest,
     verify_dir,
 )
+from artifactfs.resolver.manifest import Manifest
 from artifactfs.resolver.names import check_alias, check_entry_path, check_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import check_metadata
@@ -40,7 +47,7 @@ from artifactfs.session import RunSession, auto_run
 from artifactfs.table import SUFFIX as TABLE_SUFFIX
 from artifactfs.table import Table, table_path
 
-__all__ = ["Artifact", "ArtifactManifestEntry"]
+__all__ = ["Artifact", "ArtifactFile", "ArtifactManifestEntry"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,11 @@ class Artifact(ArtifactContent):
         self._metadata = dict(record.metadata)
         self._manifest = resolver.registry.manifest(record)
         self._aliases = resolver.registry.version_aliases(record)
+        self._saved_aliases = list(self._aliases)
+        self._tags = list(record.tags)
+        self._ttl = timedelta(seconds=record.ttl) if record.ttl else None
+        self._ttl_changed = False
+        self._pending_tags = None
         self._final = True
         self._cleanup_tmp()
 
@@ -93,19 +105,69 @@ class Artifact(ArtifactContent):
             run_id=run.id,
             progress=progress,
         )
+        ttl, ttl_changed, tags = self._ttl, self._ttl_changed, self._pending_tags
+        if ttl_changed or tags:
+            record.ttl = int(ttl.total_seconds()) if ttl is not None else None
+            record.tags = list(dict.fromkeys([*record.tags, *check_tags(tags or [])]))
+            record = run.resolver.registry.update_version(record)
         self._attach(record, run.resolver)
         if record.logged_by == run.id:
             run._remember("logged", record)
         else:
             log.info("%s is unchanged; logged nothing new", record.full_name)
 
+    # -- drafts of a logged version --------------------------------------------------------------
+    def new_draft(self) -> Artifact:
+        """A PENDING copy of this version's contents, description and metadata that logs as
+        the next version of the collection it came from (W&B's incremental artifact): add,
+        remove or replace entries, then `log_artifact()` or `save()`. Unchanged entries are
+        not uploaded again (their blobs are already in the registry)."""
+        rec = self._ensure_logged("new_draft")
+        source = rec.link_source or {"entity": rec.entity, "project": rec.project, "name": rec.name}
+        draft = Artifact(str(source["name"]), self.type, self.description, dict(self.metadata))
+        draft._entity = str(source["entity"])
+        draft._project = str(source["project"])
+        draft._base_id = rec.id
+        draft._manifest = Manifest.from_bytes(self._manifest.to_bytes())
+        return draft
+
     # -- reading contents (logged artifacts) -----------------------------------------------------
-    def get_path(self, name: str) -> ArtifactManifestEntry:
-        self._ensure_logged("get_path")
-        entry = self._manifest.get(check_entry_path(name))
+    def get_entry(self, name: str) -> ArtifactManifestEntry:
+        """The entry at `name` (or the Table stored as `name`), KeyError if there is none."""
+        self._ensure_logged("get_entry")
+        path = check_entry_path(name)
+        entry = self._manifest.get(path) or self._manifest.get(table_path(path))
         if entry is None:
-            raise KeyError(f"path {name!r} is not in artifact {self.name}")
+            raise KeyError(f"Path not contained in artifact: {name}")
         return ArtifactManifestEntry.of(entry, self)
+
+    def get_path(self, name: str) -> ArtifactManifestEntry:
+        """W&B's older name of `get_entry`."""
+        return self.get_entry(name)
+
+    def files(self, names: Sequence[str] | None = None, per_page: int = 50) -> list[ArtifactFile]:
+        """The artifact's files (or just `names`), as W&B's public `File` objects."""
+        self._ensure_logged("files")
+        wanted = None if names is None else {check_entry_path(n) for n in names}
+        return [
+            ArtifactFile(self, e.path)
+            for e in sorted(self._manifest, key=lambda e: e.path)
+            if wanted is None or e.path in wanted
+        ]
+
+    def file(self, root: str | os.PathLike[str] | None = None) -> str:
+        """Download the one file of a single-file artifact; returns its path (ValueError for
+        an artifact of several files)."""
+        self._ensure_logged("file")
+        if len(self._manifest) > 1:
+            raise ValueError(
+                "This artifact contains more than one file, call `.download()` to get "
+                'all files or call .get_entry("filename").download()'
+            )
+        if not len(self._manifest):
+            raise ValueError(f"artifact {self.name} holds no file")
+        entry = next(iter(self._manifest))
+        return self.get_entry(entry.path).download(root)
 
     def get(self, name: str) -> Table | None:
         """The Table stored at `name` (or `name.table.json`); None if there is none."""
@@ -124,18 +186,37 @@ class Artifact(ArtifactContent):
     def download(
         self,
         root: str | os.PathLike[str] | None = None,
-        recursive: bool = False,
+        allow_missing_references: bool = False,
+        skip_cache: bool | None = None,
+        path_prefix: str | os.PathLike[str] | None = None,
+        multipart: bool | None = None,
         *,
+        recursive: bool = False,
         progress: Progress | None = None,
     ) -> str:
-        """Copy the files into `root` (default ./artifacts/<name>:vN) through the cache; other
-        files in `root` are left alone. `recursive` is accepted for W&B compatibility: entries
-        added from other artifacts are stored by digest, so they always come along."""
+        """Copy the files into `root` (default ./artifacts/<name>:vN) through the shared cache;
+        other files in `root` are left alone. `path_prefix` limits it to paths under that
+        prefix; `allow_missing_references` skips references whose objects are gone instead of
+        failing. `skip_cache`, `multipart` and `recursive` are accepted for W&B compatibility
+        (files always come through the cache; entries added from other artifacts are stored
+        by digest, so they always come along)."""
         resolver = self._resolver_or_raise()
         target = Path(root) if root is not None else self._default_root()
-        result: DownloadResult = download_manifest(
-            resolver, self._manifest, target, progress=progress
-        )
+        prefix = str(path_prefix).replace(os.sep, "/") if path_prefix else ""
+        entries = [e for e in self._manifest if e.path.startswith(prefix)]
+        if not allow_missing_references:
+            paths = None if not prefix else [e.path for e in entries]
+            result: DownloadResult = download_manifest(
+                resolver, self._manifest, target, paths=paths, progress=progress
+            )
+            return str(result.root)
+        plain = [e.path for e in entries if e.ref is None]
+        result = download_manifest(resolver, self._manifest, target, paths=plain, progress=progress)
+        for entry in (e for e in entries if e.ref is not None):
+            try:
+                download_manifest(resolver, self._manifest, target, paths=[entry.path])
+            except ArtifactFSError as e:
+                log.warning("skipping missing reference %s (%s): %s", entry.path, entry.ref, e)
         return str(result.root)
 
     def checkout(
@@ -153,44 +234,113 @@ class Artifact(ArtifactContent):
 
     # -- registry operations ---------------------------------------------------------------------
     def save(self, project: str | None = None, settings: Any = None) -> None:
-        """Persist description, metadata and alias changes of a logged artifact; an unlogged
-        one is logged, by the current run or else by an automatic run (W&B behaviour)."""
+        """Persist description, metadata, aliases, tags and ttl of a logged artifact; an
+        unlogged one is logged, by the current run or else by an automatic run (W&B
+        behaviour; a draft of a logged version goes to the collection it came from).
+
+        Aliases: what was added to or removed from the list since it was read is applied
+        (W&B's rule), for every alias but `latest`, which the registry manages (always the
+        newest version): removing it from, or adding it to, the list changes nothing, with a
+        warning."""
         if self._record is None:
-            with auto_run(RunSession, project) as run:
-                self._log_by(run, run.entity, run.project, ["latest"])
+            with auto_run(RunSession, project or self._project) as run:
+                self._log_by(
+                    run, self._entity or run.entity, self._project or run.project, ["latest"]
+                )
             return
         resolver = self._resolver_or_raise()
         for alias in self._aliases:
             if alias != "latest":
                 check_alias(alias)
         metadata = check_metadata(self._metadata)
+        tags = check_tags(self._tags)
         reg = resolver.registry
         reg.invalidate()
         fresh = reg.version(self._record.entity, self._record.project, self._record.name,
                             self._record.version)  # fmt: skip
-        if fresh.description != self._description or fresh.metadata != metadata:
+        ttl = int(self._ttl.total_seconds()) if self._ttl is not None else None
+        if (
+            fresh.description != self._description
+            or fresh.metadata != metadata
+            or fresh.tags != tags
+            or (self._ttl_changed and fresh.ttl != ttl)
+        ):
             fresh.description = self._description
             fresh.metadata = metadata
+            fresh.tags = tags
+            if self._ttl_changed:
+                fresh.ttl = ttl
             fresh = reg.update_version(fresh)
-        self._aliases = reg.set_aliases(fresh, self._aliases)
+        # W&B sends the changes made to the list since it was read, not the list: an alias that
+        # moved to another version meanwhile (a later log_artifact) is not pulled back.
+        added = [a for a in dict.fromkeys(self._aliases) if a not in self._saved_aliases]
+        removed = [a for a in self._saved_aliases if a not in self._aliases]
+        if "latest" in added or "latest" in removed:
+            message = (
+                "'latest' is managed by the registry (it always names the newest version); "
+                f"{'removing it from' if 'latest' in removed else 'adding it to'} "
+                f"{fresh.full_name} changes nothing"
+            )
+            warnings.warn(message, UserWarning, stacklevel=2)
+            log.warning("%s", message)
+        for alias in added:
+            if alias != "latest":
+                reg.set_alias(fresh, alias)
+        for alias in removed:
+            if alias != "latest":
+                reg.remove_alias(fresh, alias)
+        reg.invalidate()
+        self._aliases = reg.version_aliases(fresh)
+        self._saved_aliases = list(self._aliases)
         self._record = fresh
+        self._tags = list(fresh.tags)
+        self._ttl_changed = False
 
     def wait(self, timeout: int | None = None) -> Artifact:
         """Logging is synchronous here, so a logged artifact is always ready."""
         self._ensure_logged("wait")
         return self
 
-    def delete(self) -> None:
-        """Tombstone this version: it disappears from listings, its aliases are removed."""
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Tombstone this version: it disappears from listings, its aliases are removed. As in
+        W&B, a version with aliases (`latest` counts) is refused unless `delete_aliases=True`;
+        deleting a linked artifact only removes the link (`unlink()`)."""
         resolver = self._resolver_or_raise()
         assert self._record is not None
-        resolver.registry.delete_version(self._record)
+        if self.is_link:
+            self.unlink()
+            return
+        registry = resolver.registry
+        registry.invalidate()
+        aliases = registry.version_aliases(self._record)
+        if aliases and not delete_aliases:
+            raise ArtifactHasAliasesError(
+                f"cannot delete {self._record.full_name}: it has aliases {aliases}; "
+                "pass delete_aliases=True to delete them with it"
+            )
+        registry.delete_version(self._record)
         self._aliases = []
         self._deleted = True
 
-    def link(self, target_path: str, aliases: list[str] | None = None) -> None:
+    def unlink(self) -> None:
+        """Remove this linked version from its portfolio (the source version stays)."""
+        rec = self._ensure_logged("unlink")
+        if not self.is_link:
+            raise ValueError(
+                f"Artifact {self.qualified_name!r} is not a linked artifact and cannot be "
+                "unlinked. To delete it, use 'delete' instead."
+            )
+        self._resolver_or_raise().registry.unlink(rec)
+        self._aliases = []
+        self._deleted = True
+
+    def link(self, target_path: str, aliases: Sequence[str] | None = None) -> Artifact:
         """Link this version into a portfolio `{portfolio}`, `{project}/{portfolio}` or
-        `{entity}/{project}/{portfolio}`; re-linking the same version only updates aliases."""
+        `{entity}/{project}/{portfolio}` (W&B's `wandb-registry-<name>/<collection>` is such a
+        `{project}/{portfolio}`) and return the linked version; re-linking the same version
+        only updates aliases. An unlogged artifact is logged first (W&B behaviour)."""
+        if self._record is None:
+            self.save()
         resolver = self._resolver_or_raise()
         assert self._record is not None
         parts = target_path.split("/")
@@ -201,7 +351,51 @@ class Artifact(ArtifactContent):
         check_name(entity, "entity")
         check_name(project, "project")
         check_name(parts[-1], "portfolio name")
-        resolver.registry.link(self._record, entity, project, parts[-1], aliases or [])
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        linked = resolver.registry.link(self._record, entity, project, parts[-1], aliases or [])
+        return Artifact._from_record(linked, resolver)
+
+    # -- the collection and links ----------------------------------------------------------------
+    @property
+    def collection(self) -> ArtifactCollection[Artifact]:
+        """The collection this version was fetched from (a portfolio for a linked one)."""
+        rec = self._ensure_logged("collection")
+        return ArtifactCollection(
+            self._resolver_or_raise(), rec.entity, rec.project, rec.name, None,
+            Artifact._from_record,
+        )  # fmt: skip
+
+    @property
+    def source_collection(self) -> ArtifactCollection[Artifact]:
+        self._ensure_logged("source_collection")
+        return ArtifactCollection(
+            self._resolver_or_raise(), self.source_entity, self.source_project,
+            self.source_name.split(":")[0], None, Artifact._from_record,
+        )  # fmt: skip
+
+    @property
+    def source_artifact(self) -> Artifact:
+        """The source version of a linked artifact; a source version itself otherwise."""
+        rec = self._ensure_logged("source_artifact")
+        if rec.link_source is None:
+            return self
+        resolver = self._resolver_or_raise()
+        s = rec.link_source
+        try:
+            source = resolver.registry.version(s["entity"], s["project"], s["name"], s["version"])
+        except ArtifactFSError as e:
+            raise ValueError(f"unable to fetch the source artifact of {self.name}: {e}") from e
+        return Artifact._from_record(source, resolver)
+
+    @property
+    def linked_artifacts(self) -> list[Artifact]:
+        """The portfolio versions that link this source version (empty for a linked one)."""
+        rec = self._ensure_logged("linked_artifacts")
+        if rec.link_source is not None:
+            return []
+        resolver = self._resolver_or_raise()
+        return [Artifact._from_record(r, resolver) for r in resolver.registry.linked(rec)]
 
     def logged_by(self) -> PublicRun[Artifact] | None:
         rec = self._ensure_logged("logged_by")
@@ -209,8 +403,9 @@ class Artifact(ArtifactContent):
         if not rec.logged_by:
             return None
         run = resolver.registry.run(rec.entity, rec.project, rec.logged_by)
-        if run is None and rec.source:
-            run = resolver.registry.run(rec.source["entity"], rec.source["project"], rec.logged_by)
+        src = rec.link_source
+        if run is None and src:
+            run = resolver.registry.run(src["entity"], src["project"], rec.logged_by)
         return PublicRun(run, resolver, Artifact._from_record) if run is not None else None
 
     def used_by(self) -> list[PublicRun[Artifact]]:

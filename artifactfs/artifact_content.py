@@ -7,6 +7,12 @@ temporary directory that lives until the artifact is logged (or garbage-collecte
 
 `ArtifactContent` is the content-building layer of `Artifact` (artifact.py), apart from the reads
 and registry operations of a logged artifact; W&B's further ways to add content belong here.
+
+W&B's rules: adding different content under a path the artifact already holds raises
+`ValueError("Cannot add the same path twice")` unless `overwrite=True` (`merge=True` for
+add_dir); the same content again is a no-op. `policy="mutable"` (the default) copies each added
+file into a private staging directory so later changes to the original cannot change what is
+logged; `policy="immutable"` trusts the caller and reads the original at upload time.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Literal
 from urllib.parse import urlparse
 
 from artifactfs.artifact_core import ArtifactCore
@@ -40,6 +46,8 @@ from artifactfs.session import RunSession, current
 from artifactfs.table import Table, table_path
 
 log = logging.getLogger(__name__)
+
+Policy = Literal["mutable", "immutable"]
 
 
 def _from_other(entry: ManifestEntry, path: str, record: VersionRecord | None) -> ManifestEntry:
@@ -66,8 +74,12 @@ class ArtifactContent(ArtifactCore):
             self._tmpdir = None
 
     def _tmp(self) -> str:
+        """The artifact's private staging directory, beside the drafts' write directory (on
+        disk, never a RAM-backed /tmp: staged copies can be as big as the dataset)."""
         if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="artifactfs-staging-")
+            base = load_config().write_dir.parent / "staging"
+            base.mkdir(parents=True, exist_ok=True)
+            self._tmpdir = tempfile.mkdtemp(prefix="artifact-", dir=base)
         return self._tmpdir
 
     def __del__(self) -> None:
@@ -75,44 +87,78 @@ class ArtifactContent(ArtifactCore):
             self._cleanup_tmp()
 
     # -- adding contents -------------------------------------------------------------------------
-    def _put(self, entry: ManifestEntry) -> ArtifactManifestEntry:
+    def _put(self, entry: ManifestEntry, overwrite: bool = False) -> ArtifactManifestEntry:
+        """Add `entry`; a different entry already at its path is W&B's error unless
+        `overwrite` (the same digest again just replaces it)."""
+        path = check_entry_path(entry.path)
+        old = self._manifest.get(path)
+        if old is not None and not overwrite and old.digest != entry.digest:
+            raise ValueError(f"Cannot add the same path twice: {path!r}")
+        if old is not None:
+            self._forget_local(path)
         wrapped = ArtifactManifestEntry.of(entry, self)
         self._manifest.add(wrapped)
         return wrapped
+
+    def _stage(self, local: str, policy: Policy | None) -> str:
+        """The file to upload: a private read-only copy for `mutable`, else the original."""
+        policy = policy or "mutable"
+        if policy not in ("mutable", "immutable"):
+            raise ValueError(f"invalid policy {policy!r}: use 'mutable' or 'immutable'")
+        if policy == "immutable":
+            return os.path.abspath(local)
+        fd, staged = tempfile.mkstemp(dir=self._tmp())
+        os.close(fd)
+        shutil.copyfile(local, staged)
+        os.chmod(staged, 0o400)
+        return staged
 
     def add_file(
         self,
         local_path: str | os.PathLike[str],
         name: str | None = None,
         is_tmp: bool | None = False,
+        skip_cache: bool | None = False,
+        policy: Policy | None = "mutable",
+        overwrite: bool = False,
     ) -> ArtifactManifestEntry:
         """Add one local file as `name` (default: its basename). With `is_tmp`, the part of the
         file name before the first dot becomes the first 20 hex chars of its MD5 (W&B's rule),
-        so temporary files with colliding names do not overwrite each other."""
+        so temporary files with colliding names do not overwrite each other. `skip_cache` is
+        accepted (uploads never fill the cache here)."""
         self._ensure_can_add()
         local = os.fspath(local_path)
         if not os.path.isfile(local):
-            raise ValueError(f"path is not a file: {local!r}")
+            raise ValueError(f"Path is not a file: {local!r}")
         path = check_entry_path(name if name is not None else os.path.basename(local))
-        digest = md5_b64_of_file(local)
+        staged = self._stage(local, policy)
+        digest = md5_b64_of_file(staged)
         if is_tmp:
             head, base = posixpath.split(path)
             parts = base.split(".")
             parts[0] = b64_to_hex(digest)[:20]
             path = posixpath.join(head, ".".join(parts)) if head else ".".join(parts)
         entry = self._put(
-            ManifestEntry(path, digest, os.path.getsize(local), local_path=os.path.abspath(local))
+            ManifestEntry(path, digest, os.path.getsize(staged), local_path=staged), overwrite
         )
         self._added_local_paths[os.path.abspath(local)] = path
         return entry
 
-    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None) -> None:
-        """Add every file under `local_path`, at the root or under `name/`. All paths are
-        validated before any is added, so a failure leaves the artifact unchanged."""
+    def add_dir(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        skip_cache: bool | None = False,
+        policy: Policy | None = "mutable",
+        merge: bool = False,
+    ) -> None:
+        """Add every file under `local_path`, at the root or under `name/`. A file already in
+        the artifact with other content raises unless `merge` (then it is replaced). All paths
+        are validated before any is added, so a bad path leaves the artifact unchanged."""
         self._ensure_can_add()
         local = os.fspath(local_path)
         if not os.path.isdir(local):
-            raise ValueError(f"path is not a directory: {local!r}")
+            raise ValueError(f"Path is not a directory: {local!r}")
         prefix = check_entry_path(name) if name else ""
         found: list[tuple[str, str]] = []
         for dirpath, dirnames, filenames in os.walk(local, followlinks=True):
@@ -122,24 +168,28 @@ class ArtifactContent(ArtifactCore):
                 rel = os.path.relpath(full, local).replace(os.sep, "/")
                 found.append((full, check_entry_path(f"{prefix}/{rel}" if prefix else rel)))
         for full, path in found:
-            self.add_file(full, name=path)
+            self.add_file(full, name=path, policy=policy, overwrite=merge)
         log.debug("added %d files from %s", len(found), local)
 
     @contextlib.contextmanager
     def new_file(
-        self, name: str, mode: str = "w", encoding: str | None = None
+        self,
+        name: str,
+        mode: str = "x",
+        encoding: str | None = None,
+        policy: Policy = "mutable",
     ) -> Iterator[IO[Any]]:
-        """Open a fresh file; it is added to the artifact as `name` when the block closes."""
+        """Open a fresh file; it is added to the artifact as `name` when the block closes.
+        W&B's default mode `x` refuses a name the artifact already holds with other content;
+        `w` replaces it."""
         self._ensure_can_add()
         path = check_entry_path(name)
-        if path in self._manifest:
-            raise ValueError(f"file {path!r} already exists in artifact {self._name}")
         local = os.path.join(tempfile.mkdtemp(dir=self._tmp()), os.path.basename(path))
         with open(local, mode, encoding=encoding) as f:
             yield f
-        self.add_file(local, name=path)
+        self.add_file(local, name=path, policy="immutable", overwrite="x" not in mode)
 
-    def add(self, obj: Table, name: str) -> ArtifactManifestEntry:
+    def add(self, obj: Table, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add a Table, stored as JSON at `name.table.json`."""
         self._ensure_can_add()
         if not isinstance(obj, Table):
@@ -148,7 +198,7 @@ class ArtifactContent(ArtifactCore):
         local = os.path.join(tempfile.mkdtemp(dir=self._tmp()), posixpath.basename(path))
         with open(local, "wb") as f:
             f.write(obj.to_bytes())
-        return self.add_file(local, name=path)
+        return self.add_file(local, name=path, policy="immutable", overwrite=overwrite)
 
     def __setitem__(self, name: str, item: Table) -> ArtifactManifestEntry:
         return self.add(item, name)
@@ -184,7 +234,19 @@ class ArtifactContent(ArtifactCore):
         if uri.startswith(ARTIFACT_URL):
             return [self._put(e) for e in self._artifact_url_entries(uri, name)]
         # Imported here for start-up cost only (requests, boto3): most artifacts add no reference.
-        from artifactfs.cache.references import resolve_reference
+        from artifactfs.cache.references import handler_for, resolve_reference
+        from artifactfs.cache.references.other import TrackingHandler
+
+        scheme = urlparse(uri).scheme
+        if not scheme:
+            raise ValueError(
+                f"references must be URIs (to reference a local file, use file://): {uri!r}"
+            )
+        if name is None and isinstance(handler_for(uri), TrackingHandler):
+            raise ValueError(
+                f'pass name="<entry name>" to track a reference with the unknown scheme '
+                f"{scheme!r}: {uri}"
+            )
 
         config = self._resolver.config if self._resolver is not None else None
         if config is None:
@@ -196,8 +258,14 @@ class ArtifactContent(ArtifactCore):
         for obj in objects:
             if obj.path:
                 rel = f"{name.rstrip('/')}/{obj.path}" if name else obj.path
+            elif name:
+                rel = name
             else:
-                rel = name or posixpath.basename(urlparse(obj.uri).path.rstrip("/"))
+                # W&B names a single object by the basename of the URI itself, so an http(s)
+                # query string stays in the name (`q.bin?x=1`).
+                parsed = urlparse(obj.uri)
+                tail = obj.uri if parsed.scheme in ("http", "https") else parsed.path
+                rel = posixpath.basename(tail.rstrip("/"))
                 if not rel:
                     raise InvalidPathError(f"cannot name reference {uri!r}; pass name=")
             planned.append(
@@ -252,9 +320,13 @@ class ArtifactContent(ArtifactCore):
         if not victims:
             raise FileNotFoundError(f"{raw!r} is not in artifact {self._name}")
         for p in victims:
-            removed = self._manifest.remove(p)
-            if removed.local_path:
-                self._added_local_paths.pop(removed.local_path, None)
+            self._manifest.remove(p)
+            self._forget_local(p)
+
+    def _forget_local(self, path: str) -> None:
+        for local, added_as in list(self._added_local_paths.items()):
+            if added_as == path:
+                del self._added_local_paths[local]
 
     def get_added_local_path_name(self, local_path: str | os.PathLike[str]) -> str | None:
         """The artifact path a local file was added under, or None."""

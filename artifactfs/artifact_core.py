@@ -12,6 +12,7 @@ here imports the layers above it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from artifactfs.resolver.names import check_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import check_metadata
 from artifactfs.resolver.resolver import Resolver
+
+MAX_TAG_LENGTH = 128
 
 
 def default_artifact_dir() -> Path:
@@ -49,6 +52,7 @@ class ArtifactCore:
         self._use_as = use_as
         self._manifest = Manifest()  # PENDING: what add_* built; COMMITTED: the logged manifest
         self._aliases: list[str] = []
+        self._saved_aliases: list[str] = []  # as last read from the registry (save() diffs)
         self._final = False
         self._record: VersionRecord | None = None
         self._resolver: Resolver | None = None
@@ -59,6 +63,12 @@ class ArtifactCore:
         self._added_local_paths: dict[str, str] = {}
         self._tmpdir: str | None = None
         self._deleted = False
+        # Version attributes that can be set before logging and are stored with the version.
+        self._ttl: timedelta | None = None
+        self._ttl_changed = False
+        self._tags: list[str] = []
+        self._pending_tags: list[str] | None = None
+        self._base_id: str | None = None  # the version a new_draft() was made from
 
     # -- guards ----------------------------------------------------------------------------------
     def _ensure_can_add(self) -> None:
@@ -79,6 +89,10 @@ class ArtifactCore:
         assert self._resolver is not None
         return self._resolver
 
+    def is_draft(self) -> bool:
+        """True until the artifact is logged (W&B: not saved yet)."""
+        return self._record is None
+
     # -- attributes ------------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -92,16 +106,18 @@ class ArtifactCore:
         return self._type
 
     @property
-    def entity(self) -> str | None:
-        return self._entity
+    def entity(self) -> str:
+        """The entity of the collection this version was fetched from (W&B: only once logged)."""
+        return self._ensure_logged("entity").entity
 
     @property
-    def project(self) -> str | None:
-        return self._project
+    def project(self) -> str:
+        return self._ensure_logged("project").project
 
     @property
     def qualified_name(self) -> str:
-        return f"{self._entity}/{self._project}/{self._name}"
+        """`entity/project/name:vN` (W&B's form: `name` already holds the version)."""
+        return f"{self.entity}/{self.project}/{self.name}"
 
     @property
     def version(self) -> str:
@@ -109,15 +125,19 @@ class ArtifactCore:
 
     @property
     def _source(self) -> dict[str, Any] | None:
-        return self._record.source if self._record is not None else None
+        return self._record.link_source if self._record is not None else None
 
     @property
-    def source_entity(self) -> str | None:
-        return self._source["entity"] if self._source else self._entity
+    def source_entity(self) -> str:
+        if self._source:
+            return str(self._source["entity"])
+        return self.entity
 
     @property
-    def source_project(self) -> str | None:
-        return self._source["project"] if self._source else self._project
+    def source_project(self) -> str:
+        if self._source:
+            return str(self._source["project"])
+        return self.project
 
     @property
     def source_name(self) -> str:
@@ -127,10 +147,7 @@ class ArtifactCore:
 
     @property
     def source_qualified_name(self) -> str:
-        if self._source:
-            s = self._source
-            return f"{s['entity']}/{s['project']}/{s['name']}"
-        return self.qualified_name
+        return f"{self.source_entity}/{self.source_project}/{self.source_name}"
 
     @property
     def source_version(self) -> str:
@@ -192,8 +209,79 @@ class ArtifactCore:
         self._aliases = list(value)
 
     @property
-    def created_at(self) -> str | None:
-        return self._record.created_at if self._record is not None else None
+    def created_at(self) -> str:
+        return self._ensure_logged("created_at").created_at
+
+    @property
+    def updated_at(self) -> str:
+        """When the version record last changed (description, metadata, tags, ttl...)."""
+        rec = self._ensure_logged("updated_at")
+        return rec.updated_at or rec.created_at
+
+    @property
+    def file_count(self) -> int:
+        return len(self._manifest)
+
+    @property
+    def is_link(self) -> bool:
+        """True for a version of a portfolio that links a source version (W&B's linked
+        artifact); False for a source version and for an unlogged artifact."""
+        return self._record is not None and self._record.link_source is not None
+
+    @property
+    def use_as(self) -> str | None:
+        """Accepted for W&B compatibility (deprecated there); stored nowhere."""
+        return self._use_as
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags of the version (W&B: only once logged; pass `tags=` to log_artifact to tag
+        at logging). Assign a new list, then `save()`."""
+        self._ensure_logged("tags")
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Sequence[str]) -> None:
+        self._ensure_logged("tags")
+        self._tags = check_tags(value)
+
+    @property
+    def ttl(self) -> timedelta | None:
+        """Time to live from `created_at`: after it the version is deleted by the TTL sweep
+        (`artifactfs ttl-sweep`). None: never. Set before logging or before `save()`."""
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, value: timedelta | None) -> None:
+        if value is not None:
+            if not isinstance(value, timedelta):
+                raise TypeError(f"ttl must be a datetime.timedelta or None, not {value!r}")
+            if value.total_seconds() <= 0:
+                raise ValueError(f"artifact TTL must be positive, got {value}")
+        if self.is_link:
+            raise ValueError(
+                "cannot set the TTL of a linked artifact; set it on the source artifact"
+            )
+        self._ttl = value
+        self._ttl_changed = True
 
     def _default_root(self) -> Path:
-        return default_artifact_dir() / self.name
+        """W&B's default download root: <artifact_dir>/<source name>:<version>."""
+        return default_artifact_dir() / self.source_name
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """W&B's tag rule: strings of letters, digits, spaces, `-`, `_`, `.` (here up to 128)."""
+    if isinstance(tags, str):
+        tags = [tags]
+    out = []
+    for tag in tags:
+        if (
+            not isinstance(tag, str)
+            or not tag
+            or len(tag) > MAX_TAG_LENGTH
+            or not all(c.isalnum() or c in " -_." for c in tag)
+        ):
+            raise ValueError(f"invalid tag {tag!r}: use letters, digits, spaces, '-', '_' or '.'")
+        out.append(tag)
+    return list(dict.fromkeys(out))

@@ -97,6 +97,17 @@ ENV = {
 }
 
 
+WANDB_ENV = {
+    "WANDB_ENTITY": "entity",
+    "WANDB_PROJECT": "project",
+    "WANDB_ARTIFACT_DIR": "artifact_dir",
+    "AWS_S3_ENDPOINT_URL": "s3_endpoint_url",
+}
+"""W&B's variables, honoured when no ARTIFACTFS_* variable sets the same thing, so a W&B setup
+carries over: WANDB_CACHE_DIR too (our cache goes in its `artifactfs/` subdirectory), and
+WANDB_DIR for runs' `run.dir`. AWS_S3_ENDPOINT_URL is what W&B's s3 handler reads."""
+
+
 def config_path() -> Path:
     explicit = os.environ.get("ARTIFACTFS_CONFIG")
     if explicit:
@@ -137,6 +148,14 @@ def load_config(**overrides: Any) -> Config:
         if unknown:
             raise ConfigError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
         values.update({k: _coerce(k, v) for k, v in data.items()})
+    set_by_us = {name for var, name in ENV.items() if os.environ.get(var)}
+    for var, name in WANDB_ENV.items():
+        if os.environ.get(var) and name not in set_by_us:
+            values[name] = _coerce(name, os.environ[var])
+    if os.environ.get("WANDB_CACHE_DIR") and "cache_dir" not in set_by_us:
+        values["cache_dir"] = _coerce(
+            "cache_dir", os.path.join(os.environ["WANDB_CACHE_DIR"], "artifactfs")
+        )
     for var, name in ENV.items():
         if os.environ.get(var):
             values[name] = _coerce(name, os.environ[var])

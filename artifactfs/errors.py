@@ -33,12 +33,28 @@ class TooManyObjectsError(ArtifactFSError, ValueError):
     """A directory or prefix reference names more objects than `max_objects` allows."""
 
 
-class ArtifactFinalizedError(ArtifactFSError):
-    """The artifact was finalized (logged); its contents can no longer change."""
+class ArtifactFinalizedError(ArtifactFSError, AttributeError):
+    """The artifact was finalized (logged); its contents can no longer change. An AttributeError
+    as in W&B, whose status errors are, so `hasattr()` and `getattr(x, name, default)` work."""
 
 
-class ArtifactNotLoggedError(ArtifactFSError):
-    """The operation needs a logged artifact, and this one was never logged."""
+class ArtifactNotLoggedError(ArtifactFSError, AttributeError):
+    """The operation needs a logged artifact, and this one was never logged (an AttributeError,
+    as W&B's is: attributes such as `version` do not exist before logging)."""
+
+
+class ArtifactHasAliasesError(ArtifactFSError, ValueError):
+    """`delete()` of a version that still has aliases (`latest` included) without
+    `delete_aliases=True`, as W&B refuses it."""
+
+
+class RunNotFoundError(ArtifactNotFoundError):
+    """No run with that path in the registry."""
+
+
+class UsageError(ArtifactFSError):
+    """A call out of order: `log()` before `init()` or after `finish()`, resuming a run that
+    does not exist (W&B's `wandb.Error` cases)."""
 
 
 class ArtifactTypeMismatchError(ArtifactFSError, ValueError):

@@ -8,7 +8,14 @@
     registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N or null when removed} (CAS)
     registry/<entity>/<project>/<name>/digests/<digest>.json        {"version": N} (create-only)
     registry/<entity>/<project>/<name>/used_by/v<N>/<run id>.json   lineage (create-only)
-    runs/<entity>/<project>/<run id>.json                           run record (its run writes it)
+    registry/<entity>/<project>/<name>/links/<source id>.json       portfolio: which version links a
+                                                                    source (create-only; CAS to unlink)
+    registry/<entity>/<project>/<name>/linked_to/v<N>/<entity>/<project>/<portfolio>.json
+                                                                    source: where it is linked (create-only)
+    runs/<entity>/<project>/<run id>.json                           run record (CAS by its run)
+    runs/<entity>/<project>/<run id>/history/<seq>.jsonl            history rows, one chunk per flush
+                                                                    (create-only; a run's history costs
+                                                                    O(rows) writes in total)
 
 Every component is a validated name, so keys hold no `//`, spaces or leading dots.
 """
@@ -75,8 +82,40 @@ def used_by_prefix(entity: str, project: str, name: str, version: int) -> str:
     return f"{collection_prefix(entity, project, name)}used_by/v{version}/"
 
 
+def link_key(entity: str, project: str, portfolio: str, source_id: str) -> str:
+    return f"{collection_prefix(entity, project, portfolio)}links/{source_id}.json"
+
+
+def linked_to_prefix(entity: str, project: str, name: str, version: int) -> str:
+    return f"{collection_prefix(entity, project, name)}linked_to/v{version}/"
+
+
+def linked_to_key(
+    entity: str, project: str, name: str, version: int, target: tuple[str, str, str]
+) -> str:
+    return linked_to_prefix(entity, project, name, version) + "/".join(target) + ".json"
+
+
+def runs_prefix(entity: str, project: str) -> str:
+    return f"runs/{entity}/{project}/"
+
+
 def run_key(entity: str, project: str, run_id: str) -> str:
     return f"runs/{entity}/{project}/{run_id}.json"
+
+
+def history_prefix(entity: str, project: str, run_id: str) -> str:
+    return f"runs/{entity}/{project}/{run_id}/history/"
+
+
+def history_chunk_key(entity: str, project: str, run_id: str, seq: int) -> str:
+    return f"{history_prefix(entity, project, run_id)}{seq:08d}.jsonl"
+
+
+def parse_history_chunk(name: str) -> int | None:
+    """`"00000012.jsonl"` -> 12; anything else -> None."""
+    stem = name.removesuffix(".jsonl")
+    return int(stem) if stem != name and stem.isdigit() else None
 
 
 def parse_version_file(name: str) -> int | None:

@@ -1,4 +1,8 @@
-"""Records stored in the registry: collections, versions, runs. Plain dataclasses + JSON."""
+"""Records stored in the registry: collections, versions, runs, links. Plain dataclasses + JSON.
+
+Fields added later default to what a record without them meant, so records written by older
+versions read unchanged; unknown fields (from newer versions) are ignored on read.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +23,33 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 @dataclass
 class CollectionRecord:
+    """A collection (W&B: artifact sequence or portfolio). Created once (create-only); its
+    description, tags and state change by compare-and-swap (`etag`: what we read, not stored).
+    `state` is ACTIVE, DELETED (every version tombstoned; a later commit revives it) or RENAMED
+    (its versions were copied to `renamed_to`, which is where commits and reads go now)."""
+
     entity: str
     project: str
     name: str
     type: str
     created_at: str = field(default_factory=now_iso)
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    state: str = "ACTIVE"
+    renamed_to: str | None = None
+    updated_at: str | None = None
+    etag: str | None = field(default=None, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        data = asdict(self)
+        data.pop("etag")
+        return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> CollectionRecord:
-        return _from_dict(cls, json.loads(raw))
+    def from_bytes(cls, raw: bytes, etag: str | None = None) -> CollectionRecord:
+        rec = _from_dict(cls, json.loads(raw))
+        rec.etag = etag
+        return rec
 
 
 @dataclass
@@ -56,6 +75,10 @@ class VersionRecord:
     logged_by: str | None = None
     source: dict[str, Any] | None = None
     base_version: int | None = None
+    tags: list[str] = field(default_factory=list)
+    ttl: int | None = None
+    """Seconds after `created_at` when the version expires (W&B's TTL); None: never. Expired
+    versions are tombstoned by `artifactfs ttl-sweep` (resolver/ttl.py), not at read time."""
     etag: str | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -65,6 +88,16 @@ class VersionRecord:
     @property
     def full_name(self) -> str:
         return f"{self.qualified_name}:v{self.version}"
+
+    @property
+    def link_source(self) -> dict[str, Any] | None:
+        """The version this one links (a portfolio version made by `link()`), else None.
+        `source` also holds other provenance (a draft commit records its producer), so only a
+        source naming a version counts."""
+        src = self.source
+        if src and all(k in src for k in ("entity", "project", "name", "version", "id")):
+            return src
+        return None
 
     def to_bytes(self) -> bytes:
         data = asdict(self)
@@ -80,7 +113,10 @@ class VersionRecord:
 
 @dataclass
 class RunRecord:
-    """A run: the unit of lineage. `logged`/`used` hold `entity/project/name:vN` strings."""
+    """A run: the unit of lineage, plus what W&B's public Run shows (config, summary, state,
+    tags). `logged`/`used` hold `entity/project/name:vN` strings. The run writes it by
+    compare-and-swap (`etag`: what it read; a resumed run in another process may write too);
+    its history rows live apart, in create-only chunks (resolver/runs.py)."""
 
     id: str
     entity: str
@@ -91,10 +127,49 @@ class RunRecord:
     created_at: str = field(default_factory=now_iso)
     logged: list[str] = field(default_factory=list)
     used: list[str] = field(default_factory=list)
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    state: str = "finished"
+    """W&B's run states: running, finished, failed (finished with an exception or a non-zero
+    exit code); crashed is what a reader may conclude from a stale `heartbeat_at`. A live run
+    writes `running` at start; records written without a state (older versions, draft
+    commits) read as finished."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    heartbeat_at: str | None = None
+    exit_code: int | None = None
+    etag: str | None = field(default=None, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        data = asdict(self)
+        data.pop("etag")
+        return json.dumps(data, sort_keys=True, default=str).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> RunRecord:
-        return _from_dict(cls, json.loads(raw))
+    def from_bytes(cls, raw: bytes, etag: str | None = None) -> RunRecord:
+        rec = _from_dict(cls, json.loads(raw))
+        rec.etag = etag
+        return rec
+
+
+@dataclass
+class LinkRecord:
+    """Which version of a portfolio links one source version (create-only, one per source):
+    concurrent links of one source agree on the version the record names. `version` None
+    means the link was removed (unlink), by compare-and-swap."""
+
+    source_id: str
+    version: int | None
+    created_at: str = field(default_factory=now_iso)
+    etag: str | None = field(default=None, compare=False, repr=False)
+
+    def to_bytes(self) -> bytes:
+        data = asdict(self)
+        data.pop("etag")
+        return json.dumps(data, sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, etag: str | None = None) -> LinkRecord:
+        rec = _from_dict(cls, json.loads(raw))
+        rec.etag = etag
+        return rec

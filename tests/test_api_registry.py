@@ -10,6 +10,7 @@ import pytest
 
 import artifactfs as af
 from artifactfs.errors import (
+    ArtifactHasAliasesError,
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,
     InvalidNameError,
@@ -39,17 +40,18 @@ def test_log_use_and_attributes(registry_url, tmp_path):
         logged = run.log_artifact(art, aliases=["best"])
         assert logged is art
         assert (art.name, art.version, art.state) == ("mnist:v0", "v0", "COMMITTED")
+        # W&B: qualified_name is entity/project/name, and a logged name carries its version
         assert (art.entity, art.project, art.qualified_name) == (
             "acme",
             "mnist",
-            "acme/mnist/mnist",
+            "acme/mnist/mnist:v0",
         )
         assert (art.source_name, art.source_version, art.source_entity) == (
             "mnist:v0",
             "v0",
             "acme",
         )
-        assert art.source_project == "mnist" and art.source_qualified_name == "acme/mnist/mnist"
+        assert art.source_project == "mnist" and art.source_qualified_name == "acme/mnist/mnist:v0"
         assert sorted(art.aliases) == ["best", "latest"]
         assert art.size == 5 + 5 + len(af.Table(["a", "b"], [[1, 2]]).to_bytes())
         assert len(art.id) == 32 and len(art.commit_hash) == 32
@@ -192,18 +194,22 @@ def test_save_link_delete(registry_url, tmp_path):
     assert (reg.name, reg.source_name, reg.source_qualified_name) == (
         "model-registry:v0",
         "model:v1",
-        "acme/p/model",
+        "acme/p/model:v1",
     )
     assert reg.digest == b.digest and reg.logged_by().id == run.id
 
     latest = api.artifact("model:latest")
     assert latest.version == "v2"
-    latest.delete()
+    with pytest.raises(ArtifactHasAliasesError):  # W&B: a version with aliases needs delete_aliases
+        latest.delete()
+    assert api.artifact("model:latest").version == "v2"
+    latest.delete(delete_aliases=True)
     assert latest.state == "DELETED"
     assert api.artifact("model:latest").version == "v1"
     with pytest.raises(ArtifactNotFoundError):
         api.artifact("model:v2")
-    assert [x.version for x in api.artifacts("model", "model")] == ["v0", "v1"]
+    # newest first, as W&B lists versions
+    assert [x.version for x in api.artifacts("model", "model")] == ["v1", "v0"]
 
 
 def test_log_paths_save_and_module_level(registry_url, tmp_path):
@@ -255,6 +261,6 @@ def test_eight_processes_through_the_api(registry_url, tmp_path):
         p.join(120)
         assert p.exitcode == 0
     versions = af.Api(overrides={"project": "race"}).artifact_versions("dataset", "coll")
-    assert [v.version for v in versions] == [f"v{i}" for i in range(8)]
+    assert [v.version for v in versions] == [f"v{i}" for i in reversed(range(8))]  # newest first
     assert len({v.digest for v in versions}) == 8
     assert af.Api().artifact("acme/race/coll:latest").version == "v7"

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.mount_cmds",  # mount, unmount
     "artifactfs.cli.draft_cmds",  # commit, status, diff
     "artifactfs.cli.export_cmds",  # export
+    "artifactfs.cli.ttl_cmds",  # ttl-sweep
     "artifactfs.cli.ui_cmds",  # ui
 ]
 

@@ -72,14 +72,16 @@ def cmd_put(args: argparse.Namespace) -> int:
         if _is_url(args.path):
             art.add_reference(args.path)
         elif os.path.isdir(args.path):
-            art.add_dir(args.path)
+            # immutable: uploaded right away, so no staged copy of the whole tree (W&B's
+            # default `mutable` copies every file first, doubling disk and time for a put)
+            art.add_dir(args.path, policy="immutable")
         else:
-            art.add_file(args.path)
+            art.add_file(args.path, policy="immutable")
         with progress_bar(_local_size(args.path), f"put {ref.name}") as advance:
             art = run.log_artifact(art, aliases=args.alias or [], progress=advance)
         logger = art.logged_by()
         unchanged = logger is None or logger.id != run.id
-    where = f"{art.qualified_name}:{art.version}"
+    where = art.qualified_name
     summary = f"{len(art.manifest)} file(s), {human_size(art.size)}"
     aliases = ", ".join(art.aliases)
     if unchanged:
@@ -117,7 +119,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     api = _api(args)
     art = api.artifact(args.name, type=args.type)
-    full = f"{art.qualified_name}:{art.version}"
+    full = art.qualified_name
     root = Path(args.root) if args.root else default_artifact_dir() / art.name
     if not args.paths:
         with progress_bar(art.size, f"get {art.name}") as advance:
@@ -137,7 +139,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 # -- verify ---------------------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
     art = _api(args).artifact(args.name)
-    full = f"{art.qualified_name}:{art.version}"
+    full = art.qualified_name
     try:
         art.verify(args.dir)
     except VerifyError as e:

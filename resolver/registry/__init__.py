@@ -12,6 +12,8 @@ over the same store, each depending only on the ones before it:
     aliases.py  AliasWriter     alias compare-and-swap (`latest` only moves forward)
     commit.py   VersionWriter   upload, version allocation and commit, edit, delete
     lineage.py  Lineage         runs, use records, links into other collections
+    collections.py CollectionWriter  collection description/tags, delete, rename
+    runs.py     RunStore        run records (compare-and-swap) and history chunks (create-only)
 
 Mutable things (aliases, listings, version records) are cached for `ttl` seconds; manifests are
 immutable and cached for good, in memory and, when `object_cache_dir` is given, on disk so that
@@ -21,7 +23,7 @@ an offline mount can still list what it has seen.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,11 @@ from artifactfs.resolver.manifest import Manifest, ManifestEntry
 from artifactfs.resolver.names import ArtifactRef
 from artifactfs.resolver.records import CollectionRecord, RunRecord, VersionRecord
 from artifactfs.resolver.registry.aliases import AliasWriter
+from artifactfs.resolver.registry.collections import CollectionWriter
 from artifactfs.resolver.registry.commit import MAX_METADATA_KEYS, VersionWriter, check_metadata
 from artifactfs.resolver.registry.lineage import Lineage
 from artifactfs.resolver.registry.reads import RegistryReader
+from artifactfs.resolver.registry.runs import RunStore
 
 
 class Registry:
@@ -50,6 +54,11 @@ class Registry:
         self.alias_writer = AliasWriter(store, self.reader)
         self.writer = VersionWriter(store, self.reader, self.alias_writer)
         self.lineage = Lineage(store, self.reader, self.alias_writer, self.writer)
+        self.collection_writer = CollectionWriter(
+            store, self.reader, self.alias_writer, self.writer
+        )
+        self.writer.follow_rename = self.collection_writer.copy_version
+        self.runs = RunStore(store)
 
     @property
     def store(self) -> Store:
@@ -59,7 +68,14 @@ class Registry:
     @store.setter
     def store(self, store: Store) -> None:
         # Replacing the store (tests wrap it to count requests) replaces it for every part.
-        for part in (self.reader, self.alias_writer, self.writer, self.lineage):
+        for part in (
+            self.reader,
+            self.alias_writer,
+            self.writer,
+            self.lineage,
+            self.collection_writer,
+            self.runs,
+        ):
             part.store = store
 
     # -- reads (RegistryReader) -----------------------------------------------------------------
@@ -181,6 +197,26 @@ class Registry:
     ) -> VersionRecord:
         return self.lineage.link(record, entity, project, name, aliases)
 
+    def unlink(self, linked: VersionRecord) -> None:
+        self.lineage.unlink(linked)
+
+    def linked(self, record: VersionRecord) -> list[VersionRecord]:
+        """The portfolio versions that link the source version `record`."""
+        return self.lineage.linked(record)
+
+    # -- collections (CollectionWriter) ---------------------------------------------------------
+    def update_collection(
+        self, entity: str, project: str, name: str, change: Callable[[CollectionRecord], None]
+    ) -> CollectionRecord:
+        return self.collection_writer.update(entity, project, name, change)
+
+    def delete_collection(self, entity: str, project: str, name: str) -> None:
+        self.collection_writer.delete(entity, project, name)
+
+    def rename_collection(self, entity: str, project: str, old: str, new: str) -> CollectionRecord:
+        return self.collection_writer.rename(entity, project, old, new)
+
+    # -- runs (RunStore; Lineage keeps the reads other parts use) -------------------------------
     def save_run(self, run: RunRecord) -> None:
         self.lineage.save_run(run)
 

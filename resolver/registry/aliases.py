@@ -104,9 +104,17 @@ class AliasWriter:
         any). One swap: if it loses, a concurrent commit moved latest forward, which is right."""
         entity, project, name = deleted.entity, deleted.project, deleted.name
         remaining = self.reader.version_numbers(entity, project, name)
-        if not remaining:
+        # Newest first, skipping any that a concurrent delete tombstoned since the listing.
+        newest = next(
+            (
+                rec
+                for n in reversed(remaining)
+                if (rec := self.reader.version_or_none(entity, project, name, n)) is not None
+            ),
+            None,
+        )
+        if newest is None:
             return
-        newest = self.reader.version(entity, project, name, remaining[-1])
         key = keys.alias_key(entity, project, name, "latest")
         try:
             _, etag = self.store.get(key)

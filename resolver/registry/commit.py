@@ -14,7 +14,7 @@ import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from artifactfs.errors import (
     ArtifactFSError,
     ArtifactTypeMismatchError,
     InvalidMetadataError,
+    InvalidNameError,
+    ObjectNotFoundError,
     PreconditionFailedError,
 )
 from artifactfs.resolver import keys
@@ -70,6 +72,9 @@ class VersionWriter:
         self.store = store
         self.reader = reader
         self.aliases = aliases
+        self.follow_rename: Callable[[VersionRecord, str], None] | None = None
+        """Set by the facade (collections.py): copies a version committed under a name that
+        was renamed meanwhile to the new name."""
 
     def upload_entries(
         self, entries: Iterable[ManifestEntry], progress: Progress | None = None
@@ -104,16 +109,38 @@ class VersionWriter:
             return sum(pool.map(upload, todo.items()))
 
     def _ensure_collection(self, entity: str, project: str, name: str, type_: str) -> None:
+        """Create the collection record, or check the existing one: same type, not renamed
+        (commits go to the new name), and a DELETED one becomes ACTIVE again (with `type_`)."""
         rec = CollectionRecord(entity, project, name, type_)
+        key = keys.collection_key(entity, project, name)
         try:
-            self.store.create(keys.collection_key(entity, project, name), rec.to_bytes())
+            self.store.create(key, rec.to_bytes())
+            return
         except PreconditionFailedError:
-            existing = self.reader.collection(entity, project, name)
+            pass
+        for _ in range(MAX_RACE_RETRIES):
+            raw, etag = self.store.get(key)
+            existing = CollectionRecord.from_bytes(raw, etag)
+            if existing.state == "RENAMED":
+                raise InvalidNameError(
+                    f"{entity}/{project}/{name} was renamed to {existing.renamed_to}; "
+                    "log to the new name"
+                )
+            if existing.state == "DELETED":
+                existing.state, existing.type, existing.updated_at = "ACTIVE", type_, now_iso()
+                try:
+                    self.store.swap(key, existing.to_bytes(), etag)
+                    self.reader.invalidate()
+                    return
+                except PreconditionFailedError:
+                    continue
             if existing.type != type_:
                 raise ArtifactTypeMismatchError(
                     f"{entity}/{project}/{name} holds artifacts of type {existing.type!r}, "
                     f"not {type_!r}"
                 ) from None
+            return
+        raise PreconditionFailedError(f"could not prepare collection {entity}/{project}/{name}")
 
     def commit(
         self,
@@ -186,6 +213,7 @@ class VersionWriter:
         )
         self.store.sync()  # content durable before the record that makes it a version
         self._allocate(record)
+        self._check_renamed(record)
         try:
             self.store.create(
                 keys.digest_key(entity, project, name, digest),
@@ -225,6 +253,18 @@ class VersionWriter:
             except PreconditionFailedError:
                 record.version += 1
         raise PreconditionFailedError(f"could not allocate a version of {record.qualified_name}")
+
+    def _check_renamed(self, record: VersionRecord) -> None:
+        """A rename may have copied the collection between our check and our allocation: if
+        the record says so now, copy this version across too (collections.py)."""
+        try:
+            raw, _ = self.store.get(keys.collection_key(record.entity, record.project, record.name))
+        except ObjectNotFoundError:
+            return
+        coll = CollectionRecord.from_bytes(raw)
+        if coll.state == "RENAMED" and coll.renamed_to and self.follow_rename is not None:
+            log.info("%s was renamed to %s meanwhile; copying", record.full_name, coll.renamed_to)
+            self.follow_rename(record, coll.renamed_to)
 
     def update_version(self, record: VersionRecord) -> VersionRecord:
         """Persist description/metadata/state changes of an existing version (compare-and-swap)."""

@@ -16,6 +16,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from artifactfs.resolver.names import ArtifactRef, check_name, is_digest, versio
 from artifactfs.resolver.records import CollectionRecord, VersionRecord
 
 log = logging.getLogger(__name__)
+
+MAX_RENAME_HOPS = 16
 
 
 def get_json(store: Store, key: str) -> tuple[dict[str, Any], str]:
@@ -211,18 +214,24 @@ class RegistryReader:
         alias = ref.alias or "latest"
         if not ref.name:
             return self._resolve_digest_anywhere(ref.entity, ref.project, alias)
-        self.collection(ref.entity, ref.project, ref.name)
+        entity, project, name = ref.entity, ref.project, ref.name
+        coll = self.collection(entity, project, name)
+        for _ in range(MAX_RENAME_HOPS):  # a renamed collection's old name resolves to the new
+            if coll.state != "RENAMED" or not coll.renamed_to:
+                break
+            name = coll.renamed_to
+            coll = self.collection(entity, project, name)
         n = version_number(alias)
         if n is None and is_digest(alias):
-            n = self._digest_version(ref.entity, ref.project, ref.name, alias)
+            n = self._digest_version(entity, project, name, alias)
         if n is None:
-            n = self.aliases(ref.entity, ref.project, ref.name).get(alias)
+            n = self.aliases(entity, project, name).get(alias)
         if n is None:
             what = f"no version with digest {alias}" if is_digest(alias) else f"no alias {alias!r}"
-            raise self._missing(ref, what)
-        record = self.version_or_none(ref.entity, ref.project, ref.name, n)
+            raise self._missing(replace(ref, name=name), what)
+        record = self.version_or_none(entity, project, name, n)
         if record is None:
-            raise self._missing(ref, f"no version v{n}")
+            raise self._missing(replace(ref, name=name), f"no version v{n}")
         return record
 
     def _missing(self, ref: ArtifactRef, what: str, limit: int = 10) -> ArtifactNotFoundError:
