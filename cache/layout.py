@@ -1,16 +1,20 @@
 """The cache directory's files: where each key's whole object and blocks live, marking a file
-used, and discarding a corrupt one.
+used, checking it is still what was verified, and discarding a corrupt one.
 
 Apart from the blob cache because every part of it (whole objects, blocks, background fills,
 handles) names, touches and discards files the same way, and none of them should re-derive the
 layout. Keys are `md5/<hex>` for stored content and `ref/<sha256>` for references:
 
     objects/<kind>/<2>/<rest>          whole objects, verified (md5 when known, size) before rename
+    objects/<kind>/<2>/<rest>.seal     its seal: fingerprint + MD5 after the rename (seals.py)
     blocks/<kind>/<2>/<rest>/<index>   fixed-size blocks of big objects read by range
+    blocks/.../<index>.seal            a block's seal: fingerprint + CRC-32
     tmp/                               private temporary files of fills under way
+    locks/                             cross-process fill locks of fills under way (filllock.py)
 
-A file's mtime is its last use (`touch`), which makes eviction least-recently-used across
-processes without any shared index (see eviction.py).
+A cached file's last use is its seal's mtime (`touch`; the file's own mtime for a file without
+a seal), which makes eviction least-recently-used across processes without any shared index
+(see eviction.py). The data file itself is never touched after it was sealed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import os
 import re
 from pathlib import Path
 
+from artifactfs.cache.blocks import NO_SPACE, no_space_error
 from artifactfs.cache.eviction import Toucher
+from artifactfs.cache.filllock import FillLocks
+from artifactfs.cache.seals import Seals, seal_path
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import CacheError
 
@@ -44,18 +51,27 @@ def reference_key(ref: str, digest: str, version_id: str | None = None) -> str:
 class CacheFiles:
     """The files under one cache root (created if missing; CacheError if unusable)."""
 
-    def __init__(self, root: Path, stats: StatsRecorder) -> None:
+    def __init__(
+        self, root: Path, stats: StatsRecorder, *, stall_seconds: float | None = None
+    ) -> None:
         self.root = root
         self.objects = root / "objects"
         self.blocks = root / "blocks"
         self.tmp = root / "tmp"
+        self.locks = root / "locks"
         try:
-            for d in (self.objects, self.blocks, self.tmp):
+            for d in (self.objects, self.blocks, self.tmp, self.locks):
                 d.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CacheError(f"cannot use cache directory {root}: {e}") from e
         self._stats = stats
         self._toucher = Toucher()
+        self.seals = Seals(self.tmp, stats)
+        self.fill_locks = (
+            FillLocks(self.locks, self.tmp)
+            if stall_seconds is None
+            else FillLocks(self.locks, self.tmp, stall_seconds=stall_seconds)
+        )
         # A plain dict (single operations are atomic under the GIL; cachetools caches are not
         # thread-safe), emptied when it grows past a bound.
         self._block_dirs: dict[str, str] = {}
@@ -86,16 +102,73 @@ class CacheFiles:
             d = self._block_dirs[key] = str(self.block_dir(key))
         return f"{d}/{index:08d}"
 
-    def touch(self, path: str) -> None:
-        """Mark a cached file as just used (its LRU position)."""
-        self._toucher.touch(path)
+    @staticmethod
+    def key_md5(key: str) -> str | None:
+        """The MD5 that the bytes of `key` must have, when the key says (`md5/<hex>`)."""
+        kind, _, name = key.partition("/")
+        return name if kind == "md5" else None
 
-    def discard(self, path: Path | str, why: str) -> None:
-        """Remove a cached file that failed a check: it is never served again."""
+    def touch(self, path: str) -> None:
+        """Mark a cached file as just used (its LRU position): its seal's mtime. A file without
+        a seal is left alone (touching it would change its ctime; it is sealed on its next
+        check, or waits for its filler's seal)."""
+        self._toucher.touch(seal_path(path))
+
+    def intact(
+        self,
+        path: str,
+        fd: int,
+        st: os.stat_result | None = None,
+        *,
+        md5_hex: str | None = None,
+        block: bool = False,
+    ) -> bool:
+        """Whether the open cached file `fd` is still what was verified (seals.py); a file that
+        is not is discarded (never served again) and False returned."""
+        why = self.seals.check(path, fd, st, md5_hex=md5_hex, block=block)
+        if why is None:
+            return True
+        self.discard(path, why, fd=fd)
+        return False
+
+    def seal(
+        self,
+        path: str,
+        st: os.stat_result,
+        *,
+        md5: str | None = None,
+        crc32: int | None = None,
+    ) -> None:
+        """Seal a file just renamed into place; if that fails it is removed (an unsealed file
+        is never trusted) and the error raised (CacheError ENOSPC on a full disk)."""
+        try:
+            self.seals.write(path, st, md5=md5, crc32=crc32)
+        except OSError as e:
+            self._unlink(path, st)
+            if e.errno in NO_SPACE:
+                raise no_space_error(path, e) from e
+            raise CacheError(f"cannot seal cache file {path}: {e}") from e
+
+    def discard(self, path: Path | str, why: str, *, fd: int | None = None) -> None:
+        """Remove a cached file that failed a check: it is never served again. With `fd` (the
+        file that failed), a path that meanwhile names another file (a fresh fill by another
+        process) is left alone."""
         log.warning("discarding corrupt cache file %s: it %s", path, why)
         self._stats.add(corrupt_discarded=1)
-        self._toucher.forget(str(path))
+        self._unlink(str(path), os.fstat(fd) if fd is not None else None)
+
+    def _unlink(self, path: str, st: os.stat_result | None) -> None:
+        self._toucher.forget(seal_path(path))
+        self.seals.forget(path)
         try:
+            if st is not None:
+                now = os.stat(path)
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                    return
             os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            os.unlink(seal_path(path))
         except FileNotFoundError:
             pass

@@ -13,6 +13,12 @@ Guarantees kept from the block cache: nothing partial is ever visible under `obj
 temporary file lives in `tmp/` and is removed on failure or cancellation); bytes served before
 verification are unverified exactly as blocks are (length-checked only); a failed fill (source
 error, short read, ENOSPC) makes `wait` return False, so readers fall back to the block path.
+The published object is sealed (seals.py) like every other fill.
+
+Across processes a key has one whole fill at a time (filllock.py): a process whose reader would
+start one while another process fills the key waits for that fill instead (its reads then come
+from the published object), so two mounts streaming one file fetch it once. The holder's
+workers beat the lock per part; a holder that dies or stalls does not hold anyone up for long.
 A fill is cancelled when its last reader detaches before all parts landed, so a reader that
 stops does not leave a whole download behind it.
 
@@ -35,6 +41,7 @@ from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
+from artifactfs.cache.filllock import FillLock
 from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.source import BlobSource, SourceFactory, SourceMemo
 from artifactfs.cache.stats import StatsRecorder
@@ -60,6 +67,8 @@ class WholeFill:
         workers: int,
         cached_part: Callable[[int], str | None] = lambda index: None,
         on_done: Callable[[WholeFill], None] = lambda fill: None,
+        seal: Callable[[str, os.stat_result, str], None] = lambda path, st, md5: None,
+        lock: FillLock | None = None,
     ) -> None:
         self.source = source
         self.size = size
@@ -70,7 +79,11 @@ class WholeFill:
         self.workers = max(1, min(workers, self.n_parts))
         self._cached_part = cached_part
         self._on_done = on_done
+        self._seal = seal
+        self.lock = lock
         self.fd, self.tmp_path = tempfile.mkstemp(dir=tmp_dir, prefix=".whole-")
+        if lock is not None:
+            lock.record(self.tmp_path)
         self._landed = bytearray(self.n_parts)
         self._n_landed = 0
         self._next = 0
@@ -163,6 +176,8 @@ class WholeFill:
                     self._landed[index] = 1
                     self._n_landed += 1
                     self._cond.notify_all()
+                if self.lock is not None:
+                    self.lock.beat()
         except BaseException as e:  # any failure ends the fill; readers fall back to blocks
             self._fail(e)
         with self._cond:
@@ -227,8 +242,7 @@ class WholeFill:
         """Verify and publish (all parts landed) or clean up; runs once, in the last worker."""
         try:
             if not self.failed and self.complete:
-                self._verify()
-                self._publish()
+                self._publish(self._verify())
         except BaseException as e:
             self._fail(e)
         finally:
@@ -240,31 +254,34 @@ class WholeFill:
                     os.unlink(self.tmp_path)
                 except FileNotFoundError:
                     pass
+            if self.lock is not None:
+                self.lock.release()  # after the seal: a waiter then finds a sealed object
             with self._cond:
                 self._cond.notify_all()
             self._on_done(self)
 
-    def _verify(self) -> None:
+    def _verify(self) -> str:
+        """The MD5 of the complete file (also when none is expected: the seal records it)."""
         if os.fstat(self.fd).st_size != self.size:
             raise OSError(f"{self.tmp_path} is not {self.size} bytes")
-        if self.md5_hex is None:
-            return
         h = hashlib.md5()
         for pos in range(0, self.size, HASH_CHUNK):
             if self.cancelled:
                 raise OSError("cancelled")
             h.update(os.pread(self.fd, HASH_CHUNK, pos))
-        if h.hexdigest() != self.md5_hex:
+        if self.md5_hex is not None and h.hexdigest() != self.md5_hex:
             raise DigestMismatchError(
                 f"fetched object {self.dest.name} has md5 {h.hexdigest()}, expected {self.md5_hex}"
             )
+        return h.hexdigest()
 
-    def _publish(self) -> None:
+    def _publish(self, md5: str) -> None:
         with self._cond:
             if self.cancelled:
                 return
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp_path, self.dest)
+        self._seal(str(self.dest), os.fstat(self.fd), md5)  # raises (and unlinks) if it cannot
         with self._cond:
             self.published = True
 
@@ -311,24 +328,39 @@ class WholeFills:
                 fd = fill.attach()
                 if fd is not None:
                     return fill, fd
-            try:
-                fill = WholeFill(
-                    source=src,
-                    size=size,
-                    md5_hex=md5_hex,
-                    dest=dest,
-                    tmp_dir=self.files.tmp,
-                    part_size=self.part_size,
-                    workers=workers,
-                    cached_part=lambda index: self.files.block_file(key, index),
-                    on_done=functools.partial(self._done, key),
-                )
-            except OSError as e:
-                log.warning("cannot start a background fill of %s: %s", key, e)
-                return None
-            self.active[key] = fill
-            fd = fill.attach()
-        assert fd is not None
+            lock = self.files.fill_locks.acquire(key, wait=False)
+            if lock is not None:
+                if os.path.exists(dest):  # published by another process meanwhile
+                    lock.release()
+                    return None
+                try:
+                    fill = WholeFill(
+                        source=src,
+                        size=size,
+                        md5_hex=md5_hex,
+                        dest=dest,
+                        tmp_dir=self.files.tmp,
+                        part_size=self.part_size,
+                        workers=workers,
+                        cached_part=lambda index: self.files.block_file(key, index),
+                        on_done=functools.partial(self._done, key),
+                        seal=lambda path, st, md5: self.files.seal(path, st, md5=md5),
+                        lock=lock,
+                    )
+                except OSError as e:
+                    lock.release()
+                    log.warning("cannot start a background fill of %s: %s", key, e)
+                    return None
+                self.active[key] = fill
+                fd = fill.attach()
+        if lock is None:
+            # Another process fills this key: wait for it (bounded by its progress), then the
+            # reader finds the published object, or reads blocks if that fill failed.
+            self._stats.add(fill_waits=1)
+            with self.files.fill_locks.hold(key):
+                pass
+            return None
+        assert fill is not None and fd is not None
         fill.start()
         self._stats.add(misses=1)
         return fill, fd
