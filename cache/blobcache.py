@@ -96,6 +96,7 @@ class BlobCache:
             limit=self._limit,
             readahead_blocks=readahead_blocks,
             prefetch_workers=prefetch_workers,
+            filling_whole=lambda key: key in self._whole_fills.active,
         )
         self._whole_fills = WholeFills(
             self._files,

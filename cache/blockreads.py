@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Container
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
@@ -52,6 +52,7 @@ class BlockReader:
         limit: SizeLimit,
         readahead_blocks: int,
         prefetch_workers: int,
+        filling_whole: Callable[[str], bool] = lambda key: False,
     ) -> None:
         self.files = files
         self.block_size = block_size
@@ -59,6 +60,7 @@ class BlockReader:
         self._stats = stats
         self._sources = sources
         self._limit = limit
+        self._filling_whole = filling_whole  # a whole fill of the key runs: no read-ahead
         self._detector = SequentialDetector(max_blocks=readahead_blocks)
         self._prefetcher = Prefetcher(prefetch_workers if readahead_blocks > 0 else 0)
 
@@ -93,6 +95,8 @@ class BlockReader:
         """Tell the sequential detector about a read that ended in `last_block` and queue the
         blocks it wants next, skipping those cached already or `held` by the caller."""
         n_blocks = block_count(size, self.block_size)
+        if self._filling_whole(key):  # it fetches these blocks' bytes already
+            return
         for index in self._detector.observe(key, offset, length, last_block, n_blocks):
             if index in held or os.path.exists(self.files.block_file(key, index)):
                 continue

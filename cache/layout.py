@@ -23,6 +23,9 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import threading
+import time
 from pathlib import Path
 
 from artifactfs.cache.blocks import NO_SPACE, no_space_error
@@ -128,8 +131,24 @@ class CacheFiles:
         why = self.seals.check(path, fd, st, md5_hex=md5_hex, block=block)
         if why is None:
             return True
+        if not _names(path, fd):
+            return False  # evicted or superseded meanwhile (with its seal): not a corruption
         self.discard(path, why, fd=fd)
         return False
+
+    def drop_blocks(self, key: str) -> None:
+        """Remove all blocks of `key` (superseded by the whole object, or suspect). The
+        directory is renamed away first, so a concurrent reader sees every block with its seal
+        or none at all, never a block whose seal was just removed."""
+        src = self.block_dir(key)
+        dead = self.tmp / f".drop-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        try:
+            os.rename(src, dead)
+        except FileNotFoundError:
+            return
+        except OSError:
+            dead = src  # e.g. not a directory any more: remove in place
+        shutil.rmtree(dead, ignore_errors=True)
 
     def seal(
         self,
@@ -158,6 +177,7 @@ class CacheFiles:
         self._unlink(str(path), os.fstat(fd) if fd is not None else None)
 
     def _unlink(self, path: str, st: os.stat_result | None) -> None:
+        """Unlink a file, then its seal (a reader that finds no seal finds no file either)."""
         self._toucher.forget(seal_path(path))
         self.seals.forget(path)
         try:
@@ -172,3 +192,13 @@ class CacheFiles:
             os.unlink(seal_path(path))
         except FileNotFoundError:
             pass
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether `path` still names the open file `fd`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -129,11 +128,11 @@ class ObjectFiller:
             )
         except DigestMismatchError:
             if reuse_blocks:  # a bad block may be the cause: do not keep serving it
-                shutil.rmtree(block_dir, ignore_errors=True)
+                self.files.drop_blocks(key)
             raise
         self.files.seal(str(path), st, md5=holder["w"].md5.hexdigest())
         if reuse_blocks or block_dir.is_dir():
-            shutil.rmtree(block_dir, ignore_errors=True)
+            self.files.drop_blocks(key)
 
     def _assemble(self, key: str, size: int, source: SourceFactory, writer: HashingWriter) -> None:
         """Write the object from its cached blocks, fetching only the missing ones."""

@@ -29,14 +29,15 @@ by key, so every sequential reader of one object joins the same fill.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
@@ -68,6 +69,10 @@ class WholeFill:
         cached_part: Callable[[int], str | None] = lambda index: None,
         on_done: Callable[[WholeFill], None] = lambda fill: None,
         seal: Callable[[str, os.stat_result, str], None] = lambda path, st, md5: None,
+        part_ok: Callable[[str, int, os.stat_result], bool] = lambda path, fd, st: True,
+        part_lock: Callable[[int], AbstractContextManager[FillLock | None]] = (
+            lambda index: contextlib.nullcontext()
+        ),
         lock: FillLock | None = None,
     ) -> None:
         self.source = source
@@ -80,6 +85,8 @@ class WholeFill:
         self._cached_part = cached_part
         self._on_done = on_done
         self._seal = seal
+        self._part_ok = part_ok  # a cached block is intact (its seal): else it is fetched
+        self._part_lock = part_lock  # the fill lock of the block a part is (blockreads.py)
         self.lock = lock
         self.fd, self.tmp_path = tempfile.mkstemp(dir=tmp_dir, prefix=".whole-")
         if lock is not None:
@@ -192,6 +199,17 @@ class WholeFill:
         if block is not None and self._copy_block(block, start, length):
             self.reused_parts += 1
             return
+        # A block read (read-ahead, here or in another process) may be fetching this very
+        # range: wait for it and copy the block rather than fetch the bytes twice.
+        with self._part_lock(index) as part_lock:
+            if part_lock is not None and part_lock.waited:
+                block = self._cached_part(index)
+                if block is not None and self._copy_block(block, start, length):
+                    self.reused_parts += 1
+                    return
+            self._fetch_part(index, start, length)
+
+    def _fetch_part(self, index: int, start: int, length: int) -> None:
         into = getattr(self.source, "range_into", None)
         if into is not None:  # the source streams into the file (no bytes object per part)
             got = into(start, length, self.fd)
@@ -214,7 +232,8 @@ class WholeFill:
         except OSError:
             return False
         try:
-            if os.fstat(src).st_size != length:
+            st = os.fstat(src)
+            if st.st_size != length or not self._part_ok(path, src, st):
                 return False
             done = 0
             while done < length:
@@ -345,6 +364,8 @@ class WholeFills:
                         cached_part=lambda index: self.files.block_file(key, index),
                         on_done=functools.partial(self._done, key),
                         seal=lambda path, st, md5: self.files.seal(path, st, md5=md5),
+                        part_ok=lambda path, fd, st: self.files.intact(path, fd, st, block=True),
+                        part_lock=lambda index: self.files.fill_locks.hold(f"{key}.{index}"),
                         lock=lock,
                     )
                 except OSError as e:
@@ -372,7 +393,7 @@ class WholeFills:
         self._stats.add(bytes_fetched=fill.fetched_bytes)
         if fill.published or isinstance(fill.error, DigestMismatchError):
             # blocks are superseded by the whole object, or one of them may be the bad part
-            shutil.rmtree(self.files.block_dir(key), ignore_errors=True)
+            self.files.drop_blocks(key)
         if fill.published:
             self._sources.forget(key)
             self._limit.added(fill.size, protect=str(fill.dest))
