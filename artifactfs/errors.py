@@ -79,3 +79,11 @@ class CacheError(ArtifactFSError, OSError):
 
 class ConfigError(ArtifactFSError, ValueError):
     """The configuration file or an environment variable holds an invalid value."""
+
+
+class DestinationFullError(ArtifactFSError, OSError):
+    """A download's destination has no room left for the files (errno ENOSPC)."""
+
+
+class InvalidDigestError(ArtifactFSError, ValueError):
+    """A manifest entry's digest is not what its kind requires (a base64 MD5 for stored files)."""
