@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from artifactfs.errors import CacheError, DestinationFullError, InvalidPathError
+from artifactfs.errors import CacheError, DestinationFullError, InvalidPathError, VerifyError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex
 from artifactfs.resolver.names import PATH_MAX, check_entry_path, shown
@@ -101,7 +101,7 @@ def plan(
     wanted = set(paths) if paths is not None else None
     entries = [e for e in manifest if wanted is None or e.path in wanted]
     for e in entries:
-        if e.ref is None:
+        if e.stored:
             b64_to_hex(e.digest, e.path)  # InvalidDigestError before anything is written
     names = {e.path for e in manifest}
     for e in entries:
@@ -113,7 +113,7 @@ def plan(
 
 
 def _up_to_date(entry: ManifestEntry, target: Path) -> bool:
-    if not target.is_file() or entry.ref is not None:
+    if not target.is_file() or not entry.stored:
         return False
     if entry.size is not None and target.stat().st_size != entry.size:
         return False
@@ -280,30 +280,29 @@ def checkout_manifest(
 def verify_dir(manifest: Manifest, root: str | os.PathLike[str]) -> int:
     """Check `root` against the manifest; return the number of files checked.
 
-    ValueError when a file is missing, differs (in size, checked first, or MD5), or is not
-    part of the artifact. References
-    are not verified (their bytes may legitimately live elsewhere), as W&B does.
+    VerifyError (a ValueError) listing every file that differs (in size, checked first, or
+    MD5), is missing, or is not part of the artifact, all found in one pass. External
+    references are not verified (their bytes may legitimately live elsewhere), as W&B does;
+    entries from other artifacts are.
     """
     root_path = Path(root)
     if not root_path.is_dir():
         raise ValueError(f"cannot verify: {root_path} is not a directory")
-    for rel in _local_files(root_path):
-        if rel not in manifest:
-            raise ValueError(f"found file {rel!r} in {root_path}, which is not in the artifact")
+    extra = [rel for rel in _local_files(root_path) if rel not in manifest]
+    modified: list[str] = []
+    missing: list[str] = []
     checked = 0
     for entry in manifest:
-        if entry.ref is not None:
+        if not entry.stored:
             continue
         target = safe_target(root_path, entry.path)
         if not target.is_file():
-            raise ValueError(f"file {entry.path!r} of the artifact is missing from {root_path}")
-        actual = target.stat().st_size
-        if entry.size is not None and actual != entry.size:
-            raise ValueError(
-                f"file {entry.path!r} in {root_path} does not match the artifact: it has "
-                f"{actual} bytes, the artifact's has {entry.size}"
-            )
-        if md5_hex_of_file(target) != b64_to_hex(entry.digest, entry.path):
-            raise ValueError(f"file {entry.path!r} in {root_path} does not match the artifact")
+            missing.append(entry.path)
+        elif entry.size is not None and target.stat().st_size != entry.size:
+            modified.append(entry.path)  # cheap, and a manifest's size must hold too
+        elif md5_hex_of_file(target) != b64_to_hex(entry.digest, entry.path):
+            modified.append(entry.path)
         checked += 1
+    if modified or missing or extra:
+        raise VerifyError(str(root_path), sorted(modified), sorted(missing), extra)
     return checked
