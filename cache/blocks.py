@@ -3,9 +3,11 @@
 A big entry is cached as `blocks/<kind>/<2>/<rest>/<index>`, one file per block, so a range
 read fetches only the blocks it overlaps. What a block fill can verify: its exact length (every
 block but the last is `block_size` bytes, the last is what remains of the object's `size`). It
-cannot verify content: the manifest holds one MD5 for the whole object and no per-block hashes.
-Content is verified when the whole object is assembled (`BlobCache.ensure_file`), which reuses
-the cached blocks and hashes everything.
+cannot verify content against the manifest, which holds one MD5 for the whole object and no
+per-block hashes; but the fill records a CRC-32 of the bytes it fetched in the block's seal
+(seals.py), so a block changed after its fill is noticed and fetched again. Content is verified
+when the whole object is assembled (`BlobCache.ensure_file`), which reuses the cached blocks and
+hashes everything.
 """
 
 from __future__ import annotations
