@@ -3,7 +3,8 @@
 The directory itself is the index: every cached file's last use is the mtime of its seal (or its
 own, for a file without one; hits refresh it, see `Toucher` and layout.CacheFiles.touch), so any
 number of processes share one LRU order without a database that could go stale or corrupt. A
-file and its seal (`<file>.seal`, seals.py) are one entry: counted as the file, evicted together. Pruning scans, sorts by mtime and unlinks the oldest files until the total is
+file and its seal (`<file>.seal-<fingerprint>`, seals.py) are one entry: counted as the file,
+evicted together; a seal of another fingerprint (stale) or of no file is removed. Pruning scans, sorts by mtime and unlinks the oldest files until the total is
 under the target, holding an flock so two processes do not prune at once. Unlinking a file that
 another process has open is harmless on Linux: its reader keeps the bytes until it closes.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from artifactfs.cache.filllock import FillLocks
 from artifactfs.cache.locks import file_lock
-from artifactfs.cache.seals import SUFFIX, is_seal
+from artifactfs.cache.seals import fingerprint, split_seal
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class CachedFile:
     size: int
     mtime: float
     is_block: bool
+    seals: tuple[str, ...] = ()
+    """Its seal files (normally one; none for an unsealed file)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class CacheInfo:
 
 
 ORPHAN_SEAL_SECONDS = 60.0
-"""A seal without its file (evicted or discarded between the two unlinks) is removed after this."""
+"""A seal without its file, or of another fingerprint than its file's, is removed after this
+(a filler renames the file first and seals it right after; a discard unlinks the file first)."""
 
 
 def _walk(top: str, is_block: bool, out: list[CachedFile], orphans: list[str]) -> None:
@@ -67,7 +71,7 @@ def _walk(top: str, is_block: bool, out: list[CachedFile], orphans: list[str]) -
     except (FileNotFoundError, NotADirectoryError):
         return
     files: dict[str, os.stat_result] = {}
-    seals: dict[str, os.stat_result] = {}
+    seals: dict[str, list[tuple[str, os.stat_result, object]]] = {}
     with it:
         for entry in it:
             try:
@@ -75,23 +79,28 @@ def _walk(top: str, is_block: bool, out: list[CachedFile], orphans: list[str]) -
                     _walk(entry.path, is_block, out, orphans)
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
-                    if is_seal(entry.name):
-                        seals[entry.path[: -len(SUFFIX)]] = st
-                    else:
+                    split = split_seal(entry.path)
+                    if split is None:
                         files[entry.path] = st
+                    else:
+                        seals.setdefault(split[0], []).append((entry.path, st, split[1]))
             except FileNotFoundError:
                 continue  # removed by another process while we looked
-    for path, st in files.items():
-        seal = seals.pop(path, None)
-        mtime = st.st_mtime if seal is None else max(st.st_mtime, seal.st_mtime)
-        out.append(CachedFile(path, st.st_size, mtime, is_block))
     cutoff = time.time() - ORPHAN_SEAL_SECONDS
-    orphans.extend(p + SUFFIX for p, st in seals.items() if st.st_mtime < cutoff)
+    for path, st in files.items():
+        mine = seals.pop(path, [])
+        fp = fingerprint(st)
+        current = tuple(p for p, _, sfp in mine if sfp == fp)
+        mtime = max([st.st_mtime] + [s.st_mtime for p, s, _ in mine if p in current])
+        out.append(CachedFile(path, st.st_size, mtime, is_block, current))
+        orphans.extend(p for p, s, sfp in mine if sfp != fp and s.st_mtime < cutoff)
+    for mine in seals.values():
+        orphans.extend(p for p, s, _ in mine if s.st_mtime < cutoff)
 
 
 def scan(objects_dir: Path, blocks_dir: Path, orphans: list[str] | None = None) -> list[CachedFile]:
     """Every cached file (whole objects and blocks), in no particular order; seals left
-    without their file are appended to `orphans`."""
+    without their file, or stale, are appended to `orphans`."""
     out: list[CachedFile] = []
     lost: list[str] = [] if orphans is None else orphans
     _walk(str(objects_dir), False, out, lost)
@@ -173,10 +182,11 @@ def prune(
                 else:
                     removed += 1
                     removed_bytes += f.size
-                try:
-                    os.unlink(f.path + SUFFIX)
-                except FileNotFoundError:
-                    pass
+                for seal in f.seals:
+                    try:
+                        os.unlink(seal)
+                    except FileNotFoundError:
+                        pass
                 total -= f.size
                 if f.is_block:
                     try:

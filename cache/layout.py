@@ -6,9 +6,10 @@ handles) names, touches and discards files the same way, and none of them should
 layout. Keys are `md5/<hex>` for stored content and `ref/<sha256>` for references:
 
     objects/<kind>/<2>/<rest>          whole objects, verified (md5 when known, size) before rename
-    objects/<kind>/<2>/<rest>.seal     its seal: fingerprint + MD5 after the rename (seals.py)
+    objects/<kind>/<2>/<rest>.seal-<fingerprint>   its seal (seals.py): empty for md5/ keys,
+                                       the fetched bytes' MD5 for references
     blocks/<kind>/<2>/<rest>/<index>   fixed-size blocks of big objects read by range
-    blocks/.../<index>.seal            a block's seal: fingerprint + CRC-32
+    blocks/.../<index>.seal-<fingerprint>          a block's seal: the CRC-32 of its bytes
     tmp/                               private temporary files of fills under way
     locks/                             cross-process fill locks of fills under way (filllock.py)
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from artifactfs.cache.blocks import NO_SPACE, no_space_error
 from artifactfs.cache.eviction import Toucher
 from artifactfs.cache.filllock import FillLocks
-from artifactfs.cache.seals import Seals, seal_path
+from artifactfs.cache.seals import Seals
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import CacheError
 
@@ -69,7 +70,8 @@ class CacheFiles:
             raise CacheError(f"cannot use cache directory {root}: {e}") from e
         self._stats = stats
         self._toucher = Toucher()
-        self.seals = Seals(self.tmp, stats)
+        md5_objects = str(self.objects / "md5") + os.sep
+        self.seals = Seals(self.tmp, stats, keyed=lambda path: path.startswith(md5_objects))
         self.fill_locks = (
             FillLocks(self.locks, self.tmp)
             if stall_seconds is None
@@ -115,7 +117,9 @@ class CacheFiles:
         """Mark a cached file as just used (its LRU position): its seal's mtime. A file without
         a seal is left alone (touching it would change its ctime; it is sealed on its next
         check, or waits for its filler's seal)."""
-        self._toucher.touch(seal_path(path))
+        name = self.seals.name_for(path)
+        if name is not None:
+            self._toucher.touch(name)
 
     def intact(
         self,
@@ -160,8 +164,11 @@ class CacheFiles:
     ) -> None:
         """Seal a file just renamed into place; if that fails it is removed (an unsealed file
         is never trusted) and the error raised (CacheError ENOSPC on a full disk)."""
+        checksum = f"{crc32:08x}" if crc32 is not None else md5
+        if checksum is None:
+            raise ValueError("a seal records an MD5 or a CRC-32")
         try:
-            self.seals.write(path, st, md5=md5, crc32=crc32)
+            self.seals.write(path, st, checksum)
         except OSError as e:
             self._unlink(path, st)
             if e.errno in NO_SPACE:
@@ -177,8 +184,7 @@ class CacheFiles:
         self._unlink(str(path), os.fstat(fd) if fd is not None else None)
 
     def _unlink(self, path: str, st: os.stat_result | None) -> None:
-        """Unlink a file, then its seal (a reader that finds no seal finds no file either)."""
-        self._toucher.forget(seal_path(path))
+        """Unlink a file, then its seals (a reader that finds no seal finds no file either)."""
         self.seals.forget(path)
         try:
             if st is not None:
@@ -188,10 +194,7 @@ class CacheFiles:
             os.unlink(path)
         except FileNotFoundError:
             pass
-        try:
-            os.unlink(seal_path(path))
-        except FileNotFoundError:
-            pass
+        self.seals.remove(path)
 
 
 def _names(path: str, fd: int) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from artifactfs.cache.eviction import scan
 from artifactfs.cache.layout import CacheFiles
-from artifactfs.cache.seals import NO_SEAL, fingerprint
+from artifactfs.cache.seals import NO_SEAL
 from artifactfs.cache.source import Progress
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,14 @@ def scrub(files: CacheFiles, progress: Progress | None = None) -> ScrubResult:
             continue  # evicted meanwhile
         try:
             st = os.fstat(fd)
-            before = files.seals.read(f.path)
+            sealed = files.seals.name_for(f.path) in f.seals  # sealed as it is now
             md5 = None if f.is_block else _key_md5(files, f.path)
             why = files.seals.verify(f.path, fd, md5_hex=md5, block=f.is_block)
             result.files += 1
             result.bytes += st.st_size
             if why is None:
                 result.intact += 1
-                if before is None or before.fingerprint != fingerprint(st):
+                if not sealed:
                     result.resealed += 1
             else:
                 if why.startswith(NO_SEAL):

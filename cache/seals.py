@@ -4,18 +4,21 @@ since is noticed on its next use without reading its bytes again.
 WHY: a fill is verified once (MD5 and size for whole objects, length for blocks) and then served
 for months, by every process. A byte flipped in the file afterwards (an editor, a stray `dd`, a
 tool writing into the wrong path) used to be served forever. Re-hashing on every use would cost
-about what the read costs; instead every fill records a *seal* beside the file:
+about what the read costs; instead every fill leaves a *seal* beside the file, a file named by
+the data file's fingerprint:
 
-    <file>.seal    "afs-seal 1 <dev> <ino> <size> <mtime_ns> <ctime_ns> <md5|-> <crc32|->"
+    <file>.seal-<dev>.<ino>.<size>.<mtime_ns>.<ctime_ns>     (hex)
 
-The fingerprint (device, inode, size, mtime, ctime) is taken after the file was renamed into
-place (a rename changes ctime). Any write to the file changes its mtime and ctime, and ctime
-cannot be set back from user space, so a fingerprint that still matches means nobody wrote the
-inode; a replaced file has another inode. A seal lives OUTSIDE the file because setting an xattr
-changes ctime too. The checksum (the object's MD5; a CRC-32 of a block, computed on fill from the
-bytes in memory) is what `artifactfs cache verify` and a suspicious fingerprint are checked
-against: a file whose fingerprint changed is re-hashed, re-sealed if its bytes are still right
-(e.g. after a chmod), discarded otherwise.
+The fingerprint is taken after the file was renamed into place (a rename changes ctime). Any
+write to the file changes its mtime and ctime, and ctime cannot be set back from user space, so
+a seal named by the file's current fingerprint means nobody wrote the inode since it was
+verified; a replaced file has another inode. Checking is one `stat` of the expected name. The
+seal lives OUTSIDE the file because setting an xattr changes ctime too. A seal of a whole
+`md5/` object is empty (its key is its checksum) and costs an inode but no data block; a block's
+seal holds the CRC-32 of its bytes (computed on fill from the bytes in memory) and a
+reference's the MD5 of what was fetched: what `artifactfs cache verify` and a suspicious file
+are checked against. A file whose fingerprint moved is re-hashed, re-sealed if its bytes are
+still right (e.g. after a chmod), discarded otherwise.
 
 A seal's own mtime is the file's last use (eviction's LRU clock, see layout.CacheFiles.touch):
 touching the data file itself would change its ctime and break its seal.
@@ -35,6 +38,7 @@ import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,18 +46,16 @@ from artifactfs.cache.stats import StatsRecorder
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".seal"
-MAGIC = "afs-seal"
-FORMAT = 1
+MARK = ".seal-"
 HASH_CHUNK = 8 << 20
+
+NO_SEAL = "has no seal"
+"""How the reasons for dropping a file with nothing to check it against begin."""
 
 GRACE_SECONDS = 2.0
 """A file renamed into place this recently may still be waiting for its seal (the filler writes
 it right after the rename): a check waits up to `GRACE_WAIT` for it instead of distrusting it."""
 GRACE_WAIT = 1.0
-
-NO_SEAL = "has no seal"
-"""How the reasons for dropping a file with nothing to check it against begin."""
 
 Fingerprint = tuple[int, int, int, int, int]
 """(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)."""
@@ -63,12 +65,26 @@ def fingerprint(st: os.stat_result) -> Fingerprint:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def seal_path(path: str | os.PathLike[str]) -> str:
-    return os.fspath(path) + SUFFIX
+def seal_name(path: str, fp: Fingerprint) -> str:
+    """The seal of `path` for a file with fingerprint `fp`."""
+    d, i, s, m, c = fp
+    return f"{path}{MARK}{d:x}.{i:x}.{s:x}.{m:x}.{c:x}"
+
+
+def split_seal(name: str) -> tuple[str, Fingerprint | None] | None:
+    """`<file>.seal-<fp>` -> (`<file>`, fingerprint or None if garbled); None if not a seal."""
+    base, mark, rest = name.partition(MARK)
+    if not mark:
+        return None
+    try:
+        d, i, s, m, c = (int(v, 16) for v in rest.split("."))
+    except ValueError:
+        return base, None
+    return base, (d, i, s, m, c)
 
 
 def is_seal(name: str) -> bool:
-    return name.endswith(SUFFIX)
+    return MARK in name
 
 
 def crc32_of(data: bytes | memoryview) -> int:
@@ -76,39 +92,9 @@ def crc32_of(data: bytes | memoryview) -> int:
     return zlib.crc32(data)
 
 
-@dataclass(frozen=True)
-class Seal:
-    """A verified file's fingerprint and the checksum of its bytes."""
-
-    fingerprint: Fingerprint
-    md5: str | None = None
-    """Whole objects: the hex MD5 of the bytes (the key's own for `md5/` keys)."""
-    crc32: int | None = None
-    """Blocks: the CRC-32 of the bytes (the manifest has no per-block hash)."""
-
-    def encode(self) -> bytes:
-        fp = " ".join(str(v) for v in self.fingerprint)
-        crc = "-" if self.crc32 is None else f"{self.crc32:08x}"
-        return f"{MAGIC} {FORMAT} {fp} {self.md5 or '-'} {crc}\n".encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Seal | None:
-        """The seal in `data`, or None if it is not one (garbled, truncated, other format)."""
-        try:
-            parts = data.decode("ascii").split()
-            if len(parts) != 9 or parts[0] != MAGIC or parts[1] != str(FORMAT):
-                return None
-            d, i, s, m, c = (int(p) for p in parts[2:7])
-            md5 = None if parts[7] == "-" else parts[7]
-            crc = None if parts[8] == "-" else int(parts[8], 16)
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return cls((d, i, s, m, c), md5, crc)
-
-
 def hash_fd(fd: int, *, block: bool) -> str:
-    """The checksum a seal of this kind records, of the whole open file: CRC-32 (hex) for a
-    block, MD5 (hex) for a whole object."""
+    """The checksum a seal of this kind records, of the whole open file: CRC-32 (8 hex digits)
+    for a block, MD5 (hex) for a whole object."""
     pos = 0
     if block:
         crc = 0
@@ -123,6 +109,15 @@ def hash_fd(fd: int, *, block: bool) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Seal:
+    """A seal found beside a file: its name, the fingerprint it names, its checksum."""
+
+    path: str
+    fingerprint: Fingerprint | None
+    checksum: str | None
+
+
 class Seals:
     """Writes and checks the seals of one cache directory (thread-safe, many processes).
 
@@ -132,49 +127,90 @@ class Seals:
     """
 
     def __init__(
-        self, tmp_dir: Path, stats: StatsRecorder | None = None, max_memo: int = 65536
+        self,
+        tmp_dir: Path,
+        stats: StatsRecorder | None = None,
+        *,
+        keyed: Callable[[str], bool] = lambda path: False,
+        max_memo: int = 65536,
     ) -> None:
         self.tmp_dir = tmp_dir
         self.max_memo = max_memo
         self._stats = stats
-        # path -> the fingerprint found sealed (a cache of the seal file, never trusted alone:
-        # it is always compared with a fresh fstat of the file being served)
+        self._keyed = keyed  # files whose path (key) is their checksum: empty seals
+        # path -> the fingerprint found sealed (a cache of the seal's existence, never trusted
+        # alone: always compared with a fresh fstat of the file being served)
         self._memo: dict[str, Fingerprint] = {}
         self._lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------------
-    def write(
-        self, path: str, st: os.stat_result, *, md5: str | None = None, crc32: int | None = None
-    ) -> None:
-        """Seal `path` as it is now (`st`: an fstat of the file after its rename into place).
+    def write(self, path: str, st: os.stat_result, checksum: str) -> None:
+        """Seal `path` as it is now (`st`: an fstat of the file after its rename into place),
+        recording `checksum` (MD5 hex of an object, CRC-32 hex of a block) unless the path
+        says it already (an `md5/` object: an empty seal).
 
         OSError (e.g. ENOSPC) if the seal cannot be written; the caller must then not serve the
         file as verified."""
-        data = Seal(fingerprint(st), md5, crc32).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=".seal-")
-        try:
+        fp = fingerprint(st)
+        name = seal_name(path, fp)
+        if self._keyed(path):
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        else:  # content: through a private file renamed into place (never read half-written)
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=".seal-")
             try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp, seal_path(path))
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        self._remember(path, fingerprint(st))
+                try:
+                    os.write(fd, checksum.encode())
+                finally:
+                    os.close(fd)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, name)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+        self._remember(path, fp)
 
-    def read(self, path: str) -> Seal | None:
+    def find(self, path: str) -> list[Seal]:
+        """Every seal beside `path` (normally one; none for an unsealed file)."""
+        parent, base = os.path.split(path)
         try:
-            fd = os.open(path + SUFFIX, os.O_RDONLY | os.O_CLOEXEC)  # no io object: ~3x faster
+            names = [n for n in os.listdir(parent) if n.startswith(base + MARK)]
         except (FileNotFoundError, NotADirectoryError):
-            return None
-        try:
-            return Seal.decode(os.read(fd, 256))
-        finally:
-            os.close(fd)
+            return []
+        seals = []
+        for n in names:
+            full = os.path.join(parent, n)
+            split = split_seal(full)
+            fp = split[1] if split is not None else None
+            try:
+                with open(full, "rb") as f:
+                    checksum = f.read(64).decode("ascii", "replace").strip() or None
+            except FileNotFoundError:
+                continue
+            seals.append(Seal(full, fp, checksum))
+        return seals
+
+    def name_for(self, path: str) -> str | None:
+        """The seal that names `path`'s current fingerprint (memo, else one stat of `path`)."""
+        fp = self._memo.get(path)
+        if fp is None:
+            try:
+                fp = fingerprint(os.stat(path))
+            except FileNotFoundError:
+                return None
+        return seal_name(path, fp)
+
+    def remove(self, path: str, keep: str | None = None) -> None:
+        """Remove the seals of `path` (all, or all but `keep`)."""
+        self.forget(path)
+        for seal in self.find(path):
+            if seal.path != keep:
+                try:
+                    os.unlink(seal.path)
+                except FileNotFoundError:
+                    pass
 
     def forget(self, path: str) -> None:
         with self._lock:
@@ -198,62 +234,53 @@ class Seals:
     ) -> str | None:
         """None if the open file `fd` (found at `path`) is intact, else why it must be dropped.
 
-        Cheap when nothing changed: a memo lookup, or one read of the seal file. A missing or
-        non-matching seal makes the file suspect: it is re-hashed against the expected MD5
-        (`md5_hex`, else the seal's) or the seal's CRC-32, and re-sealed if right."""
+        Cheap when nothing changed: a memo lookup, or one stat of the expected seal. A missing
+        seal makes the file suspect: it is re-hashed against the expected MD5 (`md5_hex`, else
+        the one its old seal recorded) or its old seal's CRC-32, and re-sealed if right."""
         st = os.fstat(fd) if st is None else st
         fp = fingerprint(st)
         if self._memo.get(path) == fp:
             return None
-        seal = self.read(path)
-        if seal is None and time.time() - st.st_ctime < GRACE_SECONDS:
-            seal = self._wait_for_seal(path)
-        if (
-            seal is not None
-            and seal.fingerprint == fp
-            and (block or md5_hex is None or seal.md5 in (None, md5_hex))
-        ):
+        if self._sealed(path, fp, st):
             self._remember(path, fp)
             return None
-        return self._rehash(path, fd, st, seal, md5_hex=md5_hex, block=block)
+        return self._rehash(path, fd, st, md5_hex=md5_hex, block=block)
 
     def verify(
         self, path: str, fd: int, *, md5_hex: str | None = None, block: bool = False
     ) -> str | None:
         """Like `check`, but always re-hashes the bytes (the scrub, `artifactfs cache verify`)."""
         st = os.fstat(fd)
-        seal = self.read(path)
-        if seal is None and time.time() - st.st_ctime < GRACE_SECONDS:
-            seal = self._wait_for_seal(path)
-        return self._rehash(path, fd, st, seal, md5_hex=md5_hex, block=block)
+        self._sealed(path, fingerprint(st), st)  # lets a fresh fill finish sealing first
+        return self._rehash(path, fd, st, md5_hex=md5_hex, block=block)
 
-    def _wait_for_seal(self, path: str) -> Seal | None:
-        deadline = time.monotonic() + GRACE_WAIT
+    def _sealed(self, path: str, fp: Fingerprint, st: os.stat_result) -> bool:
+        name = seal_name(path, fp)
+        if os.path.exists(name):
+            return True
+        if time.time() - st.st_ctime >= GRACE_SECONDS:
+            return False
+        deadline = time.monotonic() + GRACE_WAIT  # just renamed: its filler is sealing it
         while time.monotonic() < deadline:
             time.sleep(0.01)
-            seal = self.read(path)
-            if seal is not None:
-                return seal
-        return None
+            if os.path.exists(name):
+                return True
+        return False
 
     def _rehash(
-        self,
-        path: str,
-        fd: int,
-        st: os.stat_result,
-        seal: Seal | None,
-        *,
-        md5_hex: str | None,
-        block: bool,
+        self, path: str, fd: int, st: os.stat_result, *, md5_hex: str | None, block: bool
     ) -> str | None:
-        crc: int | None = None
+        fp = fingerprint(st)
+        seals = self.find(path)
+        recorded = next((s.checksum for s in seals if s.fingerprint == fp), None) or next(
+            (s.checksum for s in seals if s.checksum), None
+        )
         if block:
-            if seal is None or seal.crc32 is None:
+            if recorded is None:
                 return f"{NO_SEAL} to check a block against"
-            crc = seal.crc32
-            expected = f"{crc:08x}"
+            expected = recorded
         else:
-            md5 = md5_hex or (seal.md5 if seal is not None else None)
+            md5 = md5_hex or recorded
             if md5 is None:
                 return f"{NO_SEAL} or digest to check it against"
             expected = md5
@@ -263,14 +290,15 @@ class Seals:
         if actual != expected:
             kind = "CRC-32" if block else "md5"
             return f"has {kind} {actual}, expected {expected} (changed after it was verified)"
-        after = os.fstat(fd)
-        if fingerprint(after) != fingerprint(st):
+        if fingerprint(os.fstat(fd)) != fp:
             return "changed while it was being checked"
-        if seal is None or seal.fingerprint != fingerprint(st):
+        name = seal_name(path, fp)
+        if not any(s.path == name for s in seals):
             try:
-                self.write(path, st, md5=None if block else expected, crc32=crc)
+                self.write(path, st, expected)
             except OSError as e:  # unsealed but right: serve it now, check it again next time
                 log.debug("cannot re-seal %s: %s", path, e)
-        else:
-            self._remember(path, fingerprint(st))
+                return None
+        self.remove(path, keep=name)  # stale seals of earlier fingerprints
+        self._remember(path, fp)
         return None
