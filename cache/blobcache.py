@@ -42,7 +42,7 @@ from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.layout import CacheFiles, content_key, reference_key
 from artifactfs.cache.locks import KeyLocks
-from artifactfs.cache.objectfill import ObjectFiller, copy_verified
+from artifactfs.cache.objectfill import ObjectFiller, copy_file, copy_verified
 from artifactfs.cache.scrub import ScrubResult, scrub
 from artifactfs.cache.source import Progress, SourceFactory, SourceMemo
 from artifactfs.cache.stats import CacheStats, StatsRecorder
@@ -237,14 +237,7 @@ class BlobCache:
         hit = self.cached_path(key, size, md5_hex)
         if hit is not None:
             self._stats.add(hits=1)
-            with open(hit, "rb") as f:
-                n = 0
-                while chunk := f.read(1 << 20):
-                    dest.write(chunk)
-                    n += len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            return n
+            return copy_file(hit, dest, progress)
         self._stats.add(misses=1, direct_reads=1)
         n = copy_verified(key, size, source(), md5_hex, dest, progress)
         self._stats.add(bytes_fetched=n)

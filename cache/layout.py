@@ -32,7 +32,7 @@ from pathlib import Path
 from artifactfs.cache.blocks import NO_SPACE, no_space_error
 from artifactfs.cache.eviction import Toucher
 from artifactfs.cache.filllock import FillLocks
-from artifactfs.cache.seals import Seals
+from artifactfs.cache.seals import NO_SEAL, Seals
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import CacheError
 
@@ -178,9 +178,13 @@ class CacheFiles:
     def discard(self, path: Path | str, why: str, *, fd: int | None = None) -> None:
         """Remove a cached file that failed a check: it is never served again. With `fd` (the
         file that failed), a path that meanwhile names another file (a fresh fill by another
-        process) is left alone."""
-        log.warning("discarding corrupt cache file %s: it %s", path, why)
-        self._stats.add(corrupt_discarded=1)
+        process) is left alone. A file that merely has no seal (left by a version before seals,
+        or by a filler that died between rename and seal) is not counted as corrupt."""
+        if why.startswith(NO_SEAL):
+            log.info("dropping unsealed cache file %s: it %s", path, why)
+        else:
+            log.warning("discarding corrupt cache file %s: it %s", path, why)
+            self._stats.add(corrupt_discarded=1)
         self._unlink(str(path), os.fstat(fd) if fd is not None else None)
 
     def _unlink(self, path: str, st: os.stat_result | None) -> None:

@@ -162,6 +162,18 @@ class ObjectFiller:
             os.close(fd)
 
 
+def copy_file(path: Path, dest: BinaryIO, progress: Progress | None = None) -> int:
+    """Copy a cached file into `dest`; returns the byte count."""
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            dest.write(chunk)
+            n += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return n
+
+
 def copy_verified(
     key: str,
     size: int | None,

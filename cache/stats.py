@@ -26,7 +26,8 @@ class CacheStats:
     """Blocks filled by background read-ahead (a subset of blocks_fetched)."""
     corrupt_discarded: int = 0
     """Cached files thrown away because their size or hash was wrong, or because they changed
-    after they were verified (their seal, cache/seals.py)."""
+    after they were verified (their seal, cache/seals.py). Files dropped only for having no
+    seal (left by an older version) are not counted."""
     rehashed: int = 0
     """Cached files re-hashed because their seal did not match (or was missing)."""
     fill_waits: int = 0

@@ -173,6 +173,33 @@ def test_cache_verify_drops_changed_files_and_reseals_moved_ones(tmp_path, capsy
     assert (result["files"], result["intact"], result["dropped"]) == (n - 2, n - 2, 0)
 
 
+def test_seals_go_with_their_files_and_caches_from_before_seals_are_checked(tmp_path):
+    root = tmp_path / "c"
+    cache = BlobCache(root, 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
+                      readahead_blocks=0)  # fmt: skip
+    small, big = rng.randbytes(10 * KiB), rng.randbytes(512 * KiB)
+    ks, kb = content_key(md5(small)), content_key(md5(big))
+    cache.ensure_file(ks, len(small), lambda: Slow(small), md5(small))
+    cache.read(kb, len(big), 0, len(big), lambda: Slow(big))
+    seals = [p for p in root.rglob("*") if ".seal-" in p.name]
+    assert len(seals) == 1 + 8 and [p.stat().st_size for p in seals if "objects" in str(p)] == [0]
+    # a cache written before seals existed: the object is re-hashed and sealed on first use,
+    # a block has nothing to be checked against and is fetched again
+    for p in seals:
+        p.unlink()
+    fresh = BlobCache(root, 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
+                      readahead_blocks=0)  # fmt: skip
+    assert fresh.cached_path(ks, len(small), md5(small)) is not None
+    assert fresh.read(kb, len(big), 0, 64 * KiB, lambda: Slow(big)) == big[: 64 * KiB]
+    s = fresh.stats()
+    assert (s.rehashed, s.corrupt_discarded, s.blocks_fetched) == (1, 0, 1)  # not corrupt
+    # eviction takes a file's seal with it and leaves nothing behind
+    fresh.prune(target_bytes=0)
+    assert [p for p in root.rglob("*") if p.is_file() and p.name != ".prune.lock"] == []
+    fresh.close()
+    cache.close()
+
+
 # -- item 9: one fill of a key across processes -------------------------------------------------
 def _fill_worker(root: str, data: bytes, delay: float, stall: float, out) -> None:
     cache = BlobCache(root, 1 << 30, fill_stall_seconds=stall)
