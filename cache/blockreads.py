@@ -157,7 +157,12 @@ class BlockReader:
                         return data  # fetched by the other process
                 data = self._fetch(key, index, start, blen, size, source, prefetch)
                 try:
-                    st = atomic_write(self.files.tmp, path, lambda f: f.write(data))
+                    st = atomic_write(
+                        self.files.tmp,
+                        path,
+                        lambda f: f.write(data),
+                        on_tmp=lock.record if lock is not None else None,
+                    )
                     self.files.seal(str(path), st, crc32=crc32_of(data))
                 except CacheError as e:
                     if e.errno not in NO_SPACE:

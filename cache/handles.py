@@ -157,7 +157,10 @@ class ObjectHandle:
 
     def _unchanged(self, fd: int) -> bool:
         """Whether a held fd's file is as it was when checked (one fstat, ~1 us)."""
-        return os.fstat(fd).st_ctime_ns == self._ctimes.get(fd)
+        try:
+            return os.fstat(fd).st_ctime_ns == self._ctimes.get(fd)
+        except OSError:  # closed by close() meanwhile: hand out nothing
+            return False
 
     def _retire(self, fd: int, path: str, *, block: bool = False) -> None:
         """A held file changed after its check: never hand it out again, drop it from the
@@ -168,7 +171,11 @@ class ObjectHandle:
         for index, bfd in list(self._blocks.items()):
             if bfd == fd:
                 del self._blocks[index]
-        self.cache.intact(path, fd, os.fstat(fd), md5_hex=self.md5_hex, block=block)
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return
+        self.cache.intact(path, fd, st, md5_hex=self.md5_hex, block=block)
 
     @property
     def whole(self) -> bool:

@@ -13,12 +13,10 @@ Guarantees kept from the block cache: nothing partial is ever visible under `obj
 temporary file lives in `tmp/` and is removed on failure or cancellation); bytes served before
 verification are unverified exactly as blocks are (length-checked only); a failed fill (source
 error, short read, ENOSPC) makes `wait` return False, so readers fall back to the block path.
-The published object is sealed (seals.py) like every other fill.
-
-Across processes a key has one whole fill at a time (filllock.py): a process whose reader would
-start one while another process fills the key waits for that fill instead (its reads then come
-from the published object), so two mounts streaming one file fetch it once. The holder's
-workers beat the lock per part; a holder that dies or stalls does not hold anyone up for long.
+The published object is sealed (seals.py). One whole fill of a key at a time across processes
+(filllock.py): a reader that would start one while another process fills the key waits for it
+and reads the published object; a part waits for a block fetch of its range instead of
+fetching it twice.
 A fill is cancelled when its last reader detaches before all parts landed, so a reader that
 stops does not leave a whole download behind it.
 
@@ -288,6 +286,8 @@ class WholeFill:
             if self.cancelled:
                 raise OSError("cancelled")
             h.update(os.pread(self.fd, HASH_CHUNK, pos))
+            if self.lock is not None:
+                self.lock.beat()  # hashing a big object takes seconds: still progressing
         if self.md5_hex is not None and h.hexdigest() != self.md5_hex:
             raise DigestMismatchError(
                 f"fetched object {self.dest.name} has md5 {h.hexdigest()}, expected {self.md5_hex}"
