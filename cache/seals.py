@@ -192,6 +192,14 @@ class Seals:
             seals.append(Seal(full, fp, checksum))
         return seals
 
+    @staticmethod
+    def _any_seal(path: str) -> bool:
+        parent, base = os.path.split(path)
+        try:
+            return any(n.startswith(base + MARK) for n in os.listdir(parent))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
     def name_for(self, path: str) -> str | None:
         """The seal that names `path`'s current fingerprint (memo, else one stat of `path`)."""
         fp = self._memo.get(path)
@@ -258,8 +266,8 @@ class Seals:
         name = seal_name(path, fp)
         if os.path.exists(name):
             return True
-        if time.time() - st.st_ctime >= GRACE_SECONDS:
-            return False
+        if time.time() - st.st_ctime >= GRACE_SECONDS or self._any_seal(path):
+            return False  # old, or sealed before and changed since: no seal is coming
         deadline = time.monotonic() + GRACE_WAIT  # just renamed: its filler is sealing it
         while time.monotonic() < deadline:
             time.sleep(0.01)
