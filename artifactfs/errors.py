@@ -118,3 +118,11 @@ class VerifyError(ArtifactFSError, ValueError):
             if paths
         ]
         super().__init__(f"{root} does not match the artifact: {'; '.join(parts)}")
+
+
+class DestinationFullError(ArtifactFSError, OSError):
+    """A download's destination has no room left for the files (errno ENOSPC)."""
+
+
+class InvalidDigestError(ArtifactFSError, ValueError):
+    """A manifest entry's digest is not what its kind requires (a base64 MD5 for stored files)."""

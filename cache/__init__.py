@@ -4,6 +4,7 @@ from artifactfs.cache.accounting import PruneResult
 from artifactfs.cache.blobcache import BlobCache
 from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.layout import content_key, reference_key
+from artifactfs.cache.scrub import ScrubResult
 from artifactfs.cache.source import BlobSource, SourceFactory
 from artifactfs.cache.stats import CacheStats
 
@@ -13,6 +14,7 @@ __all__ = [
     "CacheInfo",
     "CacheStats",
     "PruneResult",
+    "ScrubResult",
     "SourceFactory",
     "content_key",
     "reference_key",

@@ -66,6 +66,7 @@ class SizeLimit:
                 target,
                 blocking=False,
                 protect=protect,
+                fill_locks=self.files.fill_locks,
             )
             if remaining >= 0:
                 self._approx_bytes = remaining
@@ -87,6 +88,7 @@ class SizeLimit:
             self.files.tmp,
             target,
             blocking=True,
+            fill_locks=self.files.fill_locks,
         )
         with self._lock:
             self._approx_bytes = remaining

@@ -6,6 +6,12 @@ appears by an atomic rename of a complete temporary file, so readers (in any pro
 partial one. A file's mtime is its last use, which makes eviction least-recently-used across
 processes without any shared index (see eviction.py; accounting.py decides when).
 
+Every fill is sealed once verified (seals.py) and checked against its seal on every use (per
+open, handle or range read; a memo makes the repeated check a dict lookup), so a cached file
+changed after its verification is dropped and fetched again, never served; `verify_all` (the
+`artifactfs cache verify` scrub) re-hashes everything. One process at a time fills a key
+(filllock.py): the others wait for it and find it cached.
+
 Small entries (below `block_threshold`) are fetched whole and verified (objectfill.py). Big
 entries read by range are cached in blocks of `block_size`, with sequential read-ahead
 (blockreads.py); a block can only be checked for its length (blocks.py says why). A sequential
@@ -27,6 +33,7 @@ import os
 import time
 from collections.abc import Container
 from pathlib import Path
+from typing import BinaryIO
 
 from artifactfs.cache.accounting import PruneResult, SizeLimit
 from artifactfs.cache.blockreads import BlockReader
@@ -35,7 +42,8 @@ from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.layout import CacheFiles, content_key, reference_key
 from artifactfs.cache.locks import KeyLocks
-from artifactfs.cache.objectfill import ObjectFiller, md5_of_file
+from artifactfs.cache.objectfill import ObjectFiller, copy_file, copy_verified
+from artifactfs.cache.scrub import ScrubResult, scrub
 from artifactfs.cache.source import Progress, SourceFactory, SourceMemo
 from artifactfs.cache.stats import CacheStats, StatsRecorder
 from artifactfs.cache.wholefill import WholeFill, WholeFills
@@ -61,6 +69,7 @@ class BlobCache:
         readahead_blocks: int = 8,
         prefetch_workers: int = 4,
         low_water: float = 0.9,
+        fill_stall_seconds: float | None = None,
     ) -> None:
         if block_size <= 0 or block_threshold < 0:
             raise ValueError("block_size must be positive and block_threshold non-negative")
@@ -69,7 +78,8 @@ class BlobCache:
         self.block_threshold = block_threshold
         self.low_water = low_water
         self._stats = StatsRecorder()
-        self._files = CacheFiles(self.root, self._stats)
+        # fill_stall_seconds: how long to wait for another process's fill that shows no progress
+        self._files = CacheFiles(self.root, self._stats, stall_seconds=fill_stall_seconds)
         self._locks = KeyLocks()
         self._limit = SizeLimit(self._files, max_bytes, low_water, self._stats)
         # A source is built on the first miss of a key and reused for its other blocks.
@@ -86,6 +96,7 @@ class BlobCache:
             limit=self._limit,
             readahead_blocks=readahead_blocks,
             prefetch_workers=prefetch_workers,
+            filling_whole=lambda key: key in self._whole_fills.active,
         )
         self._whole_fills = WholeFills(
             self._files,
@@ -136,28 +147,35 @@ class BlobCache:
         *,
         verify: bool = False,
     ) -> Path | None:
-        """The path of the whole object if it is cached (and marks it recently used).
+        """The path of the whole object if it is cached and intact (and marks it recently used).
 
-        A cached file whose size differs from `size` (when given) is discarded, never served.
-        With `verify=True` the file is rehashed against `md5_hex` (once per file per process:
-        a verified inode is remembered) and discarded on mismatch.
+        A cached file whose size differs from `size` (when given), or that changed since it was
+        verified (its seal, seals.py), is discarded, never served. With `verify=True` the file
+        is also rehashed (once per file per process: a verified inode is remembered).
         """
         path = self.path_for(key)
         try:
-            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        if size is not None and st.st_size != size:
-            self._files.discard(path, f"has {st.st_size} bytes, expected {size}")
-            return None
-        if verify and md5_hex is not None and (str(path), st.st_ino) not in self._verified:
-            actual = md5_of_file(path)
-            if actual != md5_hex:
-                self._files.discard(path, f"has md5 {actual}, expected {md5_hex}")
+        try:
+            st = os.fstat(fd)
+            if size is not None and st.st_size != size:
+                self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
                 return None
-            if len(self._verified) > 4096:
-                self._verified.clear()
-            self._verified[(str(path), st.st_ino)] = True
+            md5 = md5_hex or self._files.key_md5(key)
+            if not self._files.intact(str(path), fd, st, md5_hex=md5):
+                return None
+            if verify and md5 is not None and (str(path), st.st_ino) not in self._verified:
+                why = self._files.seals.verify(str(path), fd, md5_hex=md5)
+                if why is not None:
+                    self._files.discard(path, why, fd=fd)
+                    return None
+                if len(self._verified) > 4096:
+                    self._verified.clear()
+                self._verified[(str(path), st.st_ino)] = True
+        finally:
+            os.close(fd)
         self._files.touch(str(path))
         return path
 
@@ -177,6 +195,7 @@ class BlobCache:
         becomes visible; a mismatch raises DigestMismatchError and leaves nothing behind. Blocks
         already cached for the key are reused (only missing ranges are fetched) and dropped
         once the whole object is in place. A full disk raises CacheError with errno ENOSPC.
+        Another process filling the same key is waited for (filllock.py), not duplicated.
         The returned path may be evicted later by another process: open it promptly.
         """
         hit = self.cached_path(key, size, md5_hex, verify=verify)
@@ -188,12 +207,41 @@ class BlobCache:
             if hit is not None:  # another thread filled it while we waited
                 self._stats.add(hits=1)
                 return hit
-            self._stats.add(misses=1)
             path = self.path_for(key)
-            self._filler.fill(key, path, size, source, md5_hex, progress)
+            with self._files.fill_locks.hold(key) as lock:
+                if lock is None or lock.waited:  # another process filled it, or stalled
+                    hit = self.cached_path(key, size, md5_hex, verify=verify)
+                    if hit is not None:
+                        self._stats.add(hits=1, fill_waits=1)
+                        return hit
+                self._stats.add(misses=1)
+                self._filler.fill(key, path, size, source, md5_hex, progress, lock)
         self._sources.forget(key)
         self._limit.added(path.stat().st_size if path.exists() else 0, protect=str(path))
         return path
+
+    def fetch_to(
+        self,
+        key: str,
+        size: int | None,
+        source: SourceFactory,
+        md5_hex: str | None,
+        dest: BinaryIO,
+        progress: Progress | None = None,
+    ) -> int:
+        """Write the object's bytes into `dest` WITHOUT caching them (W&B's skip_cache; what
+        download() falls back to when the cache disk is full): copied from the cache when it
+        holds the object intact, else streamed from the source and verified against `md5_hex`
+        and `size` (DigestMismatchError). Errors writing `dest` (its disk full) are raised as
+        the OSError they are. Returns the byte count."""
+        hit = self.cached_path(key, size, md5_hex)
+        if hit is not None:
+            self._stats.add(hits=1)
+            return copy_file(hit, dest, progress)
+        self._stats.add(misses=1, direct_reads=1)
+        n = copy_verified(key, size, source(), md5_hex, dest, progress)
+        self._stats.add(bytes_fetched=n)
+        return n
 
     # -- range reads -----------------------------------------------------------------------
     def read(
@@ -255,11 +303,12 @@ class BlobCache:
         try:
             st = os.fstat(fd)
             if size is not None and st.st_size != size:
-                self._files.discard(path, f"has {st.st_size} bytes, expected {size}")
+                self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
                 return None
-            unverified = (
-                verify and md5_hex is not None and (str(path), st.st_ino) not in self._verified
-            )
+            md5 = md5_hex or self._files.key_md5(key)
+            if not self._files.intact(str(path), fd, st, md5_hex=md5):
+                return None  # discarded: fetched again below
+            unverified = verify and md5 is not None and (str(path), st.st_ino) not in self._verified
             # cached_path hashes (once per inode) and discards a corrupt file
             if unverified and self.cached_path(key, size, md5_hex, verify=True) is None:
                 return None
@@ -295,6 +344,18 @@ class BlobCache:
         """Keep sequential read-ahead going for a read served elsewhere (BlockReader)."""
         self._blocks.readahead(key, size, offset, length, last_block, source, held)
 
+    def intact(
+        self,
+        path: str,
+        fd: int,
+        st: os.stat_result,
+        *,
+        md5_hex: str | None = None,
+        block: bool = False,
+    ) -> bool:
+        """Whether an open cached file is still what was verified; if not it is discarded."""
+        return self._files.intact(path, fd, st, md5_hex=md5_hex, block=block)
+
     def served(self, nbytes: int) -> None:
         """Count a read of `nbytes` served from cached files by a handle."""
         self._stats.add(hits=1, bytes_served=nbytes)
@@ -307,6 +368,11 @@ class BlobCache:
     def prune(self, target_bytes: int | None = None) -> PruneResult:
         """Evict least-recently-used files until at most `target_bytes` (default: the limit)."""
         return self._limit.prune(target_bytes)
+
+    def verify_all(self, progress: Progress | None = None) -> ScrubResult:
+        """Re-hash every cached file against its seal (and whole objects against their key's
+        MD5); drop what fails (`artifactfs cache verify`). `progress` gets bytes hashed."""
+        return scrub(self._files, progress)
 
     # -- observability ---------------------------------------------------------------------
     def stats(self) -> CacheStats:
@@ -325,4 +391,12 @@ class BlobCache:
         self._whole_fills.cancel_all()
 
 
-__all__ = ["BlobCache", "CacheInfo", "CacheStats", "PruneResult", "content_key", "reference_key"]
+__all__ = [
+    "BlobCache",
+    "CacheInfo",
+    "CacheStats",
+    "PruneResult",
+    "ScrubResult",
+    "content_key",
+    "reference_key",
+]

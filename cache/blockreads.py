@@ -4,8 +4,11 @@ Apart from the blob cache because blocks are their own regime: an entry of known
 above the cache's `block_threshold` is never fetched whole for a range read; only the blocks a
 read overlaps are fetched (one ranged read each, once per process at a time), stored one file
 per block, and checked for their exact length only (blocks.py says why nothing more can be
-checked). A reader going forward gets the next blocks fetched in the background
-(prefetch.py); handles.py asks for the same read-ahead when it serves reads from block fds.
+checked) before they are sealed with a CRC-32 of their bytes (seals.py), so a block changed
+after its fill is noticed on use and fetched again. One process at a time fetches a block (a
+fill lock, filllock.py); a read-ahead never waits for another process's fill of a block. A
+reader going forward gets the next blocks fetched in the background (prefetch.py); handles.py
+asks for the same read-ahead when it serves reads from block fds.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Container
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
@@ -23,11 +26,11 @@ from artifactfs.cache.blocks import (
     block_count,
     block_range,
     block_span,
-    read_file_range,
 )
 from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.locks import KeyLocks
 from artifactfs.cache.prefetch import Prefetcher, SequentialDetector
+from artifactfs.cache.seals import crc32_of
 from artifactfs.cache.source import SourceFactory, SourceMemo
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import CacheError, DigestMismatchError
@@ -49,6 +52,7 @@ class BlockReader:
         limit: SizeLimit,
         readahead_blocks: int,
         prefetch_workers: int,
+        filling_whole: Callable[[str], bool] = lambda key: False,
     ) -> None:
         self.files = files
         self.block_size = block_size
@@ -56,6 +60,7 @@ class BlockReader:
         self._stats = stats
         self._sources = sources
         self._limit = limit
+        self._filling_whole = filling_whole  # a whole fill of the key runs: no read-ahead
         self._detector = SequentialDetector(max_blocks=readahead_blocks)
         self._prefetcher = Prefetcher(prefetch_workers if readahead_blocks > 0 else 0)
 
@@ -90,6 +95,8 @@ class BlockReader:
         """Tell the sequential detector about a read that ended in `last_block` and queue the
         blocks it wants next, skipping those cached already or `held` by the caller."""
         n_blocks = block_count(size, self.block_size)
+        if self._filling_whole(key):  # it fetches these blocks' bytes already
+            return
         for index in self._detector.observe(key, offset, length, last_block, n_blocks):
             if index in held or os.path.exists(self.files.block_file(key, index)):
                 continue
@@ -105,56 +112,102 @@ class BlockReader:
         path = self.files.block_file(key, index)
         _, blen = block_span(index, size, self.block_size)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             pass
         else:
             try:
-                actual = os.fstat(fd).st_size
-                data = os.pread(fd, n, lo) if actual == blen else None
+                st = os.fstat(fd)
+                data = None
+                if st.st_size != blen:
+                    self.files.discard(
+                        Path(path), f"has {st.st_size} bytes, expected {blen}", fd=fd
+                    )
+                elif self.files.intact(path, fd, st, block=True):
+                    data = os.pread(fd, n, lo)
             finally:
                 os.close(fd)
             if data is not None:
                 self.files.touch(path)
                 return data, True
-            self.files.discard(Path(path), f"has {actual} bytes, expected {blen}")
         block = self.fill(key, index, size, source, False)
         return block[lo : lo + n], False
 
     def fill(self, key: str, index: int, size: int, source: SourceFactory, prefetch: bool) -> bytes:
-        """Fetch block `index` into the cache (once per process at a time) and return it.
+        """Fetch block `index` into the cache (once per process at a time, and once across
+        processes unless one stalls) and return it.
 
         If the disk is full the block is returned anyway (not stored), so readers still work.
+        A read-ahead (`prefetch`) that finds another process fetching the block leaves it to
+        that process and returns b"".
         """
         path = Path(self.files.block_file(key, index))
         start, blen = block_span(index, size, self.block_size)
         with self._locks.hold((key, index)):
-            try:
-                data = read_file_range(path, 0, blen + 1)
-                if len(data) == blen:
-                    return data  # filled by another thread (or prefetch) while we waited
-            except FileNotFoundError:
-                pass
-            data = self._sources.get(key, source).read_range(start, blen)
-            self._stats.add(
-                bytes_fetched=len(data),
-                blocks_fetched=1,
-                **({"blocks_prefetched": 1} if prefetch else {}),
-            )
-            if len(data) != blen:
-                raise DigestMismatchError(
-                    f"block {index} of {key}: source returned {len(data)} bytes, expected {blen} "
-                    f"(object of {size} bytes changed or is truncated)"
-                )
-            try:
-                atomic_write(self.files.tmp, path, lambda f: f.write(data))
-            except CacheError as e:
-                if e.errno not in NO_SPACE:
-                    raise
-                log.warning("%s; serving block %d of %s without caching it", e, index, key)
-                self._stats.add(direct_reads=1)
-                return data
+            data = self._filled(path, blen)
+            if data is not None:
+                return data  # filled by another thread (or prefetch) while we waited
+            with self.files.fill_locks.hold(f"{key}.{index}", wait=not prefetch) as lock:
+                if lock is None and prefetch:
+                    return b""  # another process is fetching it
+                if lock is not None and lock.waited:
+                    data = self._filled(path, blen)
+                    if data is not None:
+                        self._stats.add(fill_waits=1)
+                        return data  # fetched by the other process
+                data = self._fetch(key, index, start, blen, size, source, prefetch)
+                try:
+                    st = atomic_write(
+                        self.files.tmp,
+                        path,
+                        lambda f: f.write(data),
+                        on_tmp=lock.record if lock is not None else None,
+                    )
+                    self.files.seal(str(path), st, crc32=crc32_of(data))
+                except CacheError as e:
+                    if e.errno not in NO_SPACE:
+                        raise
+                    log.warning("%s; serving block %d of %s without caching it", e, index, key)
+                    self._stats.add(direct_reads=1)
+                    return data
         self._limit.added(blen, protect=str(path))
+        return data
+
+    def _filled(self, path: Path, blen: int) -> bytes | None:
+        """The block at `path` if it is complete and intact (filled by someone else)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if st.st_size != blen or not self.files.intact(str(path), fd, st, block=True):
+                return None
+            return os.pread(fd, blen, 0)
+        finally:
+            os.close(fd)
+
+    def _fetch(
+        self,
+        key: str,
+        index: int,
+        start: int,
+        blen: int,
+        size: int,
+        source: SourceFactory,
+        prefetch: bool,
+    ) -> bytes:
+        data = self._sources.get(key, source).read_range(start, blen)
+        self._stats.add(
+            bytes_fetched=len(data),
+            blocks_fetched=1,
+            **({"blocks_prefetched": 1} if prefetch else {}),
+        )
+        if len(data) != blen:
+            raise DigestMismatchError(
+                f"block {index} of {key}: source returned {len(data)} bytes, expected {blen} "
+                f"(object of {size} bytes changed or is truncated)"
+            )
         return data
 
     def pending(self) -> int:

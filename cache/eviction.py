@@ -1,8 +1,10 @@
 """Size accounting and least-recently-used eviction over the cache directory.
 
-The directory itself is the index: every cached file's mtime is its last use (hits refresh it,
-see `Toucher`), so any number of processes share one LRU order without a database that could go
-stale or corrupt. Pruning scans, sorts by mtime and unlinks the oldest files until the total is
+The directory itself is the index: every cached file's last use is the mtime of its seal (or its
+own, for a file without one; hits refresh it, see `Toucher` and layout.CacheFiles.touch), so any
+number of processes share one LRU order without a database that could go stale or corrupt. A
+file and its seal (`<file>.seal-<fingerprint>`, seals.py) are one entry: counted as the file,
+evicted together; a seal of another fingerprint (stale) or of no file is removed. Pruning scans, sorts by mtime and unlinks the oldest files until the total is
 under the target, holding an flock so two processes do not prune at once. Unlinking a file that
 another process has open is harmless on Linux: its reader keeps the bytes until it closes.
 """
@@ -16,7 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from artifactfs.cache.filllock import FillLocks
 from artifactfs.cache.locks import file_lock
+from artifactfs.cache.seals import fingerprint, split_seal
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ class CachedFile:
     size: int
     mtime: float
     is_block: bool
+    seals: tuple[str, ...] = ()
+    """Its seal files (normally one; none for an unsealed file)."""
 
 
 @dataclass(frozen=True)
@@ -54,28 +60,51 @@ class CacheInfo:
         }
 
 
-def _walk(top: str, is_block: bool, out: list[CachedFile]) -> None:
+ORPHAN_SEAL_SECONDS = 60.0
+"""A seal without its file, or of another fingerprint than its file's, is removed after this
+(a filler renames the file first and seals it right after; a discard unlinks the file first)."""
+
+
+def _walk(top: str, is_block: bool, out: list[CachedFile], orphans: list[str]) -> None:
     try:
         it = os.scandir(top)
     except (FileNotFoundError, NotADirectoryError):
         return
+    files: dict[str, os.stat_result] = {}
+    seals: dict[str, list[tuple[str, os.stat_result, object]]] = {}
     with it:
         for entry in it:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    _walk(entry.path, is_block, out)
+                    _walk(entry.path, is_block, out, orphans)
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
-                    out.append(CachedFile(entry.path, st.st_size, st.st_mtime, is_block))
+                    split = split_seal(entry.path)
+                    if split is None:
+                        files[entry.path] = st
+                    else:
+                        seals.setdefault(split[0], []).append((entry.path, st, split[1]))
             except FileNotFoundError:
                 continue  # removed by another process while we looked
+    cutoff = time.time() - ORPHAN_SEAL_SECONDS
+    for path, st in files.items():
+        mine = seals.pop(path, [])
+        fp = fingerprint(st)
+        current = tuple(p for p, _, sfp in mine if sfp == fp)
+        mtime = max([st.st_mtime] + [s.st_mtime for p, s, _ in mine if p in current])
+        out.append(CachedFile(path, st.st_size, mtime, is_block, current))
+        orphans.extend(p for p, s, sfp in mine if sfp != fp and s.st_mtime < cutoff)
+    for mine in seals.values():
+        orphans.extend(p for p, s, _ in mine if s.st_mtime < cutoff)
 
 
-def scan(objects_dir: Path, blocks_dir: Path) -> list[CachedFile]:
-    """Every cached file (whole objects and blocks), in no particular order."""
+def scan(objects_dir: Path, blocks_dir: Path, orphans: list[str] | None = None) -> list[CachedFile]:
+    """Every cached file (whole objects and blocks), in no particular order; seals left
+    without their file, or stale, are appended to `orphans`."""
     out: list[CachedFile] = []
-    _walk(str(objects_dir), False, out)
-    _walk(str(blocks_dir), True, out)
+    lost: list[str] = [] if orphans is None else orphans
+    _walk(str(objects_dir), False, out, lost)
+    _walk(str(blocks_dir), True, out, lost)
     return out
 
 
@@ -115,18 +144,29 @@ def prune(
     *,
     blocking: bool = True,
     protect: str | None = None,
+    fill_locks: FillLocks | None = None,
 ) -> tuple[int, int, int]:
     """Evict least-recently-used files until at most `target_bytes` remain.
 
     Returns (files removed, bytes removed, bytes remaining). With `blocking=False` it returns
     at once, removing nothing, if another process is already pruning. `protect` is a file just
-    filled for a caller who has not opened it yet: it is never evicted by this call.
+    filled for a caller who has not opened it yet: it is never evicted by this call. Stale
+    temporary files, seals without files and (with `fill_locks`) fill locks left by killed
+    fillers are removed on the way.
     """
     with file_lock(root / ".prune.lock", blocking=blocking) as locked:
         if not locked:
             return 0, 0, -1
         _remove_stale_tmp(tmp_dir)
-        files = scan(objects_dir, blocks_dir)
+        if fill_locks is not None:
+            fill_locks.remove_stale(STALE_TMP_SECONDS)
+        orphans: list[str] = []
+        files = scan(objects_dir, blocks_dir, orphans)
+        for seal in orphans:
+            try:
+                os.unlink(seal)
+            except FileNotFoundError:
+                pass
         total = sum(f.size for f in files)
         removed = removed_bytes = 0
         if total > target_bytes:
@@ -142,6 +182,11 @@ def prune(
                 else:
                     removed += 1
                     removed_bytes += f.size
+                for seal in f.seals:
+                    try:
+                        os.unlink(seal)
+                    except FileNotFoundError:
+                        pass
                 total -= f.size
                 if f.is_block:
                     try:
@@ -174,7 +219,10 @@ class Toucher:
             if last is not None and now - last < self.interval:
                 return True
         try:
-            os.utime(path)
+            # explicit nanoseconds: `utime(path)` may take the kernel's coarse clock (a few ms),
+            # which ties files used one after the other
+            t = time.time_ns()
+            os.utime(path, ns=(t, t))
         except FileNotFoundError:
             with self._lock:
                 self._last.pop(path, None)

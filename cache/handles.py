@@ -7,9 +7,13 @@ at ~0.6 GB/s. A handle opens each cached file once, checks its length once, and 
 
 Safety: fds are only closed by `close()`, which the mount calls from `release`, after the kernel
 has finished every read on that open file. A span is never handed out for a file that was not
-complete (length-checked, as `BlobCache.read` does); a cached file that is evicted or replaced
-meanwhile stays readable through its fd (Linux keeps unlinked inodes alive), and its bytes are
-immutable, so a held fd can never serve wrong bytes. Whole objects are preferred over blocks.
+complete (length-checked, as `BlobCache.read` does) and intact: when a handle takes an fd, the
+file is checked against its seal (seals.py; a changed file is discarded and read again through
+the cache), and every `spans` call compares an fstat of the fds it hands out with what was
+checked (~1 us per read; a held file written meanwhile is dropped, its read served by the
+fallback path, so wrong bytes never reach the kernel's page cache either). A cached file that
+is evicted or replaced meanwhile stays readable through its fd (Linux keeps unlinked inodes
+alive). Whole objects are preferred over blocks.
 
 A handle holds at most `max_fds` block fds; past that, `spans` returns None and the caller takes
 the ordinary copying path (`BlobCache.read`), so a reader of a huge object cannot exhaust the
@@ -62,6 +66,18 @@ class HandleCache(Protocol):
         """Mark a cached file as just used."""
         ...
 
+    def intact(
+        self,
+        path: str,
+        fd: int,
+        st: os.stat_result,
+        *,
+        md5_hex: str | None = None,
+        block: bool = False,
+    ) -> bool:
+        """Whether the open cached file is still what was verified (else it is discarded)."""
+        ...
+
     def served(self, nbytes: int) -> None:
         """Count a read served from cached files (a hit)."""
         ...
@@ -106,7 +122,12 @@ class ObjectHandle:
         self.max_fds = max_fds
         self._whole: int | None = None
         self._blocks: dict[int, int] = {}
-        self._lock = threading.Lock()
+        # fd -> its file's ctime when it was checked (any write, truncate, chmod or unlink of
+        # the inode moves it); fds of files found changed are retired (closed in close(), as
+        # the kernel may still be reading them)
+        self._ctimes: dict[int, int] = {}
+        self._retired: list[int] = []
+        self._lock = threading.RLock()  # _whole_span may retire an fd under it
         self._closed = False
         self._fill: WholeFill | None = None
         self._fill_fd: int | None = None
@@ -122,12 +143,39 @@ class ObjectHandle:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return False
-        if os.fstat(fd).st_size != self.size:
+        st = os.fstat(fd)
+        if st.st_size != self.size:
             os.close(fd)  # a wrong-sized file: BlobCache.read discards it on the slow path
             return False
+        if not self.cache.intact(path, fd, st, md5_hex=self.md5_hex):
+            os.close(fd)  # discarded: the slow path fetches it again
+            return False
         self._whole = fd
+        self._ctimes[fd] = st.st_ctime_ns
         self.cache.touch(path)
         return True
+
+    def _unchanged(self, fd: int) -> bool:
+        """Whether a held fd's file is as it was when checked (one fstat, ~1 us)."""
+        try:
+            return os.fstat(fd).st_ctime_ns == self._ctimes.get(fd)
+        except OSError:  # closed by close() meanwhile: hand out nothing
+            return False
+
+    def _retire(self, fd: int, path: str, *, block: bool = False) -> None:
+        """A held file changed after its check: never hand it out again, drop it from the
+        cache (if the path still names it), keep the fd open until close()."""
+        self._retired.append(fd)
+        if self._whole == fd:
+            self._whole = None
+        for index, bfd in list(self._blocks.items()):
+            if bfd == fd:
+                del self._blocks[index]
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return
+        self.cache.intact(path, fd, st, md5_hex=self.md5_hex, block=block)
 
     @property
     def whole(self) -> bool:
@@ -139,7 +187,9 @@ class ObjectHandle:
         if end <= offset:
             return []
         if self._whole is not None:
-            return self._whole_span(offset, end)
+            spans = self._whole_span(offset, end)
+            if spans is not None:
+                return spans
         if self.size < self.cache.block_threshold:
             return None  # small objects are only ever cached whole
         fill_spans = self._fill_spans(offset, end)
@@ -158,6 +208,9 @@ class ObjectHandle:
                     if fd is None:
                         # blocks are dropped once the whole object is assembled: use that
                         return self._whole_span(offset, end) if self._try_whole() else None
+                elif not self._unchanged(fd):
+                    self._retire(fd, self.cache.block_file(self.key, index), block=True)
+                    return None
                 start, blen = block_span(index, self.size, bs)
                 lo = max(offset, start)
                 hi = min(end, start + blen)
@@ -197,15 +250,35 @@ class ObjectHandle:
             fill, fd = self._fill, self._fill_fd
         if fill is None or fd is None or not fill.wait(offset, end):
             return None
-        if fill.published and self._whole is None:
-            self._whole = fd  # the same inode, now the verified object (closed in close())
+        if fill.published:
+            with self._lock:
+                if self._whole is None and fd not in self._retired:
+                    # the same inode, now the verified, sealed object (closed in close())
+                    path = str(self.cache.path_for(self.key))
+                    st = os.fstat(fd)
+                    if self.cache.intact(path, fd, st, md5_hex=self.md5_hex):
+                        self._whole = fd
+                        self._ctimes[fd] = st.st_ctime_ns
+                    else:
+                        self._retired.append(fd)
+                        return None
+            if self._whole == fd:
+                return self._whole_span(offset, end)
+            return None
         self.cache.served(end - offset)
         return [(fd, offset, end - offset)]
 
-    def _whole_span(self, offset: int, end: int) -> list[Span]:
-        assert self._whole is not None
+    def _whole_span(self, offset: int, end: int) -> list[Span] | None:
+        fd = self._whole
+        if fd is None:
+            return None
+        if not self._unchanged(fd):
+            with self._lock:
+                if self._whole == fd:
+                    self._retire(fd, str(self.cache.path_for(self.key)))
+            return None
         self.cache.served(end - offset)
-        return [(self._whole, offset, end - offset)]
+        return [(fd, offset, end - offset)]
 
     def _open_block(self, index: int) -> int | None:
         if len(self._blocks) >= self.max_fds:
@@ -216,10 +289,12 @@ class ObjectHandle:
         except OSError:
             return None
         _, blen = block_span(index, self.size, self.cache.block_size)
-        if os.fstat(fd).st_size != blen:
+        st = os.fstat(fd)
+        if st.st_size != blen or not self.cache.intact(path, fd, st, block=True):
             os.close(fd)
             return None
         self._blocks[index] = fd
+        self._ctimes[fd] = st.st_ctime_ns
         self.cache.touch(path)
         return fd
 
@@ -234,6 +309,9 @@ class ObjectHandle:
             if self._fill_fd is not None:
                 fds.add(self._fill_fd)
                 self._fill_fd = None
+            fds.update(self._retired)
+            self._retired.clear()
+            self._ctimes.clear()
             fill, self._fill = self._fill, None
         for fd in fds:
             os.close(fd)

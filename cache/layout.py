@@ -1,16 +1,21 @@
 """The cache directory's files: where each key's whole object and blocks live, marking a file
-used, and discarding a corrupt one.
+used, checking it is still what was verified, and discarding a corrupt one.
 
 Apart from the blob cache because every part of it (whole objects, blocks, background fills,
 handles) names, touches and discards files the same way, and none of them should re-derive the
 layout. Keys are `md5/<hex>` for stored content and `ref/<sha256>` for references:
 
     objects/<kind>/<2>/<rest>          whole objects, verified (md5 when known, size) before rename
+    objects/<kind>/<2>/<rest>.seal-<fingerprint>   its seal (seals.py): empty for md5/ keys,
+                                       the fetched bytes' MD5 for references
     blocks/<kind>/<2>/<rest>/<index>   fixed-size blocks of big objects read by range
+    blocks/.../<index>.seal-<fingerprint>          a block's seal: the CRC-32 of its bytes
     tmp/                               private temporary files of fills under way
+    locks/                             cross-process fill locks of fills under way (filllock.py)
 
-A file's mtime is its last use (`touch`), which makes eviction least-recently-used across
-processes without any shared index (see eviction.py).
+A cached file's last use is its seal's mtime (`touch`; the file's own mtime for a file without
+a seal), which makes eviction least-recently-used across processes without any shared index
+(see eviction.py). The data file itself is never touched after it was sealed.
 """
 
 from __future__ import annotations
@@ -19,9 +24,15 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import threading
+import time
 from pathlib import Path
 
+from artifactfs.cache.blocks import NO_SPACE, no_space_error
 from artifactfs.cache.eviction import Toucher
+from artifactfs.cache.filllock import FillLocks
+from artifactfs.cache.seals import NO_SEAL, Seals
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import CacheError
 
@@ -44,18 +55,28 @@ def reference_key(ref: str, digest: str, version_id: str | None = None) -> str:
 class CacheFiles:
     """The files under one cache root (created if missing; CacheError if unusable)."""
 
-    def __init__(self, root: Path, stats: StatsRecorder) -> None:
+    def __init__(
+        self, root: Path, stats: StatsRecorder, *, stall_seconds: float | None = None
+    ) -> None:
         self.root = root
         self.objects = root / "objects"
         self.blocks = root / "blocks"
         self.tmp = root / "tmp"
+        self.locks = root / "locks"
         try:
-            for d in (self.objects, self.blocks, self.tmp):
+            for d in (self.objects, self.blocks, self.tmp, self.locks):
                 d.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CacheError(f"cannot use cache directory {root}: {e}") from e
         self._stats = stats
         self._toucher = Toucher()
+        md5_objects = str(self.objects / "md5") + os.sep
+        self.seals = Seals(self.tmp, stats, keyed=lambda path: path.startswith(md5_objects))
+        self.fill_locks = (
+            FillLocks(self.locks, self.tmp)
+            if stall_seconds is None
+            else FillLocks(self.locks, self.tmp, stall_seconds=stall_seconds)
+        )
         # A plain dict (single operations are atomic under the GIL; cachetools caches are not
         # thread-safe), emptied when it grows past a bound.
         self._block_dirs: dict[str, str] = {}
@@ -86,16 +107,105 @@ class CacheFiles:
             d = self._block_dirs[key] = str(self.block_dir(key))
         return f"{d}/{index:08d}"
 
-    def touch(self, path: str) -> None:
-        """Mark a cached file as just used (its LRU position)."""
-        self._toucher.touch(path)
+    @staticmethod
+    def key_md5(key: str) -> str | None:
+        """The MD5 that the bytes of `key` must have, when the key says (`md5/<hex>`)."""
+        kind, _, name = key.partition("/")
+        return name if kind == "md5" else None
 
-    def discard(self, path: Path | str, why: str) -> None:
-        """Remove a cached file that failed a check: it is never served again."""
-        log.warning("discarding corrupt cache file %s: it %s", path, why)
-        self._stats.add(corrupt_discarded=1)
-        self._toucher.forget(str(path))
+    def touch(self, path: str) -> None:
+        """Mark a cached file as just used (its LRU position): its seal's mtime. A file without
+        a seal is left alone (touching it would change its ctime; it is sealed on its next
+        check, or waits for its filler's seal)."""
+        name = self.seals.name_for(path)
+        if name is not None:
+            self._toucher.touch(name)
+
+    def intact(
+        self,
+        path: str,
+        fd: int,
+        st: os.stat_result | None = None,
+        *,
+        md5_hex: str | None = None,
+        block: bool = False,
+    ) -> bool:
+        """Whether the open cached file `fd` is still what was verified (seals.py); a file that
+        is not is discarded (never served again) and False returned."""
+        why = self.seals.check(path, fd, st, md5_hex=md5_hex, block=block)
+        if why is None:
+            return True
+        if not _names(path, fd):
+            return False  # evicted or superseded meanwhile (with its seal): not a corruption
+        self.discard(path, why, fd=fd)
+        return False
+
+    def drop_blocks(self, key: str) -> None:
+        """Remove all blocks of `key` (superseded by the whole object, or suspect). The
+        directory is renamed away first, so a concurrent reader sees every block with its seal
+        or none at all, never a block whose seal was just removed."""
+        src = self.block_dir(key)
+        dead = self.tmp / f".drop-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
         try:
+            os.rename(src, dead)
+        except FileNotFoundError:
+            return
+        except OSError:
+            dead = src  # e.g. not a directory any more: remove in place
+        shutil.rmtree(dead, ignore_errors=True)
+
+    def seal(
+        self,
+        path: str,
+        st: os.stat_result,
+        *,
+        md5: str | None = None,
+        crc32: int | None = None,
+    ) -> None:
+        """Seal a file just renamed into place; if that fails it is removed (an unsealed file
+        is never trusted) and the error raised (CacheError ENOSPC on a full disk)."""
+        checksum = f"{crc32:08x}" if crc32 is not None else md5
+        if checksum is None:
+            raise ValueError("a seal records an MD5 or a CRC-32")
+        try:
+            self.seals.write(path, st, checksum)
+        except OSError as e:
+            self._unlink(path, st)
+            if e.errno in NO_SPACE:
+                raise no_space_error(path, e) from e
+            raise CacheError(f"cannot seal cache file {path}: {e}") from e
+
+    def discard(self, path: Path | str, why: str, *, fd: int | None = None) -> None:
+        """Remove a cached file that failed a check: it is never served again. With `fd` (the
+        file that failed), a path that meanwhile names another file (a fresh fill by another
+        process) is left alone. A file that merely has no seal (left by a version before seals,
+        or by a filler that died between rename and seal) is not counted as corrupt."""
+        if why.startswith(NO_SEAL):
+            log.info("dropping unsealed cache file %s: it %s", path, why)
+        else:
+            log.warning("discarding corrupt cache file %s: it %s", path, why)
+            self._stats.add(corrupt_discarded=1)
+        self._unlink(str(path), os.fstat(fd) if fd is not None else None)
+
+    def _unlink(self, path: str, st: os.stat_result | None) -> None:
+        """Unlink a file, then its seals (a reader that finds no seal finds no file either)."""
+        self.seals.forget(path)
+        try:
+            if st is not None:
+                now = os.stat(path)
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                    return
             os.unlink(path)
         except FileNotFoundError:
             pass
+        self.seals.remove(path)
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether `path` still names the open file `fd`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)

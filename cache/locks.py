@@ -2,7 +2,9 @@
 
 Across processes nothing needs a lock for correctness: every fill is a private temporary file
 renamed into place, and identical keys hold identical bytes, so two processes racing on a key
-both succeed and the last rename wins. Only whole-cache maintenance (pruning) takes an flock.
+both succeed and the last rename wins. Bandwidth does: fills also take a cross-process fill
+lock (filllock.py), after the thread lock here. Whole-cache maintenance (pruning) takes an
+flock of its own (`file_lock`).
 """
 
 from __future__ import annotations

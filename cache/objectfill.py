@@ -11,11 +11,13 @@ streaming reader joins; it gives the same guarantee.)
 from __future__ import annotations
 
 import hashlib
-import shutil
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from artifactfs.cache.blocks import atomic_write, block_count, block_span, read_file_range
+from artifactfs.cache.blocks import atomic_write, block_count, block_span
+from artifactfs.cache.filllock import FillLock
 from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.source import BlobSource, Progress, SourceFactory
 from artifactfs.cache.stats import StatsRecorder
@@ -25,13 +27,20 @@ HASH_CHUNK = 1 << 20
 
 
 class HashingWriter:
-    """A file wrapper that hashes and counts what goes through it (one pass, no re-read)."""
+    """A file wrapper that hashes and counts what goes through it (one pass, no re-read);
+    `beat` is called per write (a fill lock's heartbeat: the fill is making progress)."""
 
-    def __init__(self, f: BinaryIO, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        f: BinaryIO,
+        progress: Progress | None = None,
+        beat: Callable[[], None] | None = None,
+    ) -> None:
         self.f = f
         self.md5 = hashlib.md5()
         self.size = 0
         self.progress = progress
+        self.beat = beat
 
     def write(self, data: bytes) -> int:
         self.md5.update(data)
@@ -39,6 +48,8 @@ class HashingWriter:
         n = self.f.write(data)
         if self.progress is not None:
             self.progress(len(data))
+        if self.beat is not None:
+            self.beat()
         return n if n is not None else len(data)
 
     def flush(self) -> None:
@@ -72,16 +83,21 @@ class ObjectFiller:
         source: SourceFactory,
         md5_hex: str | None,
         progress: Progress | None,
+        lock: FillLock | None = None,
     ) -> None:
         """Write the object of `key` to `path`, reusing its cached blocks (only missing ranges
-        are fetched; the blocks are dropped once the object is in place). DigestMismatchError
-        when the bytes do not match `md5_hex`/`size`; CacheError (ENOSPC) on a full disk."""
+        are fetched; the blocks are dropped once the object is in place), and seal it.
+        DigestMismatchError when the bytes do not match `md5_hex`/`size`; CacheError (ENOSPC)
+        on a full disk. `lock` (the cross-process fill lock held) gets heartbeats and the
+        temporary file's name."""
         holder: dict[str, HashingWriter] = {}
         block_dir = self.files.block_dir(key)
         reuse_blocks = size is not None and size >= self.block_threshold and block_dir.is_dir()
 
         def fill(f: BinaryIO) -> None:
-            writer = holder["w"] = HashingWriter(f, progress)
+            writer = holder["w"] = HashingWriter(
+                f, progress, lock.beat if lock is not None else None
+            )
             if reuse_blocks:
                 assert size is not None
                 self._assemble(key, size, source, writer)
@@ -103,29 +119,78 @@ class ObjectFiller:
                 )
 
         try:
-            atomic_write(self.files.tmp, path, fill, check)
+            st = atomic_write(
+                self.files.tmp,
+                path,
+                fill,
+                check,
+                on_tmp=lock.record if lock is not None else None,
+            )
         except DigestMismatchError:
             if reuse_blocks:  # a bad block may be the cause: do not keep serving it
-                shutil.rmtree(block_dir, ignore_errors=True)
+                self.files.drop_blocks(key)
             raise
+        self.files.seal(str(path), st, md5=holder["w"].md5.hexdigest())
         if reuse_blocks or block_dir.is_dir():
-            shutil.rmtree(block_dir, ignore_errors=True)
+            self.files.drop_blocks(key)
 
     def _assemble(self, key: str, size: int, source: SourceFactory, writer: HashingWriter) -> None:
         """Write the object from its cached blocks, fetching only the missing ones."""
         src: BlobSource | None = None
         for index in range(block_count(size, self.block_size)):
             start, length = block_span(index, size, self.block_size)
-            data: bytes | None
-            try:
-                data = read_file_range(self.files.block_file(key, index), 0, length + 1)
-                if len(data) != length:
-                    data = None  # a wrong-sized block: fetch it again
-            except FileNotFoundError:
-                data = None
+            data = self._cached_block(self.files.block_file(key, index), length)
             if data is None:
                 if src is None:
                     src = source()
                 data = src.read_range(start, length)
                 self._stats.add(bytes_fetched=len(data))
             writer.write(data)
+
+    def _cached_block(self, path: str, length: int) -> bytes | None:
+        """A cached block's bytes if it is there, of the right length and intact (its seal)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if st.st_size != length or not self.files.intact(path, fd, st, block=True):
+                return None  # fetched again (a wrong-sized block is left to the block reader)
+            return os.pread(fd, length, 0)
+        finally:
+            os.close(fd)
+
+
+def copy_file(path: Path, dest: BinaryIO, progress: Progress | None = None) -> int:
+    """Copy a cached file into `dest`; returns the byte count."""
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            dest.write(chunk)
+            n += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return n
+
+
+def copy_verified(
+    key: str,
+    size: int | None,
+    src: BlobSource,
+    md5_hex: str | None,
+    dest: BinaryIO,
+    progress: Progress | None = None,
+) -> int:
+    """Stream `src` into `dest` (outside the cache), hashing on the way; DigestMismatchError
+    if the bytes do not match `md5_hex`/`size`. Returns the byte count."""
+    writer = HashingWriter(dest, progress)
+    # HashingWriter has the one method copy_to uses (write), not all of BinaryIO
+    src.copy_to(writer, None)  # type: ignore[arg-type]
+    if md5_hex is not None and writer.md5.hexdigest() != md5_hex:
+        raise DigestMismatchError(
+            f"fetched object {key} has md5 {writer.md5.hexdigest()}, expected {md5_hex}"
+        )
+    if size is not None and writer.size != size:
+        raise DigestMismatchError(f"fetched object {key} has {writer.size} bytes, expected {size}")
+    return writer.size

@@ -25,7 +25,13 @@ class CacheStats:
     blocks_prefetched: int = 0
     """Blocks filled by background read-ahead (a subset of blocks_fetched)."""
     corrupt_discarded: int = 0
-    """Cached files thrown away because their size or hash was wrong."""
+    """Cached files thrown away because their size or hash was wrong, or because they changed
+    after they were verified (their seal, cache/seals.py). Files dropped only for having no
+    seal (left by an older version) are not counted."""
+    rehashed: int = 0
+    """Cached files re-hashed because their seal did not match (or was missing)."""
+    fill_waits: int = 0
+    """Misses answered by waiting for another process's fill of the same key (or block)."""
     direct_reads: int = 0
     """Reads served straight from the source because the cache could not store (disk full)."""
     evicted_objects: int = 0

@@ -13,6 +13,10 @@ Guarantees kept from the block cache: nothing partial is ever visible under `obj
 temporary file lives in `tmp/` and is removed on failure or cancellation); bytes served before
 verification are unverified exactly as blocks are (length-checked only); a failed fill (source
 error, short read, ENOSPC) makes `wait` return False, so readers fall back to the block path.
+The published object is sealed (seals.py). One whole fill of a key at a time across processes
+(filllock.py): a reader that would start one while another process fills the key waits for it
+and reads the published object; a part waits for a block fetch of its range instead of
+fetching it twice.
 A fill is cancelled when its last reader detaches before all parts landed, so a reader that
 stops does not leave a whole download behind it.
 
@@ -23,18 +27,20 @@ by key, so every sequential reader of one object joins the same fill.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
+from artifactfs.cache.filllock import FillLock
 from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.source import BlobSource, SourceFactory, SourceMemo
 from artifactfs.cache.stats import StatsRecorder
@@ -60,6 +66,12 @@ class WholeFill:
         workers: int,
         cached_part: Callable[[int], str | None] = lambda index: None,
         on_done: Callable[[WholeFill], None] = lambda fill: None,
+        seal: Callable[[str, os.stat_result, str], None] = lambda path, st, md5: None,
+        part_ok: Callable[[str, int, os.stat_result], bool] = lambda path, fd, st: True,
+        part_lock: Callable[[int], AbstractContextManager[FillLock | None]] = (
+            lambda index: contextlib.nullcontext()
+        ),
+        lock: FillLock | None = None,
     ) -> None:
         self.source = source
         self.size = size
@@ -70,7 +82,13 @@ class WholeFill:
         self.workers = max(1, min(workers, self.n_parts))
         self._cached_part = cached_part
         self._on_done = on_done
+        self._seal = seal
+        self._part_ok = part_ok  # a cached block is intact (its seal): else it is fetched
+        self._part_lock = part_lock  # the fill lock of the block a part is (blockreads.py)
+        self.lock = lock
         self.fd, self.tmp_path = tempfile.mkstemp(dir=tmp_dir, prefix=".whole-")
+        if lock is not None:
+            lock.record(self.tmp_path)
         self._landed = bytearray(self.n_parts)
         self._n_landed = 0
         self._next = 0
@@ -163,6 +181,8 @@ class WholeFill:
                     self._landed[index] = 1
                     self._n_landed += 1
                     self._cond.notify_all()
+                if self.lock is not None:
+                    self.lock.beat()
         except BaseException as e:  # any failure ends the fill; readers fall back to blocks
             self._fail(e)
         with self._cond:
@@ -177,6 +197,17 @@ class WholeFill:
         if block is not None and self._copy_block(block, start, length):
             self.reused_parts += 1
             return
+        # A block read (read-ahead, here or in another process) may be fetching this very
+        # range: wait for it and copy the block rather than fetch the bytes twice.
+        with self._part_lock(index) as part_lock:
+            if part_lock is not None and part_lock.waited:
+                block = self._cached_part(index)
+                if block is not None and self._copy_block(block, start, length):
+                    self.reused_parts += 1
+                    return
+            self._fetch_part(index, start, length)
+
+    def _fetch_part(self, index: int, start: int, length: int) -> None:
         into = getattr(self.source, "range_into", None)
         if into is not None:  # the source streams into the file (no bytes object per part)
             got = into(start, length, self.fd)
@@ -199,7 +230,8 @@ class WholeFill:
         except OSError:
             return False
         try:
-            if os.fstat(src).st_size != length:
+            st = os.fstat(src)
+            if st.st_size != length or not self._part_ok(path, src, st):
                 return False
             done = 0
             while done < length:
@@ -227,8 +259,7 @@ class WholeFill:
         """Verify and publish (all parts landed) or clean up; runs once, in the last worker."""
         try:
             if not self.failed and self.complete:
-                self._verify()
-                self._publish()
+                self._publish(self._verify())
         except BaseException as e:
             self._fail(e)
         finally:
@@ -240,31 +271,36 @@ class WholeFill:
                     os.unlink(self.tmp_path)
                 except FileNotFoundError:
                     pass
+            if self.lock is not None:
+                self.lock.release()  # after the seal: a waiter then finds a sealed object
             with self._cond:
                 self._cond.notify_all()
             self._on_done(self)
 
-    def _verify(self) -> None:
+    def _verify(self) -> str:
+        """The MD5 of the complete file (also when none is expected: the seal records it)."""
         if os.fstat(self.fd).st_size != self.size:
             raise OSError(f"{self.tmp_path} is not {self.size} bytes")
-        if self.md5_hex is None:
-            return
         h = hashlib.md5()
         for pos in range(0, self.size, HASH_CHUNK):
             if self.cancelled:
                 raise OSError("cancelled")
             h.update(os.pread(self.fd, HASH_CHUNK, pos))
-        if h.hexdigest() != self.md5_hex:
+            if self.lock is not None:
+                self.lock.beat()  # hashing a big object takes seconds: still progressing
+        if self.md5_hex is not None and h.hexdigest() != self.md5_hex:
             raise DigestMismatchError(
                 f"fetched object {self.dest.name} has md5 {h.hexdigest()}, expected {self.md5_hex}"
             )
+        return h.hexdigest()
 
-    def _publish(self) -> None:
+    def _publish(self, md5: str) -> None:
         with self._cond:
             if self.cancelled:
                 return
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp_path, self.dest)
+        self._seal(str(self.dest), os.fstat(self.fd), md5)  # raises (and unlinks) if it cannot
         with self._cond:
             self.published = True
 
@@ -311,24 +347,41 @@ class WholeFills:
                 fd = fill.attach()
                 if fd is not None:
                     return fill, fd
-            try:
-                fill = WholeFill(
-                    source=src,
-                    size=size,
-                    md5_hex=md5_hex,
-                    dest=dest,
-                    tmp_dir=self.files.tmp,
-                    part_size=self.part_size,
-                    workers=workers,
-                    cached_part=lambda index: self.files.block_file(key, index),
-                    on_done=functools.partial(self._done, key),
-                )
-            except OSError as e:
-                log.warning("cannot start a background fill of %s: %s", key, e)
-                return None
-            self.active[key] = fill
-            fd = fill.attach()
-        assert fd is not None
+            lock = self.files.fill_locks.acquire(key, wait=False)
+            if lock is not None:
+                if os.path.exists(dest):  # published by another process meanwhile
+                    lock.release()
+                    return None
+                try:
+                    fill = WholeFill(
+                        source=src,
+                        size=size,
+                        md5_hex=md5_hex,
+                        dest=dest,
+                        tmp_dir=self.files.tmp,
+                        part_size=self.part_size,
+                        workers=workers,
+                        cached_part=lambda index: self.files.block_file(key, index),
+                        on_done=functools.partial(self._done, key),
+                        seal=lambda path, st, md5: self.files.seal(path, st, md5=md5),
+                        part_ok=lambda path, fd, st: self.files.intact(path, fd, st, block=True),
+                        part_lock=lambda index: self.files.fill_locks.hold(f"{key}.{index}"),
+                        lock=lock,
+                    )
+                except OSError as e:
+                    lock.release()
+                    log.warning("cannot start a background fill of %s: %s", key, e)
+                    return None
+                self.active[key] = fill
+                fd = fill.attach()
+        if lock is None:
+            # Another process fills this key: wait for it (bounded by its progress), then the
+            # reader finds the published object, or reads blocks if that fill failed.
+            self._stats.add(fill_waits=1)
+            with self.files.fill_locks.hold(key):
+                pass
+            return None
+        assert fill is not None and fd is not None
         fill.start()
         self._stats.add(misses=1)
         return fill, fd
@@ -340,7 +393,7 @@ class WholeFills:
         self._stats.add(bytes_fetched=fill.fetched_bytes)
         if fill.published or isinstance(fill.error, DigestMismatchError):
             # blocks are superseded by the whole object, or one of them may be the bad part
-            shutil.rmtree(self.files.block_dir(key), ignore_errors=True)
+            self.files.drop_blocks(key)
         if fill.published:
             self._sources.forget(key)
             self._limit.added(fill.size, protect=str(fill.dest))

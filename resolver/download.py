@@ -4,6 +4,12 @@ Every byte comes through `Resolver.fetch`, i.e. the shared blob cache, so a vers
 already cached costs no backend read. Files are *copied* out of the cache, never hardlinked:
 a user editing a downloaded file must not corrupt the cache every other process trusts.
 
+When the cache cannot hold the data (its disk is full), or the caller asks (`skip_cache`, W&B's
+option), files are written straight into the destination instead (`Resolver.fetch_to`: streamed,
+hashed on the way and verified before the rename into place), with one warning per download;
+only a full destination is an error (DestinationFullError, one line naming what was being
+written and how much room it needs).
+
 A manifest is untrusted input (anyone who can write the store can write one), so every target
 path is re-validated and checked to stay under the root, including through symlinks already in
 the root, before the first byte is written.
@@ -11,32 +17,40 @@ the root, before the first byte is written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
-from artifactfs.errors import InvalidPathError, VerifyError
+from artifactfs.errors import CacheError, DestinationFullError, InvalidPathError, VerifyError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex
-from artifactfs.resolver.names import check_entry_path
+from artifactfs.resolver.names import PATH_MAX, check_entry_path, shown
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 FETCH_THREADS = 8
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Fetcher(Protocol):
-    """What materializing needs of a Resolver: an entry's bytes as a cached file. A protocol,
-    so this module depends on nothing above it (Resolver satisfies it structurally)."""
+    """What materializing needs of a Resolver: an entry's bytes as a cached file, or written
+    into a file without the cache. A protocol, so this module depends on nothing above it
+    (Resolver satisfies it structurally)."""
 
     def fetch(self, entry: ManifestEntry, progress: Progress | None = None) -> Path: ...
+
+    def fetch_to(
+        self, entry: ManifestEntry, dest: BinaryIO, progress: Progress | None = None
+    ) -> int: ...
 
 
 @dataclass
@@ -66,6 +80,11 @@ def safe_target(root: Path, path: str) -> Path:
     rel = check_entry_path(path)
     real_root = root.resolve()
     target = real_root / rel
+    if len(os.fsencode(target)) >= PATH_MAX:
+        raise InvalidPathError(
+            f"artifact path {shown(path)} is too long to download under {shown(str(root))}: "
+            f"{len(os.fsencode(target))} bytes, Linux allows at most {PATH_MAX - 1}"
+        )
     parent = target.parent.resolve()
     if parent != real_root and real_root not in parent.parents:
         raise InvalidPathError(f"artifact path {path!r} escapes {root} through a symlink")
@@ -81,6 +100,9 @@ def plan(
     (`a` and `a/b` cannot both be files)."""
     wanted = set(paths) if paths is not None else None
     entries = [e for e in manifest if wanted is None or e.path in wanted]
+    for e in entries:
+        if e.stored:
+            b64_to_hex(e.digest, e.path)  # InvalidDigestError before anything is written
     names = {e.path for e in manifest}
     for e in entries:
         parts = e.path.split("/")
@@ -90,17 +112,85 @@ def plan(
     return [(e, safe_target(root, e.path)) for e in entries]
 
 
+def _up_to_date(entry: ManifestEntry, target: Path) -> bool:
+    if not target.is_file() or not entry.stored:
+        return False
+    if entry.size is not None and target.stat().st_size != entry.size:
+        return False
+    return md5_hex_of_file(target) == b64_to_hex(entry.digest, entry.path)
+
+
+def _destination_full(entry: ManifestEntry, target: Path, e: OSError) -> DestinationFullError:
+    need = f" (the file has {entry.size} bytes)" if entry.size is not None else ""
+    return DestinationFullError(
+        errno.ENOSPC,
+        f"no space left on the destination while writing {shown(str(target))}{need}: "
+        f"{os.strerror(e.errno or errno.ENOSPC)}; free space there or download elsewhere",
+    )
+
+
 def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
     """Copy a cached object to `target` atomically; False if `target` already has the bytes."""
-    if target.is_file() and entry.stored:
-        st = target.stat()
-        if (entry.size is None or st.st_size == entry.size) and md5_hex_of_file(
-            target
-        ) == b64_to_hex(entry.digest):
-            return False
-    with atomic_path(target, mode=0o644) as tmp:
-        shutil.copyfile(cached, tmp)
+    if _up_to_date(entry, target):
+        return False
+    try:
+        with atomic_path(target, mode=0o644) as tmp:
+            shutil.copyfile(cached, tmp)
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise _destination_full(entry, target, e) from e
+        raise
     return True
+
+
+def _install_direct(
+    resolver: Fetcher, entry: ManifestEntry, target: Path, progress: Progress | None
+) -> bool:
+    """Write an entry straight into `target` (not through the cache), verified before the
+    rename; False if `target` already has the bytes."""
+    if _up_to_date(entry, target):
+        return False
+    try:
+        with atomic_path(target, mode=0o644) as tmp, open(tmp, "wb") as f:
+            resolver.fetch_to(entry, f, progress)
+    except OSError as e:
+        if e.errno in NO_SPACE and not isinstance(e, CacheError):
+            raise _destination_full(entry, target, e) from e
+        raise
+    return True
+
+
+class _Progress:
+    """Counts one file's progress, so a fill abandoned half-way can be taken back."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.n = 0
+
+    def __call__(self, n: int) -> None:
+        self.n += n
+        if self.progress is not None:
+            self.progress(n)
+
+    def undo(self) -> None:
+        if self.progress is not None and self.n:
+            self.progress(-self.n)
+        self.n = 0
+
+
+class _Direct:
+    """Whether this download writes straight into the destination (thread-safe, warns once)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self._lock = threading.Lock()
+
+    def switch(self, e: CacheError, root: Path) -> None:
+        with self._lock:
+            if self.on:
+                return
+            self.on = True
+        log.warning("%s; writing the files straight into %s instead (not cached)", e, root)
 
 
 def download_manifest(
@@ -110,17 +200,32 @@ def download_manifest(
     *,
     paths: Iterable[str] | None = None,
     progress: Progress | None = None,
+    skip_cache: bool = False,
 ) -> DownloadResult:
-    """Write the manifest's files (or just `paths`) under `root`, leaving other files alone."""
+    """Write the manifest's files (or just `paths`) under `root`, leaving other files alone.
+
+    Through the cache, unless `skip_cache` or the cache's disk is full (then straight into
+    `root`, see the module docstring)."""
     root_path = Path(root).absolute()
     root_path.mkdir(parents=True, exist_ok=True)
     todo = plan(manifest, root_path, paths)
     result = DownloadResult(root_path)
+    direct = _Direct(skip_cache)
 
     def one(item: tuple[ManifestEntry, Path]) -> tuple[bool, int]:
         entry, target = item
-        cached = resolver.fetch(entry, progress)
-        return _install(entry, cached, target), entry.size or 0
+        if not direct.on:
+            counted = _Progress(progress)
+            try:
+                cached = resolver.fetch(entry, counted)
+            except CacheError as e:
+                if e.errno not in NO_SPACE:
+                    raise
+                counted.undo()
+                direct.switch(e, root_path)
+            else:
+                return _install(entry, cached, target), entry.size or 0
+        return _install_direct(resolver, entry, target, progress), entry.size or 0
 
     if todo:
         with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(todo))) as pool:
@@ -175,9 +280,10 @@ def checkout_manifest(
 def verify_dir(manifest: Manifest, root: str | os.PathLike[str]) -> int:
     """Check `root` against the manifest; return the number of files checked.
 
-    VerifyError (a ValueError) listing every file that differs, is missing, or is not part of
-    the artifact, all found in one pass. External references are not verified (their bytes may
-    legitimately live elsewhere), as W&B does; entries from other artifacts are.
+    VerifyError (a ValueError) listing every file that differs (in size, checked first, or
+    MD5), is missing, or is not part of the artifact, all found in one pass. External
+    references are not verified (their bytes may legitimately live elsewhere), as W&B does;
+    entries from other artifacts are.
     """
     root_path = Path(root)
     if not root_path.is_dir():
@@ -192,7 +298,9 @@ def verify_dir(manifest: Manifest, root: str | os.PathLike[str]) -> int:
         target = safe_target(root_path, entry.path)
         if not target.is_file():
             missing.append(entry.path)
-        elif md5_hex_of_file(target) != b64_to_hex(entry.digest):
+        elif entry.size is not None and target.stat().st_size != entry.size:
+            modified.append(entry.path)  # cheap, and a manifest's size must hold too
+        elif md5_hex_of_file(target) != b64_to_hex(entry.digest, entry.path):
             modified.append(entry.path)
         checked += 1
     if modified or missing or extra:

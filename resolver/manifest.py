@@ -8,14 +8,15 @@ reach the JSON.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactfs.errors import InvalidPathError
-from artifactfs.resolver.names import check_entry_path
+from artifactfs.errors import InvalidDigestError, InvalidPathError
+from artifactfs.resolver.names import check_entry_path, shown
 
 STORAGE_POLICY = "wandb-storage-policy-v1"
 STORAGE_POLICY_CONFIG = {"storageLayout": "V2"}
@@ -45,9 +46,22 @@ def artifact_url(entity: str, project: str, name: str, version: int, path: str) 
     return f"{ARTIFACT_URL}{entity}/{project}/{name}:v{version}/{path}"
 
 
-def b64_to_hex(digest_b64: str) -> str:
-    """Base64 MD5 (manifest form) -> 32 hex chars (blob key form)."""
-    return base64.b64decode(digest_b64).hex()
+def b64_to_hex(digest_b64: str, path: str | None = None) -> str:
+    """Base64 MD5 (manifest form) -> 32 hex chars (blob key form).
+
+    InvalidDigestError (one line, naming the entry `path` when given) unless `digest_b64` is
+    the base64 of 16 bytes: a stored file's digest is its MD5, and it names the blob."""
+    try:
+        raw = base64.b64decode(digest_b64, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raw = b""
+    if len(raw) != 16:
+        where = f" of {shown(path)}" if path is not None else ""
+        raise InvalidDigestError(
+            f"digest {shown(str(digest_b64))}{where} is not a base64 MD5 "
+            "(24 characters, e.g. 'sZRqySSS0jR8YjW00mERhA==')"
+        )
+    return raw.hex()
 
 
 def hex_to_b64(digest_hex: str) -> str:

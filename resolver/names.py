@@ -17,13 +17,27 @@ _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,127}$")
 _VERSION = re.compile(r"^v(0|[1-9][0-9]*)$")
 _DIGEST = re.compile(r"^[0-9a-f]{32}$")
 RESERVED_ALIASES = ("latest",)
+NAME_MAX = 255
+"""Bytes (UTF-8) in one path component: the Linux file systems' limit, so any longer artifact
+path could never be downloaded or mounted."""
+PATH_MAX = 4096
+"""Bytes in a whole path, NUL included (Linux): artifact paths are kept below it."""
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`text` for a one-line message: its repr, cut to `limit` characters when longer (a
+    10,000-character name must not fill the terminal)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def check_name(value: str, what: str = "name") -> str:
     """Return `value` if it is a valid entity, project, artifact name or type, else raise."""
     if not isinstance(value, str) or not _NAME.match(value):
+        shown_value = shown(value) if isinstance(value, str) else repr(value)
         raise InvalidNameError(
-            f"invalid {what} {value!r}: use 1-128 letters, digits, '_', '-' or '.', "
+            f"invalid {what} {shown_value}: use 1-128 letters, digits, '_', '-' or '.', "
             "not starting with '.'"
         )
     return value
@@ -102,18 +116,33 @@ def check_entry_path(path: str) -> str:
     """Normalize an artifact-relative path and refuse anything that could escape its root.
 
     Refused: empty paths, NUL, absolute paths, `..` components, backslash-rooted paths, and
-    the empty/`.` path itself. Accepted paths come back in canonical posix form (no `./`,
-    no doubled or trailing slashes).
+    the empty/`.` path itself, a component over NAME_MAX bytes and a path of PATH_MAX bytes or
+    more (no Linux file system could hold them). Accepted paths come back in canonical posix
+    form (no `./`, no doubled or trailing slashes).
     """
     if not isinstance(path, str) or not path:
         raise InvalidPathError(f"invalid artifact path {path!r}: empty")
     if "\x00" in path:
-        raise InvalidPathError(f"invalid artifact path {path!r}: contains NUL")
+        raise InvalidPathError(f"invalid artifact path {shown(path)}: contains NUL")
     if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", path):
-        raise InvalidPathError(f"invalid artifact path {path!r}: absolute paths are not allowed")
+        raise InvalidPathError(
+            f"invalid artifact path {shown(path)}: absolute paths are not allowed"
+        )
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise InvalidPathError(f"invalid artifact path {path!r}: '..' is not allowed")
+        raise InvalidPathError(f"invalid artifact path {shown(path)}: '..' is not allowed")
     if not parts:
         raise InvalidPathError(f"invalid artifact path {path!r}: names no file")
+    longest = max(len(p.encode("utf-8", "surrogateescape")) for p in parts)
+    if longest > NAME_MAX:
+        raise InvalidPathError(
+            f"invalid artifact path {shown(path)}: a file or directory name has {longest} "
+            f"bytes, at most {NAME_MAX} are allowed"
+        )
+    total = len(path.encode("utf-8", "surrogateescape"))
+    if total >= PATH_MAX:
+        raise InvalidPathError(
+            f"invalid artifact path {shown(path)}: {total} bytes, at most {PATH_MAX - 1} "
+            "are allowed"
+        )
     return posixpath.join(*parts)

@@ -89,7 +89,7 @@ class Resolver:
     def locate(self, entry: ManifestEntry) -> EntryLocation:
         """The cache key, expected digest and (lazy) source of an entry's bytes."""
         if entry.stored:  # in the registry by digest (an artifact:// ref too)
-            md5_hex = b64_to_hex(entry.digest)
+            md5_hex = b64_to_hex(entry.digest, entry.path)
             key = keys.blob_key(md5_hex)
             return EntryLocation(
                 content_key(md5_hex),
@@ -118,6 +118,14 @@ class Resolver:
         """Make the whole entry local (in the cache) and return its cached path."""
         loc = self.locate(entry)
         return self.cache.ensure_file(loc.key, loc.size, loc.source, loc.md5_hex, progress)
+
+    def fetch_to(
+        self, entry: ManifestEntry, dest: BinaryIO, progress: Progress | None = None
+    ) -> int:
+        """Write the entry's verified bytes into `dest` without caching them (copied from the
+        cache if it holds them); what download() does when the cache disk is full."""
+        loc = self.locate(entry)
+        return self.cache.fetch_to(loc.key, loc.size, loc.source, loc.md5_hex, dest, progress)
 
     def read(self, entry: ManifestEntry, offset: int, length: int) -> bytes:
         """Bytes of an entry by range, through the cache (big entries by block)."""

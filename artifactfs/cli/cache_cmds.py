@@ -1,4 +1,4 @@
-"""`artifactfs cache info | cleanup | prune`: look at and shrink the shared local blob cache.
+"""`artifactfs cache info | cleanup | prune | verify`: look at, shrink and scrub the local cache.
 
 Works on the cache directory alone (no registry access), so it answers offline too.
 `cleanup SIZE` is `wandb artifact cache cleanup`'s spelling of `prune --max-size SIZE`.
@@ -12,6 +12,7 @@ import json
 from artifactfs.cache import BlobCache
 from artifactfs.cli.output import example, human_size
 from artifactfs.config import load_config, parse_size
+from artifactfs.progress import progress_bar
 
 
 def _open_cache() -> BlobCache:
@@ -40,6 +41,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hash every cached file; exit 1 when something had to be dropped."""
+    cache = _open_cache()
+    with progress_bar(cache.info().bytes, "cache verify") as advance:
+        result = cache.verify_all(progress=advance)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        line = f"checked {result.files} files ({human_size(result.bytes)}): {result.intact} intact"
+        if result.resealed:
+            line += f" ({result.resealed} re-sealed)"
+        if result.corrupt:
+            line += f", {result.corrupt} changed since verified (dropped)"
+        if result.unverifiable:
+            line += f", {result.unverifiable} with nothing to check against (dropped)"
+        print(line)
+    return 1 if result.corrupt else 0
+
+
 def _shrink(target: int) -> int:
     result = _open_cache().prune(target_bytes=target)
     print(
@@ -61,7 +81,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "cache",
-        help="inspect or shrink the local blob cache",
+        help="inspect, shrink or verify the local blob cache",
         **example("artifactfs cache cleanup 10GB"),
     )
     sub = p.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
@@ -105,3 +125,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="shrink to at most SIZE (e.g. 5GiB, 0 empties it); default: the configured cache_size",
     )
     prune.set_defaults(func=cmd_prune)
+
+    verify = sub.add_parser(
+        "verify",
+        help="re-hash every cached file and drop those that changed (refetched on next use)",
+        **example(
+            "artifactfs cache verify",
+            description=(
+                "Re-hash every cached file: whole objects against their MD5, pieces against the "
+                "checksum recorded when they were fetched. Files that changed are removed (the "
+                "next read fetches them again); exit status 1 if any were."
+            ),
+        ),
+    )
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.set_defaults(func=cmd_verify)

@@ -129,16 +129,26 @@ class LocalStore(Store):
         return ObjectInfo(key, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}")
 
     def download_to(self, key: str, fileobj: BinaryIO, progress: Progress | None = None) -> int:
+        """Errors reading the registry are the registry's (BackendError); errors writing
+        `fileobj` (a full cache or destination disk) are raised as they are, never blamed on
+        the registry."""
         total = 0
         try:
-            with open(self._path(key), "rb") as f:
-                while chunk := f.read(COPY_CHUNK):
-                    fileobj.write(chunk)
-                    total += len(chunk)
-                    if progress:
-                        progress(len(chunk))
+            f = open(self._path(key), "rb")  # noqa: SIM115 (closed below; reads wrapped apart)
         except OSError as e:
             raise self._wrap(e, key) from e
+        with f:
+            while True:
+                try:
+                    chunk = f.read(COPY_CHUNK)
+                except OSError as e:
+                    raise self._wrap(e, key) from e
+                if not chunk:
+                    break
+                fileobj.write(chunk)
+                total += len(chunk)
+                if progress:
+                    progress(len(chunk))
         return total
 
     def list(self, prefix: str) -> Iterator[str]:
