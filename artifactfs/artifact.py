@@ -197,24 +197,30 @@ class Artifact(ArtifactContent):
         """Copy the files into `root` (default ./artifacts/<name>:vN) through the shared cache;
         other files in `root` are left alone. `path_prefix` limits it to paths under that
         prefix; `allow_missing_references` skips references whose objects are gone instead of
-        failing. `skip_cache`, `multipart` and `recursive` are accepted for W&B compatibility
-        (files always come through the cache; entries added from other artifacts are stored
-        by digest, so they always come along)."""
+        failing. `skip_cache=True` writes straight into `root` without filling the shared cache
+        (as W&B does; also the automatic fallback when the cache disk is full). `multipart` and
+        `recursive` are accepted for W&B compatibility (entries added from other artifacts are
+        stored by digest, so they always come along)."""
         resolver = self._resolver_or_raise()
         target = Path(root) if root is not None else self._default_root()
         prefix = str(path_prefix).replace(os.sep, "/") if path_prefix else ""
         entries = [e for e in self._manifest if e.path.startswith(prefix)]
+        direct = bool(skip_cache)
         if not allow_missing_references:
             paths = None if not prefix else [e.path for e in entries]
             result: DownloadResult = download_manifest(
-                resolver, self._manifest, target, paths=paths, progress=progress
+                resolver, self._manifest, target, paths=paths, progress=progress, skip_cache=direct
             )
             return str(result.root)
         plain = [e.path for e in entries if e.ref is None]
-        result = download_manifest(resolver, self._manifest, target, paths=plain, progress=progress)
+        result = download_manifest(
+            resolver, self._manifest, target, paths=plain, progress=progress, skip_cache=direct
+        )
         for entry in (e for e in entries if e.ref is not None):
             try:
-                download_manifest(resolver, self._manifest, target, paths=[entry.path])
+                download_manifest(
+                    resolver, self._manifest, target, paths=[entry.path], skip_cache=direct
+                )
             except ArtifactFSError as e:
                 log.warning("skipping missing reference %s (%s): %s", entry.path, entry.ref, e)
         return str(result.root)

@@ -99,6 +99,18 @@ def test_cached_version_reads_no_content_from_backend(registry_url, tmp_path):
     assert seen == []  # nothing was transferred, so no progress was reported
 
 
+def test_skip_cache_writes_straight_into_root(registry_url, tmp_path):
+    _log(tmp_path, {"a.bin": b"a" * 1000, "d/b.bin": b"b" * 2000})
+    api, counting = _counting_api()
+    art = api.artifact("ds:v0")
+    root = Path(art.download(tmp_path / "direct", skip_cache=True))
+    assert (root / "d" / "b.bin").read_bytes() == b"b" * 2000
+    assert counting.blob_reads == 2
+    assert api.resolver.cache.info().objects == 0  # nothing was kept in the shared cache
+    art.download(tmp_path / "again", skip_cache=True)
+    assert counting.blob_reads == 4  # and so nothing can be served from it
+
+
 def _plant(api: af.Api, contents: dict) -> None:
     """Write a version whose manifest is hand-crafted, as an attacker with store access could."""
     store = api.resolver.store
