@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.mount_cmds",  # mount, unmount
     "artifactfs.cli.draft_cmds",  # commit, status, diff
     "artifactfs.cli.export_cmds",  # export
+    "artifactfs.cli.prefetch_cmds",  # prefetch
 ]
 
 
