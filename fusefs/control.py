@@ -3,16 +3,21 @@
 The mount opens files without an upcall (no_open, DESIGN §7) and the kernel keeps every file's
 pages and attributes, so a file whose content changes cannot be re-rendered per open: the kernel
 would serve the old pages, and nothing tells it otherwise without racing a reader in the middle
-of the file. So `stats.json` is a symlink, and symlinks are resolved by the mount on every path
-walk: each walk points it at a new name, `stats.d/<n>.json`, a file rendered when the kernel
-looks it up and never changed afterwards. Every `cat stats.json` therefore reads current
-numbers, and every reader one consistent document. `mount.json` never changes: a plain file.
+of the file. So stats live in files that never change: `stats.d/<any name>.json` is rendered
+when the kernel first looks that name up. `stats.json` is a symlink to a new such name each time
+it is resolved; the kernel caches symlink targets too (FUSE_CAP_CACHE_SYMLINKS, for aliases),
+so the mount drops that target right after answering it (`changed_link`, on a thread of its
+own). A `cat stats.json` thus reads numbers at most a moment old, every reader one consistent
+document; a program that must see its own last action reads a name of its own choosing
+(`stats.d/<unique>.json`). `mount.json` never changes: a plain file.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 import stat
 import threading
 from collections import OrderedDict
@@ -27,13 +32,22 @@ LINK_MODE = stat.S_IFLNK | 0o777
 SNAPSHOTS = "stats.d"
 KEEP = 64
 """Rendered stats snapshots kept for readers still reading them."""
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.json")
 
 
 class ControlDir:
     """The virtual files below `.artifactfs/`."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]], mount_info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, Any]],
+        mount_info: dict[str, Any],
+        changed_link: Callable[[str], None] | None = None,
+    ) -> None:
         self._stats = stats
+        self.changed_link = changed_link
+        """Told `.artifactfs/<rel>` after a symlink was resolved (drop it from the kernel)."""
+        self._tag = os.urandom(4).hex()
         self._mount_info = (json.dumps(mount_info, indent=2, sort_keys=True) + "\n").encode()
         self._snapshots: OrderedDict[str, bytes] = OrderedDict()
         self._next = itertools.count(1)
@@ -41,7 +55,7 @@ class ControlDir:
 
     def _snapshot(self, name: str) -> bytes:
         """The stats rendered for `stats.d/<name>` (rendered at its first lookup)."""
-        if not name.endswith(".json") or not name[:-5].isdigit():
+        if not NAME.fullmatch(name):
             raise NotFound(f".artifactfs/{SNAPSHOTS}/{name}")
         with self._lock:
             data = self._snapshots.get(name)
@@ -58,7 +72,7 @@ class ControlDir:
         if rel in ("", SNAPSHOTS):
             return DIR_MODE, 0
         if rel == "stats.json":
-            return LINK_MODE, len(f"{SNAPSHOTS}/0.json")
+            return LINK_MODE, len(f"{SNAPSHOTS}/{self._tag}-0.json")
         if rel == "mount.json":
             return FILE_MODE, len(self._mount_info)
         head, _, name = rel.partition("/")
@@ -69,7 +83,9 @@ class ControlDir:
     def readlink(self, rel: str) -> str:
         if rel != "stats.json":
             raise NotFound(f".artifactfs/{rel}")
-        return f"{SNAPSHOTS}/{next(self._next)}.json"
+        if self.changed_link is not None:
+            self.changed_link(rel)
+        return f"{SNAPSHOTS}/{self._tag}-{next(self._next)}.json"
 
     def listing(self, rel: str) -> list[tuple[str, int]]:
         if rel == SNAPSHOTS:

@@ -183,6 +183,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         readahead=SiblingReadahead(
             resolver, stats, files=opts.readahead_files, max_bytes=opts.readahead_bytes
         ),
+        alias_ttl=ttl,
     )
     ctx.invalidate = ops.invalidate_paths
     kwargs: dict[str, Any] = {
