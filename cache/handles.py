@@ -133,6 +133,12 @@ class ObjectHandle:
     def whole(self) -> bool:
         return self._whole is not None
 
+    @property
+    def filling(self) -> bool:
+        """A background whole fill this handle joined is still fetching parts."""
+        fill = self._fill
+        return fill is not None and not fill.complete and not fill.failed
+
     def spans(self, offset: int, length: int) -> list[Span] | None:
         """Where bytes [offset, offset+length) are cached, or None if some are not (yet)."""
         end = min(offset + length, self.size)
@@ -222,6 +228,15 @@ class ObjectHandle:
         self._blocks[index] = fd
         self.cache.touch(path)
         return fd
+
+    def stop_fill(self) -> None:
+        """Stop feeding the background fill (it is cancelled when no one else reads it); the
+        fds stay open until `close`, since a reply may still be reading them."""
+        with self._lock:
+            fill, self._fill = self._fill, None
+            self._fill_tried = True
+        if fill is not None:
+            fill.detach()
 
     def close(self) -> None:
         with self._lock:
