@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Container
-from pathlib import Path
 from typing import Protocol
 
 from artifactfs.cache.blocks import block_range, block_span
@@ -50,7 +49,7 @@ class HandleCache(Protocol):
     block_size: int
     block_threshold: int
 
-    def path_for(self, key: str) -> Path:
+    def object_file(self, key: str) -> str:
         """Where the whole object of `key` lives."""
         ...
 
@@ -117,7 +116,7 @@ class ObjectHandle:
         self._try_whole()
 
     def _try_whole(self) -> bool:
-        path = str(self.cache.path_for(self.key))
+        path = self.cache.object_file(self.key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:

@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from artifactfs.cache.handles import ObjectHandle, Span
@@ -64,9 +65,14 @@ class OpenFiles:
         self._closed = threading.Event()
 
     def spans(
-        self, path: str, view: VersionView, i: int, offset: int, size: int
+        self,
+        path: str,
+        locate: Callable[[], tuple[VersionView, int]],
+        offset: int,
+        size: int,
     ) -> list[Span] | None:
-        """Cached pieces of entry `i` for a read of `path`, or None (not cached: read by bytes).
+        """Cached pieces of the entry at `path` (found by `locate` when no handle is kept for
+        it), or None (not cached: read by bytes).
 
         The caller hands the spans to libfuse before this thread calls again. The handle is
         pinned to this thread before its fds are looked at, so no other thread can close them
@@ -79,6 +85,7 @@ class OpenFiles:
                 handle = self._handles[path]
                 self._pin(tid, handle)
         if not known:
+            view, i = locate()
             handle = self._new_handle(view, i)
             with self._lock:
                 old = self._handles.pop(path, None)

@@ -94,12 +94,17 @@ class Versions:
 
     # -- files ----------------------------------------------------------------------------------
     def spans(self, node: tree.Version, path: str, offset: int, size: int) -> list[Span] | None:
-        """Where a read's bytes are cached, as fd spans for libfuse (None: read them by bytes)."""
-        view = self.view(node)
-        i = view.index.find(node.rel)
-        if i < 0:
-            raise NotFound(path)
-        return self.files.spans(path, view, i, offset, size)
+        """Where a read's bytes are cached, as fd spans for libfuse (None: read them by bytes).
+        A path read recently has a handle already: no index lookup then."""
+
+        def locate() -> tuple[VersionView, int]:
+            view = self.view(node)
+            i = view.index.find(node.rel)
+            if i < 0:
+                raise NotFound(path)
+            return view, i
+
+        return self.files.spans(path, locate, offset, size)
 
     def read(self, node: tree.Version, size: int, offset: int, path: str) -> bytes:
         """Bytes by range through the resolver (read_buf's fallback when blocks are not cached)."""
