@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-BENCHES = ["bench_mount", "bench_commit", "bench_s3", "bench_fsspec", "bench_ui", "bench_integrity"]
+BENCHES = [
+    "bench_mount",
+    "bench_commit",
+    "bench_s3",
+    "bench_loader",
+    "bench_fsspec",
+    "bench_ui",
+    "bench_integrity",
+]
 
 
 @dataclass

@@ -124,6 +124,10 @@ class BlobCache:
         """Where the whole object of `key` lives (whether or not it is cached)."""
         return self._files.object_path(key)
 
+    def object_file(self, key: str) -> str:
+        """path_for as a string (hot read path)."""
+        return self._files.object_file(key)
+
     def block_dir(self, key: str) -> Path:
         return self._files.block_dir(key)
 

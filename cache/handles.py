@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Container
-from pathlib import Path
 from typing import Protocol
 
 from artifactfs.cache.blocks import block_range, block_span
@@ -54,7 +53,7 @@ class HandleCache(Protocol):
     block_size: int
     block_threshold: int
 
-    def path_for(self, key: str) -> Path:
+    def object_file(self, key: str) -> str:
         """Where the whole object of `key` lives."""
         ...
 
@@ -138,7 +137,7 @@ class ObjectHandle:
         self._try_whole()
 
     def _try_whole(self) -> bool:
-        path = str(self.cache.path_for(self.key))
+        path = self.cache.object_file(self.key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -180,6 +179,12 @@ class ObjectHandle:
     @property
     def whole(self) -> bool:
         return self._whole is not None
+
+    @property
+    def filling(self) -> bool:
+        """A background whole fill this handle joined is still fetching parts."""
+        fill = self._fill
+        return fill is not None and not fill.complete and not fill.failed
 
     def spans(self, offset: int, length: int) -> list[Span] | None:
         """Where bytes [offset, offset+length) are cached, or None if some are not (yet)."""
@@ -254,7 +259,7 @@ class ObjectHandle:
             with self._lock:
                 if self._whole is None and fd not in self._retired:
                     # the same inode, now the verified, sealed object (closed in close())
-                    path = str(self.cache.path_for(self.key))
+                    path = self.cache.object_file(self.key)
                     st = os.fstat(fd)
                     if self.cache.intact(path, fd, st, md5_hex=self.md5_hex):
                         self._whole = fd
@@ -275,7 +280,7 @@ class ObjectHandle:
         if not self._unchanged(fd):
             with self._lock:
                 if self._whole == fd:
-                    self._retire(fd, str(self.cache.path_for(self.key)))
+                    self._retire(fd, self.cache.object_file(self.key))
             return None
         self.cache.served(end - offset)
         return [(fd, offset, end - offset)]
@@ -297,6 +302,15 @@ class ObjectHandle:
         self._ctimes[fd] = st.st_ctime_ns
         self.cache.touch(path)
         return fd
+
+    def stop_fill(self) -> None:
+        """Stop feeding the background fill (it is cancelled when no one else reads it); the
+        fds stay open until `close`, since a reply may still be reading them."""
+        with self._lock:
+            fill, self._fill = self._fill, None
+            self._fill_tried = True
+        if fill is not None:
+            fill.detach()
 
     def close(self) -> None:
         with self._lock:

@@ -80,6 +80,7 @@ class CacheFiles:
         # A plain dict (single operations are atomic under the GIL; cachetools caches are not
         # thread-safe), emptied when it grows past a bound.
         self._block_dirs: dict[str, str] = {}
+        self._objects_str = str(self.objects)
 
     @staticmethod
     def _split(key: str) -> tuple[str, str]:
@@ -92,6 +93,12 @@ class CacheFiles:
         """Where the whole object of `key` lives (whether or not it is cached)."""
         kind, name = self._split(key)
         return self.objects / kind / name[:2] / name[2:]
+
+    def object_file(self, key: str) -> str:
+        """object_path as a string, built without pathlib (hot read path: a mount opens one
+        per small file it reads; pathlib cost ~50 µs of ~170 per file, profiled)."""
+        kind, name = self._split(key)
+        return f"{self._objects_str}/{kind}/{name[:2]}/{name[2:]}"
 
     def block_dir(self, key: str) -> Path:
         kind, name = self._split(key)

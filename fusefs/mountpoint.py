@@ -43,6 +43,10 @@ class MountOptions:
     """Mount over a directory that has entries (hidden until unmount); refused otherwise."""
     max_readahead: int = 4 << 20
     """Kernel readahead window (set via sysfs when permitted, see set_readahead)."""
+    readahead_files: int = 1024
+    """Sibling read-ahead window, in files (0: off); remote stores only (fusefs/readahead.py)."""
+    readahead_bytes: int = 256 << 20
+    """Sibling read-ahead window, in bytes."""
     log_file: str | None = None
     debug: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -7,6 +7,11 @@ spans that libfuse preads in C (fusebuf), so this table keeps one ObjectHandle (
 per recently read path, least recently used first out. Version paths name immutable bytes, so an
 entry never goes stale; a handle made before its bytes were cached is replaced once they are.
 
+No RELEASE also means no "the reader stopped": a handle that joined a background whole fill
+(a sequential reader of a big remote entry) would keep that download going to the end. So a
+handle with an unfinished fill that saw no read for `IDLE` seconds is retired like an evicted
+one, which detaches it from the fill (and cancels a fill nobody else reads).
+
 An fd handed to libfuse is read *after* read_buf returns (in C, on the same worker thread), and
 there is no RELEASE to say when that is over. So a handle dropped from the table is only
 retired: it is closed once no thread's latest reply still points into it. A thread's latest
@@ -20,7 +25,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from artifactfs.cache.handles import ObjectHandle, Span
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LIMIT = 256
 """Handles kept (most hold one fd; a big entry read by block holds up to 64)."""
+IDLE = 10.0
+"""Seconds without a read after which a handle stops feeding a background whole fill."""
 
 
 def _thread_alive(tid: int) -> bool:
@@ -50,11 +59,20 @@ class OpenFiles:
         """native thread id -> the handle its latest reply's fds belong to"""
         self._retired: list[ObjectHandle] = []
         self._lock = threading.Lock()
+        self._used: dict[str, float] = {}
+        """path -> when a handle that joined a fill was last read (monotonic)"""
+        self._idle_thread: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def spans(
-        self, path: str, view: VersionView, i: int, offset: int, size: int
+        self,
+        path: str,
+        locate: Callable[[], tuple[VersionView, int]],
+        offset: int,
+        size: int,
     ) -> list[Span] | None:
-        """Cached pieces of entry `i` for a read of `path`, or None (not cached: read by bytes).
+        """Cached pieces of the entry at `path` (found by `locate` when no handle is kept for
+        it), or None (not cached: read by bytes).
 
         The caller hands the spans to libfuse before this thread calls again. The handle is
         pinned to this thread before its fds are looked at, so no other thread can close them
@@ -67,6 +85,7 @@ class OpenFiles:
                 handle = self._handles[path]
                 self._pin(tid, handle)
         if not known:
+            view, i = locate()
             handle = self._new_handle(view, i)
             with self._lock:
                 old = self._handles.pop(path, None)
@@ -80,6 +99,13 @@ class OpenFiles:
                 self._pin(tid, handle)
         spans = handle.spans(offset, size) if handle is not None else None
         with self._lock:
+            if handle is not None and handle.filling:
+                self._used[path] = time.monotonic()
+                if self._idle_thread is None:
+                    self._idle_thread = threading.Thread(
+                        target=self._idle_loop, name="afs-idle-fills", daemon=True
+                    )
+                    self._idle_thread.start()
             if not spans:
                 self._pin(tid, None)
             stale = spans is None and handle is not None and not handle.whole
@@ -117,8 +143,31 @@ class OpenFiles:
         self._retired = [h for h in self._retired if id(h) in pinned]
         return done
 
+    def _idle_loop(self) -> None:
+        while not self._closed.wait(IDLE / 4):
+            self.retire_idle(time.monotonic() - IDLE)
+
+    def retire_idle(self, before: float) -> None:
+        """Retire handles with an unfinished fill last read before `before` (monotonic)."""
+        idle = []
+        with self._lock:
+            for path, at in list(self._used.items()):
+                handle = self._handles.get(path)
+                if handle is None or not handle.filling:
+                    del self._used[path]
+                elif at < before:
+                    del self._used[path], self._handles[path]
+                    self._retired.append(handle)
+                    idle.append(handle)
+            retired = self._close_unpinned() if self._retired else []
+        for h in idle:
+            h.stop_fill()  # even while a thread's last reply still pins its fds
+        for h in retired:
+            h.close()
+
     def close(self) -> None:
         """Close every handle (the loop has stopped: no reply is in flight)."""
+        self._closed.set()
         with self._lock:
             handles = [h for h in self._handles.values() if h is not None] + self._retired
             self._handles.clear()

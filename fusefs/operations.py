@@ -20,7 +20,8 @@ reads and writes arrive with fh=0 and a path (versions: openfiles.py; drafts: dr
 open flags never arrive (O_TRUNC comes as a truncate because `init` clears ATOMIC_O_TRUNC),
 not even a file made by `create` gets a RELEASE (so no callback hands out handles, and libfuse
 must not hide "open" files on unlink: hard_remove), and whatever changes behind the kernel's
-back must drop its cached pages (a commit: invalidate_paths; control files after each read).
+back must drop its cached pages (a commit: invalidate_paths; stats files never change,
+control.py). Symlink targets are cached too (aliases.py keeps aliases fresh).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import errno
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -38,11 +40,13 @@ from typing import Any
 import mfusepy
 
 from artifactfs.fusefs import fusebuf, tree
+from artifactfs.fusefs.aliases import AliasWatch
 from artifactfs.fusefs.attrs import DIR_MODE, LINK_MODE, XATTR_PREFIX, Attrs, statfs, to_ns
 from artifactfs.fusefs.catalog import Catalog, NotFound
 from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.draft_tree import DirEntry, DraftTree, Stat
 from artifactfs.fusefs.guard import guard
+from artifactfs.fusefs.readahead import SiblingReadahead
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.fusefs.versions import Versions
 from artifactfs.fusefs.writes import WriteRoutes, fh_of
@@ -51,6 +55,7 @@ from artifactfs.resolver.resolver import Resolver
 log = logging.getLogger(__name__)
 
 FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3
+FUSE_CAP_CACHE_SYMLINKS = 1 << 23
 
 
 def _current_fuse() -> int | None:
@@ -78,6 +83,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         entry_timeout: float,
         max_readahead: int = 1 << 20,
         mount_info: dict[str, Any] | None = None,
+        readahead: SiblingReadahead | None = None,
+        alias_ttl: float = 5.0,
     ) -> None:
         self.resolver = resolver
         self.catalog = catalog
@@ -87,13 +94,14 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         self.entry_timeout = entry_timeout
         self.max_readahead = max_readahead
         self.attrs = Attrs(os.getuid(), os.getgid(), time.time_ns())
-        self.control = ControlDir(self._stats_json, mount_info or {}, on_read=self._control_read)
-        self.versions = Versions(resolver, catalog, stats, self.attrs)
+        self.control = ControlDir(self._stats_json, mount_info or {}, self._invalidate_later)
+        self.versions = Versions(resolver, catalog, stats, self.attrs, readahead)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()
         self._fuse: int | None = None
-        self._to_invalidate: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._invalidator: threading.Thread | None = None
+        self.aliases = AliasWatch(catalog, self.invalidate_paths, alias_ttl)
+        self._later: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._later_thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:
@@ -115,6 +123,10 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             # open(O_TRUNC) of an existing file arrives as a truncate (no OPEN upcall carries
             # the flag under no_open): without this, libfuse's default leaves the file whole
             conn.want &= ~FUSE_CAP_ATOMIC_O_TRUNC
+            # the kernel keeps alias symlinks' targets (no READLINK per path walk through
+            # `name:latest`); aliases.py drops them when an alias moves
+            if conn.capable & FUSE_CAP_CACHE_SYMLINKS:
+                conn.want |= FUSE_CAP_CACHE_SYMLINKS
         self._fuse = _current_fuse()
         if self._ready is not None:
             self._ready()
@@ -134,50 +146,34 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         for p in paths:
             invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
 
-    def _control_read(self, rel: str) -> None:
-        """A changing control file was read: make the next path walk look it up again.
-
-        Dropping the `.artifactfs` dentry (not the open file's pages, which a reader in the
-        middle of the file still needs) makes the next `cat` send LOOKUPs; the fresh render's
-        new size and mtime then make the kernel drop the old pages itself (auto_inval_data).
-        Sent from a thread of our own: a notification waits for kernel locks a callback may
-        be holding up."""
-        self._to_invalidate.put(tree.CONTROL_DIR)
-        if self._invalidator is None:
-            self._invalidator = threading.Thread(
+    def _invalidate_later(self, rel: str) -> None:
+        """Drop `/.artifactfs/<rel>` from the kernel's caches soon, from a thread of our own
+        (inside a callback the notification would wait for the very page being answered)."""
+        self._later.put(f"/{tree.CONTROL_DIR}/{rel}")
+        if self._later_thread is None:
+            self._later_thread = threading.Thread(
                 target=self._invalidate_loop, name="afs-invalidate", daemon=True
             )
-            self._invalidator.start()
+            self._later_thread.start()
 
     def _invalidate_loop(self) -> None:
         while not self._destroyed.is_set():
-            name = self._to_invalidate.get()
-            self._invalidate_root_entry(name)
-
-    def _invalidate_root_entry(self, name: str) -> None:
-        """Forget the kernel's dentry `/<name>` and everything below it (libfuse3 only)."""
-        if self._fuse is None or self._destroyed.is_set():
-            return
-        lib = mfusepy._libfuse
-        notify = getattr(lib, "fuse_lowlevel_notify_inval_entry", None)
-        get_session = getattr(lib, "fuse_get_session", None)
-        if notify is None or get_session is None or mfusepy.fuse_version_major != 3:
-            return
-        get_session.restype = ctypes.c_void_p
-        get_session.argtypes = [ctypes.c_void_p]
-        notify.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
-        raw = name.encode()
-        notify(get_session(self._fuse), 1, raw, len(raw))  # 1: FUSE_ROOT_ID; -ENOENT: not cached
+            path = self._later.get()
+            while not self._later.empty():  # a burst of walks: one notification does
+                self._later.get_nowait()
+            self.invalidate_paths([path])
 
     def destroy(self, path: str) -> None:
         """Unmount (any cause): let drafts commit, then release what we hold."""
         if self._destroyed.is_set():
             return
         self._destroyed.set()
+        self.aliases.close()
         try:
             self.drafts.shutdown()
         except Exception:
             log.exception("drafts shutdown failed")
+        self.versions.readahead.close()
         self.versions.files.close()
         self.catalog.close()
 
@@ -190,10 +186,10 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             case tree.Root():
                 return self.attrs.dir()
             case tree.Control(rel):
-                kind, size = self.control.lookup(rel)
-                if kind == "dir":
+                mode, size = self.control.lookup(rel)
+                if stat.S_ISDIR(mode):
                     return self.attrs.dir()
-                return self.attrs.file(size, time.time_ns())
+                return self.attrs.file(size, time.time_ns(), mode)
             case tree.Entity(entity):
                 if self.catalog.has_entity(entity):
                     return self.attrs.dir()
@@ -214,7 +210,11 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     def readlink(self, path: str) -> str:
         node = tree.route(path)
         if isinstance(node, tree.Alias):
-            return self.versions.alias_target(node)
+            target = self.versions.alias_target(node)
+            self.aliases.answered(path, node, target)
+            return target
+        if isinstance(node, tree.Control):
+            return self.control.readlink(node.rel)
         if isinstance(node, tree.Draft):
             return self.drafts.readlink(path)
         raise mfusepy.FuseOSError(errno.EINVAL)

@@ -141,6 +141,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     from artifactfs.fusefs.draft_ops import Drafts
     from artifactfs.fusefs.draft_tree import DraftContext, DraftTree, ReadOnlyDrafts
     from artifactfs.fusefs.operations import ArtifactOperations
+    from artifactfs.fusefs.readahead import SiblingReadahead
     from artifactfs.fusefs.stats import MountStats
     from artifactfs.resolver.resolver import Resolver
     from artifactfs.resolver.version_index import index_dir
@@ -182,6 +183,10 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         entry_timeout=opts.attr_timeout,
         max_readahead=opts.max_readahead,
         mount_info=info,
+        readahead=SiblingReadahead(
+            resolver, stats, files=opts.readahead_files, max_bytes=opts.readahead_bytes
+        ),
+        alias_ttl=ttl,
     )
     ctx.invalidate = ops.invalidate_paths
     kwargs: dict[str, Any] = {

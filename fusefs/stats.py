@@ -20,6 +20,11 @@ class MountCounters:
     stale_listings_served: int = 0
     indexes_built: int = 0
     indexes_fetched: int = 0
+    readahead_windows: int = 0
+    readahead_files: int = 0
+    """Sibling files scheduled by read-ahead (fusefs/readahead.py)."""
+    readahead_fetched: int = 0
+    readahead_bytes: int = 0
     upcalls: dict[str, int] = field(default_factory=dict)
     """Requests that reached Python, by callback (those libfuse answers in C are not here)."""
 

@@ -27,6 +27,7 @@ from artifactfs.fusefs.attrs import (
 from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView
 from artifactfs.fusefs.draft_tree import DirEntry, Stat
 from artifactfs.fusefs.openfiles import OpenFiles
+from artifactfs.fusefs.readahead import SiblingReadahead
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver
 
@@ -35,13 +36,19 @@ class Versions:
     """Answers for Alias and Version nodes (tree.py), from the catalog and the cache."""
 
     def __init__(
-        self, resolver: Resolver, catalog: Catalog, stats: MountStats, attrs: Attrs
+        self,
+        resolver: Resolver,
+        catalog: Catalog,
+        stats: MountStats,
+        attrs: Attrs,
+        readahead: SiblingReadahead | None = None,
     ) -> None:
         self.resolver = resolver
         self.catalog = catalog
         self.stats = stats
         self.attrs = attrs
         self.files = OpenFiles(resolver)
+        self.readahead = readahead or SiblingReadahead(resolver, stats, files=0)
 
     def view(self, node: tree.Version) -> VersionView:
         return self.catalog.version(node.entity, node.project, node.name, node.version)
@@ -87,12 +94,17 @@ class Versions:
 
     # -- files ----------------------------------------------------------------------------------
     def spans(self, node: tree.Version, path: str, offset: int, size: int) -> list[Span] | None:
-        """Where a read's bytes are cached, as fd spans for libfuse (None: read them by bytes)."""
-        view = self.view(node)
-        i = view.index.find(node.rel)
-        if i < 0:
-            raise NotFound(path)
-        return self.files.spans(path, view, i, offset, size)
+        """Where a read's bytes are cached, as fd spans for libfuse (None: read them by bytes).
+        A path read recently has a handle already: no index lookup then."""
+
+        def locate() -> tuple[VersionView, int]:
+            view = self.view(node)
+            i = view.index.find(node.rel)
+            if i < 0:
+                raise NotFound(path)
+            return view, i
+
+        return self.files.spans(path, locate, offset, size)
 
     def read(self, node: tree.Version, size: int, offset: int, path: str) -> bytes:
         """Bytes by range through the resolver (read_buf's fallback when blocks are not cached)."""
@@ -105,6 +117,7 @@ class Versions:
             if offset >= total:
                 return b""
             size = min(size, total - offset)
+        self.readahead.missed(view, i)  # its siblings start while this one is fetched
         try:
             data = self.resolver.read(view.index.entry(i), offset, size)
         except Exception:

@@ -43,6 +43,11 @@ if [ "$job" = test ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 numpy \
         || echo "setup: torch unavailable; the DataLoader test will be skipped" >&2
 fi
+if [ "$job" = bench ] && ! .venv/bin/python -c 'import torchvision, PIL' 2>/dev/null; then
+    # bench_loader: ImageFolder + DataLoader epochs (torchvision needs its matching torch; big)
+    .venv/bin/python -m pip install -q --disable-pip-version-check \
+        torch==2.14.1 torchvision==0.29.1 pillow
+fi
 
 case "$job" in
     demo)  exec .venv/bin/python examples/demo.py "$@" ;;

@@ -133,7 +133,10 @@ class Mounted:
         (self.fault_dir / "delay").write_text(str(seconds))
 
     def stats(self) -> dict[str, Any]:
-        return json.loads((self.path / ".artifactfs" / "stats.json").read_text())
+        """Counters as of now: a stats file of a name never used before is rendered at its
+        lookup (`stats.json` itself may be a moment old, fusefs/control.py)."""
+        name = f"t{time.monotonic_ns()}.json"
+        return json.loads((self.path / ".artifactfs" / "stats.d" / name).read_text())
 
     def log(self) -> str:
         try:

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.export_cmds",  # export
     "artifactfs.cli.ttl_cmds",  # ttl-sweep
     "artifactfs.cli.ui_cmds",  # ui
+    "artifactfs.cli.prefetch_cmds",  # prefetch
 ]
 
 

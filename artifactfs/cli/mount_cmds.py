@@ -54,6 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="cache directory (default: configured one)")
     p.add_argument("--write-dir", help="where drafts are staged (default: configured one)")
     p.add_argument("--log-file", help="mount log (default ~/.local/state/artifactfs/mount.log)")
+    p.add_argument(
+        "--readahead-files",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="after two uncached small files of one directory are read, fetch up to N of its "
+        "other files in the background (remote registries; 0: off; default 1024)",
+    )
     p.add_argument("--single-threaded", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--fuse-lib", choices=["fuse3", "fuse"], default="fuse3", help=argparse.SUPPRESS)
     p.set_defaults(func=_mount)
@@ -83,6 +91,7 @@ def _mount(args: argparse.Namespace) -> int:
         threads=not args.single_threaded,
         read_only=args.read_only,
         nonempty=args.nonempty,
+        readahead_files=args.readahead_files,
         log_file=args.log_file,
         debug=args.debug,
         overrides=overrides,

@@ -1,0 +1,255 @@
+"""Data-loader epochs through the mount next to the same epoch on local disk, in one run (issue 10).
+
+    python bench/run.py --only bench_loader [--quick] [--runs N]
+
+torchvision `ImageFolder` + `DataLoader(num_workers=2, shuffle=True)` over 4,000 small PNGs
+(--quick: 800) in 10 class directories, one epoch = build the dataset and iterate it once.
+Data, registries, a SeaweedFS server and mounts are made here and removed by run.py.
+
+1. warm: page caches warm on both sides (after an epoch each): mount vs local disk.
+2. cold page cache, blobs cached: caches dropped before each epoch on both sides.
+3. cold from SeaweedFS (blob cache emptied, page cache dropped, a fresh mount each time):
+   a. the epoch through the mount as is (its sibling read-ahead on),
+   b. the same with read-ahead off (what one GET per file costs),
+   c. `artifactfs prefetch` then the epoch through the mount,
+   each against `artifact.download()` + the same epoch on the downloaded directory.
+Figures are samples per second of the whole operation; ratios are ours / baseline.
+Needs torchvision and pillow (`bash scripts/setup.sh bench` installs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from run import Context, Figure, drop_caches, isolated_home
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+CLASSES = 10
+NAME = "bench/p/imgs"
+
+
+def epoch(root: Path) -> int:
+    """One epoch as a user writes it; returns the samples seen."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    ds = datasets.ImageFolder(str(root), transform=transforms.ToTensor())
+    loader = DataLoader(ds, batch_size=64, num_workers=2, shuffle=True)
+    return sum(len(labels) for _, labels in loader)
+
+
+def rate(fn) -> float:  # type: ignore[no-untyped-def]
+    """Samples per second of `fn()` (which returns the samples)."""
+    t = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - t)
+
+
+class LoaderBench:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.w = ctx.workdir / "loader"
+        self.w.mkdir(parents=True, exist_ok=True)
+        self.n = 800 if ctx.quick else 4000
+        self.home = isolated_home(self.w)
+        self.local = self.w / "local" / "imgs"
+        self.cache = self.home / "cache" / "artifactfs"
+        self.server = None
+
+    # -- data -----------------------------------------------------------------------------------
+    def build(self) -> None:
+        import numpy as np
+        from PIL import Image
+
+        if not self.local.exists():
+            rng = np.random.default_rng(10)
+            for i in range(self.n):
+                p = self.local / f"class{i % CLASSES:02d}" / f"img{i:05d}.png"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(p)
+
+    def commit(self, registry: str) -> None:
+        from artifactfs.config import load_config
+        from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
+        from artifactfs.resolver.resolver import Resolver
+
+        res = Resolver.open(load_config(registry=registry), ttl=0)
+        try:
+            if "imgs" in res.registry.collections("bench", "p"):
+                return
+            entries = [
+                ManifestEntry(
+                    str(p.relative_to(self.local)),
+                    md5_b64_of_file(str(p)),
+                    p.stat().st_size,
+                    local_path=str(p),
+                )
+                for p in sorted(self.local.rglob("*.png"))
+            ]
+            res.registry.commit("bench", "p", "imgs", "dataset", Manifest(entries))
+        finally:
+            res.close()
+
+    @contextlib.contextmanager
+    def mount(self, registry: str, **opts: object) -> Iterator[Path]:
+        from artifactfs.fusefs.mount import MountOptions, start_background, unmount
+
+        mnt = self.w / "mnt"
+        mnt.mkdir(exist_ok=True)
+        start_background(MountOptions(str(mnt), registry=registry, **opts))  # type: ignore[arg-type]
+        try:
+            yield mnt / NAME.replace("/imgs", "/imgs:latest")
+        finally:
+            unmount(str(mnt))
+
+    def start_s3(self) -> str:
+        import servers
+
+        self.server = servers.SeaweedFS.start(self.w)
+        bucket = self.server.create_bucket("loader")
+        os.environ.update(
+            AWS_ACCESS_KEY_ID=self.server.access_key,
+            AWS_SECRET_ACCESS_KEY=self.server.secret_key,
+            AWS_DEFAULT_REGION="us-east-1",
+            ARTIFACTFS_S3_ENDPOINT_URL=self.server.endpoint_url,
+        )
+        return f"s3://{bucket}/reg"
+
+    # -- cold from S3 ---------------------------------------------------------------------------
+    def cold_mount(self, registry: str, *, prefetch: bool, readahead: bool = True) -> float:
+        shutil.rmtree(self.cache, ignore_errors=True)
+        files = 1024 if readahead else 0
+        with self.mount(registry, readahead_files=files) as root:
+            os.listdir(root)
+            drop_caches()
+
+            def run() -> int:
+                if prefetch:
+                    cmd = [sys.executable, "-m", "artifactfs", "--registry", registry]
+                    subprocess.run([*cmd, "prefetch", f"{NAME}:latest"], check=True)
+                return epoch(root)
+
+            return rate(run)
+
+    def download_then_local(self, registry: str) -> float:
+        from artifactfs.api import Api
+
+        shutil.rmtree(self.cache, ignore_errors=True)
+        dest = self.w / "downloaded"
+        shutil.rmtree(dest, ignore_errors=True)
+        drop_caches()
+
+        def run() -> int:
+            Api(registry=registry).artifact(f"{NAME}:latest").download(str(dest))
+            return epoch(dest)
+
+        return rate(run)
+
+    # -- figures --------------------------------------------------------------------------------
+    def run(self) -> list[Figure]:
+        med = self.ctx.median
+        figs: list[Figure] = []
+        t = time.perf_counter()
+        self.build()
+        local_reg = str(self.w / "registry")
+        self.commit(local_reg)
+        print(f"# {self.n} PNGs ready in {time.perf_counter() - t:.1f}s", flush=True)
+        note = "" if drop_caches() else "page cache not dropped (not root)"
+
+        with self.mount(local_reg) as root:
+            epoch(root)  # fills the blob cache and both page caches
+            epoch(self.local)
+            ours, base = _paired(
+                med, lambda: rate(lambda: epoch(root)), lambda: rate(lambda: epoch(self.local))
+            )
+            figs.append(
+                Figure(
+                    "loader epoch, warm: mount vs local disk",
+                    ours,
+                    base,
+                    "samples/s",
+                    ">= 0.8x local",
+                    ours >= 0.8 * base,
+                )
+            )
+
+            def cold(path: Path) -> float:
+                drop_caches()
+                return rate(lambda: epoch(path))
+
+            ours, base = _paired(med, lambda: cold(root), lambda: cold(self.local))
+            figs.append(
+                Figure(
+                    "loader epoch, page cache cold, blobs cached",
+                    ours,
+                    base,
+                    "samples/s",
+                    ">= 0.3x local",
+                    ours >= 0.3 * base,
+                    note,
+                )
+            )
+
+        s3 = self.start_s3()
+        self.commit(s3)
+        base = med(lambda: self.download_then_local(s3))
+        for label, kwargs, target in (
+            ("cold from S3, read-ahead", {"prefetch": False}, ""),
+            ("cold from S3, read-ahead off", {"prefetch": False, "readahead": False}, ""),
+            ("cold from S3, prefetch + epoch", {"prefetch": True}, ">= download + epoch"),
+        ):
+            ours = med(lambda kwargs=kwargs: self.cold_mount(s3, **kwargs))  # type: ignore[arg-type]
+            figs.append(
+                Figure(
+                    f"loader {label} vs download() + local epoch",
+                    ours,
+                    base,
+                    "samples/s",
+                    target,
+                    (ours >= base) if target else None,
+                    note,
+                )
+            )
+        return figs
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def _paired(med, ours, base) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Medians of ours and the baseline measured in turn (A B A B...), so drift hits both."""
+    a: list[float] = []
+    b: list[float] = []
+
+    def one() -> float:
+        a.append(ours())
+        b.append(base())
+        return 0.0
+
+    med(one)
+    a.sort()
+    b.sort()
+    return a[len(a) // 2], b[len(b) // 2]
+
+
+def run(ctx: Context) -> list[Figure]:
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        print("# bench_loader: torchvision missing (bash scripts/setup.sh bench installs it)")
+        return []
+    bench = LoaderBench(ctx)
+    try:
+        return bench.run()
+    finally:
+        bench.close()
