@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from artifactfs.cli.output import human_size
+from artifactfs.cli.output import example, human_size
 from artifactfs.progress import interactive, progress_bar
 
 
@@ -46,10 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prefetch",
         help="fill the local cache with a version's files (before reading them via the mount)",
-        description=(
-            "Fetch every file of an artifact version (or those at or below PATH_PREFIX) into "
-            "the shared cache, many at once, so the next epoch through the mount reads local "
-            "bytes. Already cached files are skipped, so an interrupted run resumes."
+        **example(
+            "artifactfs prefetch acme/mnist/mnist:latest train/",
+            description=(
+                "Fetch every file of an artifact version (or those at or below PATH_PREFIX) "
+                "into the shared cache, many at once, so the next epoch through the mount reads "
+                "local bytes. Already cached files are skipped, so an interrupted run resumes."
+            ),
         ),
     )
     p.add_argument("name", help="[entity/][project/]name[:alias|:vN] or a digest")
