@@ -185,10 +185,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
                     raise NotFound(path)
                 return dot + [(n, DIR_MODE, 0) for n in names]
             case tree.Project(entity, project):
-                listing: dict[str, str | None] = {}
-                if self.catalog.has_project(entity, project):
-                    listing = self.catalog.project_listing(entity, project)
-                drafts = self.drafts.draft_names(entity, project)
+                listing, drafts = self._project_names(entity, project)
                 if not listing and not drafts and not self._draft_exists(path):
                     raise NotFound(path)
                 out = dot + [
@@ -201,6 +198,18 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             case tree.Draft(p):
                 return dot + list(self.drafts.readdir(p))
         raise NotFound(path)
+
+    def _project_names(self, entity: str, project: str) -> tuple[dict[str, str | None], list[str]]:
+        """Versions, aliases and drafts of a project: one answer within the deadline (the
+        drafts' names come from the registry's collections too), else the last good one."""
+
+        def load() -> tuple[dict[str, str | None], list[str]]:
+            listing: dict[str, str | None] = {}
+            if self.catalog.has_project(entity, project):
+                listing = self.catalog.project_listing(entity, project)
+            return listing, self.drafts.draft_names(entity, project)
+
+        return self.catalog.answer(("project_dir", entity, project), load)
 
     def _draft_exists(self, path: str) -> bool:
         try:

@@ -136,6 +136,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     # mfusepy (which loads libfuse, after check_fuse) and the whole resolver.
     from artifactfs.config import load_config
     from artifactfs.fusefs.catalog import Catalog
+    from artifactfs.fusefs.deadline import Deadlines
     from artifactfs.fusefs.draft_ops import Drafts
     from artifactfs.fusefs.draft_tree import DraftContext, DraftTree, ReadOnlyDrafts
     from artifactfs.fusefs.operations import ArtifactOperations
@@ -146,7 +147,12 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     ttl = config.metadata_ttl if opts.ttl is None else opts.ttl
     resolver = Resolver.open(config, ttl=ttl)
     stats = MountStats()
-    catalog = Catalog(resolver.registry, Path(config.cache_dir) / "mount-index", stats)
+    catalog = Catalog(
+        resolver.registry,
+        Path(config.cache_dir) / "mount-index",
+        stats,
+        Deadlines(config.timeout),
+    )
     ctx = DraftContext(
         resolver=resolver,
         config=config,
@@ -164,6 +170,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         "cache_dir": str(config.cache_dir),
         "write_dir": str(config.write_dir),
         "ttl": ttl,
+        "deadline": config.timeout,
         "attr_timeout": opts.attr_timeout,
         "fuse_lib": opts.fuse_lib,
         "threads": opts.threads,

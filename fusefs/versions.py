@@ -25,7 +25,7 @@ from artifactfs.fusefs.attrs import (
     entry_xattrs,
     version_xattrs,
 )
-from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView
+from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView, parse_time
 from artifactfs.fusefs.draft_tree import DirEntry, Stat
 from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.stats import MountStats
@@ -62,10 +62,11 @@ class Versions:
         return self.attrs.file(len(target.encode()), self.attrs.mount_ns, LINK_MODE)
 
     def getattr(self, node: tree.Version, path: str) -> Stat:
+        if not node.rel:  # the version directory: its record is enough (`ls -l` of a project)
+            record = self.catalog.record(node.entity, node.project, node.name, node.version)
+            return self.attrs.dir(int(parse_time(record.created_at) * NS))
         view = self.view(node)
         mtime = int(view.mtime * NS)
-        if not node.rel:
-            return self.attrs.dir(mtime)
         i = view.index.find(node.rel)
         if i >= 0:
             return self.attrs.file(view.index.size(i) or 0, mtime)
@@ -115,8 +116,14 @@ class Versions:
             if offset >= total:
                 return b""
             size = min(size, total - offset)
-        try:
-            data = self.resolver.read(view.index.entry(i), offset, size)
+        entry = view.index.entry(i)
+        try:  # an uncached read fetches: within the mount's deadline (fusefs/deadline.py)
+            data = self.catalog.deadlines.call(
+                ("read", path, offset, size),
+                lambda: self.resolver.read(entry, offset, size),
+                f"reading {path}",
+                failure_key=("read", path),
+            )
         except Exception:
             self.stats.add(read_errors=1)
             raise
