@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from artifactfs.cache.s3client import quiet_sdk_loggers
 from artifactfs.errors import ArtifactFSError
 from artifactfs.fusefs.mountpoint import (
     MountOptions,
@@ -25,6 +26,7 @@ from artifactfs.fusefs.mountpoint import (
     check_mountpoint,
     default_log_file,
 )
+from artifactfs.logsafe import protect
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def _setup_logging(opts: MountOptions) -> None:
     fh = logging.FileHandler(log_file)
     fh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     fh.setLevel(logging.DEBUG if opts.debug else logging.INFO)
-    root.addHandler(fh)
+    root.addHandler(protect(fh))  # secrets never reach the log (artifactfs/logsafe.py)
     root.setLevel(logging.DEBUG if opts.debug else logging.INFO)
     if opts.foreground:
 
@@ -48,8 +50,9 @@ def _setup_logging(opts: MountOptions) -> None:
         sh = logging.StreamHandler(sys.stderr)
         sh.setLevel(logging.WARNING)
         sh.setFormatter(_OneLine())
-        root.addHandler(sh)
+        root.addHandler(protect(sh))
     logging.getLogger("mfusepy").setLevel(logging.WARNING if not opts.debug else logging.DEBUG)
+    quiet_sdk_loggers()
 
 
 def serve(opts: MountOptions, ready_fd: int | None = None) -> int:

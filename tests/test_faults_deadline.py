@@ -272,7 +272,7 @@ def trickling_port():
             try:
                 conn.recv(65536)
                 conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nETag: \"abc\"\r\n"
+                    b'HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nETag: "abc"\r\n'
                     b"Content-Type: application/octet-stream\r\n\r\n"
                 )
                 while not stop.wait(0.2):

@@ -12,7 +12,9 @@ import importlib
 import logging
 import sys
 
+from artifactfs.cache.s3client import quiet_sdk_loggers
 from artifactfs.errors import ArtifactFSError
+from artifactfs.logsafe import protect
 
 COMMAND_MODULES = [
     "artifactfs.cli.registry_cmds",  # ls, put, get, verify
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="artifactfs: %(levelname)s: %(message)s",
     )
+    # Secrets never reach the terminal, not even with --debug (artifactfs/logsafe.py).
+    for handler in logging.getLogger().handlers:
+        protect(handler)
+    quiet_sdk_loggers()
     try:
         return int(args.func(args) or 0)
     except ArtifactFSError as e:
