@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from artifactfs.config import request_budget
+from artifactfs.logsafe import RedactingFilter
 
 GCS_XML_ENDPOINT = "https://storage.googleapis.com"
 _lock = threading.Lock()
@@ -74,14 +75,33 @@ def client_for_config(config: Any, *, gcs: bool = False) -> Any:
 SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
 """Loggers whose DEBUG records carry request headers (Authorization with the access key id and
 signature, X-Amz-Security-Token) and signing strings."""
+LEAKY_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.auth",
+    "botocore.parsers",
+    "botocore.hooks",
+    "botocore.httpsession",
+    "botocore.awsrequest",
+    "botocore.retryhandler",
+    "botocore.credentials",
+    "urllib3.connectionpool",
+)
+"""The ones that print requests, responses or signing material at DEBUG: each also gets the
+redacting filter, for a process whose logging turns DEBUG on after a client was built."""
 
 
 def quiet_sdk_loggers() -> None:
-    """Keep the AWS SDK's loggers at INFO or above: with the root logger at DEBUG (`artifactfs
-    --debug`, or an application's own logging) botocore would log every request's headers,
-    session token included. Called whenever a client is built, so it holds for library users
-    too; nothing we need from those loggers is below INFO."""
+    """Keep the AWS SDK's loggers from dumping headers: with the root logger at DEBUG
+    (`artifactfs --debug`, or an application's own logging) botocore would log every request's
+    headers, session token included. Loggers that would log below INFO are set to INFO (one
+    that inherits WARNING is left alone), and the leaky ones redact what they log anyway
+    (artifactfs/logsafe.py). Called when a client is built and when the CLI or mount configures
+    logging, so it holds for library users too."""
     for name in SDK_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.level < logging.INFO:  # NOTSET (0) inherits the root's DEBUG
+        if logger.getEffectiveLevel() < logging.INFO:
             logger.setLevel(logging.INFO)
+    for name in LEAKY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
