@@ -40,12 +40,9 @@ from artifactfs.errors import (
 )
 from artifactfs.fusefs.deadline import Deadlines
 from artifactfs.fusefs.stats import MountStats
-from artifactfs.resolver.manifest_index import (
-    IndexError_,
-    ManifestIndex,
-    check_untrusted,
-    open_or_build,
-)
+from artifactfs.resolver.index_check import check_untrusted
+from artifactfs.resolver.manifest_check import MANIFEST_ERRORS
+from artifactfs.resolver.manifest_index import IndexError_, ManifestIndex, open_or_build
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
 
@@ -96,6 +93,9 @@ class Catalog:
         self._lock = threading.Lock()
         self._last_good: dict[tuple[Any, ...], Any] = {}
         self._records: dict[tuple[str, str, str, int], VersionRecord] = {}
+        self._refused: dict[str, str] = {}
+        """Versions whose manifest broke the rules: full name -> why (`.artifactfs/errors.json`).
+        Manifests are immutable, so the answer stays EIO for the life of the mount."""
         self._views: OrderedDict[tuple[str, str, str, int], VersionView] = OrderedDict()
         self._view_locks: dict[tuple[str, str, str, int], threading.Lock] = {}
 
@@ -235,6 +235,10 @@ class Catalog:
 
     def _load_view(self, entity: str, project: str, name: str, n: int) -> VersionView:
         record = self.record(entity, project, name, n)
+        with self._lock:
+            refused = self._refused.get(record.full_name)
+        if refused is not None:
+            raise Unavailable(refused)
         ipath = self.index_dir / (hashlib.sha256(record.manifest_key.encode()).hexdigest() + ".idx")
         try:
             index = ManifestIndex(ipath)
@@ -268,6 +272,13 @@ class Catalog:
             raise Unavailable(f"cannot fetch the manifest of {record.full_name}: {e}") from e
         try:
             index = open_or_build(manifest_file, ipath)
+        except MANIFEST_ERRORS as e:  # the same rules as the API's: the whole version is refused
+            reason = f"{record.full_name}: manifest refused: {e}"
+            log.error("%s", reason)
+            self.stats.add(invalid_manifests=1)
+            with self._lock:
+                self._refused[record.full_name] = reason
+            raise Unavailable(reason) from e
         finally:
             if temporary:
                 os.unlink(manifest_file)
@@ -298,6 +309,11 @@ class Catalog:
         except (NotFound, Unavailable):
             return []
         return sorted(a for a, v in amap.items() if v == r.version)
+
+    def refused(self) -> dict[str, str]:
+        """Versions this mount refused to show, and why (served as `.artifactfs/errors.json`)."""
+        with self._lock:
+            return dict(self._refused)
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""`MOUNT/.artifactfs/`: the mount's control directory (stats and mount facts as JSON files).
+"""`MOUNT/.artifactfs/`: the mount's control directory (stats, mount facts and refused versions
+as JSON files).
 
 Files are rendered when opened and served from that snapshot with direct I/O, so every `cat`
 sees current numbers while a reader that seeks gets one consistent document.
@@ -21,10 +22,16 @@ FILE_MODE = stat.S_IFREG | 0o444
 class ControlDir:
     """The virtual files below `.artifactfs/`."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]], mount_info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, Any]],
+        mount_info: dict[str, Any],
+        errors: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._files: dict[str, Callable[[], dict[str, Any]]] = {
             "stats.json": stats,
             "mount.json": lambda: mount_info,
+            "errors.json": errors or dict,
         }
         self._open: dict[int, bytes] = {}
         self._next = itertools.count(1)

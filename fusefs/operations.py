@@ -76,7 +76,9 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         self.entry_timeout = entry_timeout
         self.max_readahead = max_readahead
         self.attrs = Attrs(os.getuid(), os.getgid(), time.time_ns())
-        self.control = ControlDir(self._stats_json, mount_info or {})
+        self.control = ControlDir(
+            self._stats_json, mount_info or {}, lambda: {"refused_versions": catalog.refused()}
+        )
         self.versions = Versions(resolver, catalog, stats, self.attrs)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()

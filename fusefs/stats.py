@@ -21,6 +21,7 @@ class MountCounters:
     stale_listings_served: int = 0
     indexes_built: int = 0
     indexes_fetched: int = 0
+    invalid_manifests: int = 0
 
 
 class MountStats:

@@ -277,7 +277,7 @@ class RegistryReader:
 
     def fetch_manifest_index(self, record: VersionRecord, dest: Path) -> bool:
         """Copy the prebuilt index of `record`'s manifest to `dest` (atomically); False when the
-        version has none. The caller must check it (manifest_index.check_untrusted): it comes
+        version has none. The caller must check it (index_check.check_untrusted): it comes
         from the store, like a manifest, and gets the same path validation."""
         try:
             with atomic_path(dest) as tmp, open(tmp, "wb") as f:
