@@ -39,6 +39,13 @@ MANIFEST_ERRORS = (InvalidManifestError, InvalidPathError)
 ENTRY_KEYS = {"digest", "size", "ref", "extra", "birthArtifactID"}
 _B64_MD5 = re.compile(rb"[A-Za-z0-9+/]{21}[AQgw]==")
 _B64_MD5_LINES = re.compile(rb"(?:[A-Za-z0-9+/]{21}[AQgw]==\n)*")
+_B64_MD5_RUN = re.compile(rb"(?:[A-Za-z0-9+/]{21}[AQgw]==)*")
+MD5_B64_LEN = 24
+
+
+def all_md5_b64(blob: bytes) -> bool:
+    """True when `blob` is base64 MD5s back to back (an index's meta section, all bare)."""
+    return _B64_MD5_RUN.fullmatch(blob) is not None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -180,18 +187,20 @@ def check_manifest(data: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def check_rows(paths: Sequence[bytes], metas: Sequence[bytes], sizes: Sequence[int]) -> None:
+def check_rows(paths: Sequence[bytes], metas: Sequence[bytes] | None, sizes: Sequence[int]) -> None:
     """The rules for a manifest in the index's row form (manifest_index): paths sorted, unique
     and never both file and directory; sizes -1 (unknown) or in range; each meta either a bare
     base64 MD5 (a stored entry of digest and size) or an entry's JSON, valid and agreeing with
     its row's size. Path safety is checked where paths are made canonical (the builder) or
-    scanned (index_check.check_untrusted)."""
-    if not len(paths) == len(metas) == len(sizes):
+    scanned (index_check.check_untrusted). `metas` None: every meta is a bare digest, checked."""
+    if not len(paths) == len(sizes) or (metas is not None and len(metas) != len(paths)):
         raise InvalidManifestError("manifest index rows disagree in length")
     if sizes and (min(sizes) < -1 or max(sizes) > MAX_ENTRY_SIZE):
         bad = next(z for z in sizes if not -1 <= z <= MAX_ENTRY_SIZE)
         raise InvalidManifestError(f"manifest entry size {bad} is outside 0..{MAX_ENTRY_SIZE}")
     check_tree(paths)
+    if metas is None:
+        return
     check_md5_digests(m for m in metas if m[:1] != b"{")
     for i, meta in enumerate(metas):
         if meta[:1] != b"{":
