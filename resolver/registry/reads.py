@@ -28,6 +28,7 @@ from artifactfs.resolver.backends.base import Store
 from artifactfs.resolver.manifest import Manifest
 from artifactfs.resolver.names import ArtifactRef, check_name, is_digest, version_number
 from artifactfs.resolver.records import CollectionRecord, VersionRecord
+from artifactfs.resolver.registry.listing import VersionListing
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +108,30 @@ class RegistryReader:
         return self._cached(("coll", entity, project, name), load)
 
     # -- versions -------------------------------------------------------------------------------
+    def all_versions(self, entity: str, project: str, name: str) -> dict[int, VersionRecord]:
+        """Every version record of a collection by number, deleted ones included, from its
+        listing index (listing.py: a few reads whatever the history's length). Each record is
+        also cached on its own, so `version()` of a listed version costs nothing more."""
+
+        def load() -> dict[int, VersionRecord]:
+            records = VersionListing(self.store).records(entity, project, name)
+            if self._mutable is not None:
+                with self._lock:
+                    for n, rec in records.items():
+                        key = ("version", entity, project, name, n)
+                        self._mutable[key] = None if rec.state == "DELETED" else rec
+            return records
+
+        return self._cached(("listing", entity, project, name), load)
+
     def version_numbers(self, entity: str, project: str, name: str) -> list[int]:
         """Committed (not deleted) version numbers of a collection, ascending."""
-
-        def load() -> list[int]:
-            prefix = keys.versions_prefix(entity, project, name)
-            found = [keys.parse_version_file(n) for n in self.store.list_children(prefix)]
-            numbers = sorted(n for n in found if n is not None)
-            return [n for n in numbers if self.version_or_none(entity, project, name, n)]
-
-        return self._cached(("versions", entity, project, name), load)
+        records = self.all_versions(entity, project, name)
+        return [n for n in sorted(records) if records[n].state != "DELETED"]
 
     def versions(self, entity: str, project: str, name: str) -> list[VersionRecord]:
-        return [
-            self.version(entity, project, name, n)
-            for n in self.version_numbers(entity, project, name)
-        ]
+        records = self.all_versions(entity, project, name)
+        return [records[n] for n in sorted(records) if records[n].state != "DELETED"]
 
     def version_or_none(self, entity: str, project: str, name: str, n: int) -> VersionRecord | None:
         """Version `n`'s record, or None when it does not exist or was deleted."""
