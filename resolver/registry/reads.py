@@ -32,6 +32,9 @@ from artifactfs.resolver.registry.listing import VersionListing
 
 log = logging.getLogger(__name__)
 
+ROLL_FORWARD = 3
+"""Versions `latest` is probed past (one HEAD each) before the listing index is asked."""
+
 
 def get_json(store: Store, key: str) -> tuple[dict[str, Any], str]:
     """A JSON record of the store and its etag (ObjectNotFoundError when absent)."""
@@ -195,13 +198,17 @@ class RegistryReader:
 
     def latest_number(self, entity: str, project: str, name: str, hint: int | None) -> int | None:
         """The newest committed version: the `latest` record, rolled forward past any version a
-        crashed writer created but did not get to announce, or the listing's maximum."""
+        crashed writer created but did not get to announce, or the listing's maximum. Rolling
+        forward probes a few numbers; a `latest` further behind asks the listing instead."""
         if hint is None or self.version_or_none(entity, project, name, hint) is None:
             numbers = self.version_numbers(entity, project, name)
             return numbers[-1] if numbers else None
         n = hint
         while self.store.head(keys.version_key(entity, project, name, n + 1)) is not None:
             n += 1
+            if n - hint >= ROLL_FORWARD:
+                numbers = self.version_numbers(entity, project, name)
+                return numbers[-1] if numbers else None
         return n if self.version_or_none(entity, project, name, n) else hint
 
     def fresh_latest(self, entity: str, project: str, name: str) -> VersionRecord | None:
