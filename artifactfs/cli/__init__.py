@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.mount_cmds",  # mount, unmount
     "artifactfs.cli.draft_cmds",  # commit, status, diff
     "artifactfs.cli.export_cmds",  # export
+    "artifactfs.cli.gc_cmds",  # gc
 ]
 
 
