@@ -134,10 +134,18 @@ class Catalog:
         )
 
     def version_numbers(self, entity: str, project: str, name: str) -> list[int]:
-        return self._fresh(
-            ("versions", entity, project, name),
-            lambda: self.registry.version_numbers(entity, project, name),
-        )
+        """Committed versions of a collection. The listing brings every record with it, and
+        those are kept (`record`), so `ls -l` of a project asks nothing more per version."""
+
+        def load() -> list[int]:
+            records = self.registry.all_versions(entity, project, name)
+            live = [n for n in sorted(records) if records[n].state != "DELETED"]
+            with self._lock:
+                for n in live:
+                    self._records.setdefault((entity, project, name, n), records[n])
+            return live
+
+        return self._fresh(("versions", entity, project, name), load)
 
     def aliases(self, entity: str, project: str, name: str) -> dict[str, int]:
         return self._fresh(
@@ -302,8 +310,7 @@ class Catalog:
             f.write(raw)
         return Path(tmp), True
 
-    def version_aliases(self, view: VersionView) -> list[str]:
-        r = view.record
+    def version_aliases(self, r: VersionRecord) -> list[str]:
         try:
             amap = self.aliases(r.entity, r.project, r.name)
         except (NotFound, Unavailable):

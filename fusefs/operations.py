@@ -301,6 +301,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if isinstance(tree.route(path), tree.Draft):
             return self.drafts.getxattr(path, name)
+        if not name.startswith(XATTR_PREFIX):  # ACLs, SELinux labels (`ls -l` asks for both)
+            raise mfusepy.FuseOSError(mfusepy.ENOATTR)
         values = self._xattrs(path)
         if name.startswith(XATTR_PREFIX) and name[len(XATTR_PREFIX) :] in values:
             return values[name[len(XATTR_PREFIX) :]]

@@ -83,9 +83,10 @@ class Versions:
         ]
 
     def xattrs(self, node: tree.Version, path: str) -> dict[str, bytes]:
+        if not node.rel:  # the version directory: its record (no manifest needed)
+            record = self.catalog.record(node.entity, node.project, node.name, node.version)
+            return version_xattrs(record, self.catalog.version_aliases(record))
         view = self.view(node)
-        if not node.rel:
-            return version_xattrs(view, self.catalog.version_aliases(view))
         i = view.index.find(node.rel)
         if i < 0:
             if view.index.is_dir(node.rel):
