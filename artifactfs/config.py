@@ -69,7 +69,14 @@ class Config:
     s3_region: str | None = None
     gcs_endpoint_url: str | None = None
     timeout: float = 30.0
+    """The deadline of one backend operation, in seconds: a request with its retries and
+    backoff fails within it (`request_budget`), and the mount answers within it (EIO for data,
+    the last good listing for names)."""
     retries: int = 5
+    """The most attempts one request may take; fewer when they would not fit `timeout`."""
+    gc_grace: float = 86400.0
+    """Seconds an unreferenced object must have existed before `artifactfs gc` may remove it;
+    commits refresh older objects they reuse (docs/SEMANTICS.md, garbage collection)."""
 
     def __post_init__(self) -> None:
         if not self.registry:
@@ -94,6 +101,7 @@ ENV = {
     "ARTIFACTFS_GCS_ENDPOINT_URL": "gcs_endpoint_url",
     "ARTIFACTFS_TIMEOUT": "timeout",
     "ARTIFACTFS_RETRIES": "retries",
+    "ARTIFACTFS_GC_GRACE": "gc_grace",
 }
 
 
@@ -106,6 +114,54 @@ WANDB_ENV = {
 """W&B's variables, honoured when no ARTIFACTFS_* variable sets the same thing, so a W&B setup
 carries over: WANDB_CACHE_DIR too (our cache goes in its `artifactfs/` subdirectory), and
 WANDB_DIR for runs' `run.dir`. AWS_S3_ENDPOINT_URL is what W&B's s3 handler reads."""
+
+MAX_BACKOFF = 20.0
+"""botocore's cap on one retry's backoff (standard mode); urllib3's is larger but its factor
+smaller, so the botocore curve bounds both."""
+
+
+@dataclass(frozen=True)
+class RequestBudget:
+    """How one backend request spends the deadline: at most `attempts` tries, each connecting
+    within `connect` and waiting at most `read` for any byte, with exponential backoff between
+    tries, and a wall-clock `total` for everything (bodies that trickle included)."""
+
+    deadline: float
+    attempts: int
+    connect: float
+    read: float
+
+    @property
+    def backoff(self) -> float:
+        """The worst case of the sleeps between attempts (`backoff_sum`)."""
+        return backoff_sum(self.attempts)
+
+    @property
+    def total(self) -> float:
+        """The worst case of the whole request: every attempt timing out, every backoff."""
+        return self.attempts * (self.connect + self.read) + self.backoff
+
+
+def backoff_sum(attempts: int) -> float:
+    """Worst-case total sleep between `attempts` tries: random x 2^(k-1) after try k, capped
+    (botocore's standard retry mode; urllib3's 0.2 x 2^k is smaller)."""
+    return sum(min(2.0 ** (k - 1), MAX_BACKOFF) for k in range(1, attempts))
+
+
+def request_budget(timeout: float, retries: int) -> RequestBudget:
+    """Fit attempts x (connect + read) + backoff into 90% of `timeout` (the rest is for the work
+    around a request), keeping each try's read timeout at least max(1 s, timeout / 5): a hung
+    server must cost one deadline, not retries x timeouts. Fewer attempts are used when the
+    configured ones would not fit (a 4 s deadline gets one attempt, 30 s gets three)."""
+    timeout = max(float(timeout), 0.5)
+    usable = 0.9 * timeout
+    min_read = min(max(1.0, timeout / 5), usable / 1.5)
+    for attempts in range(max(1, int(retries)), 0, -1):
+        per_try = (usable - backoff_sum(attempts)) / attempts
+        connect = min(2.0, per_try / 3)
+        if per_try - connect >= min_read or attempts == 1:
+            return RequestBudget(timeout, attempts, connect, max(per_try - connect, 0.1))
+    raise AssertionError("unreachable")
 
 
 def config_path() -> Path:

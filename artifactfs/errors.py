@@ -21,6 +21,11 @@ class InvalidPathError(ArtifactFSError, ValueError):
     """A path inside an artifact is absolute, contains `..`, NUL, or is otherwise unsafe."""
 
 
+class InvalidManifestError(ArtifactFSError, ValueError):
+    """A manifest breaks the manifest rules (resolver/manifest_check.py): a bad size or digest,
+    an entry that is not an object, invalid JSON. Unsafe paths raise InvalidPathError."""
+
+
 class ArtifactNotFoundError(ArtifactFSError, LookupError):
     """No such entity, project, collection, version, alias or digest in the registry."""
 

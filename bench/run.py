@@ -29,6 +29,7 @@ BENCHES = [
     "bench_fsspec",
     "bench_ui",
     "bench_integrity",
+    "bench_listing",
 ]
 
 

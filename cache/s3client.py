@@ -1,14 +1,22 @@
 """One place that builds boto3 S3 clients, for the S3 registry backend and s3:// / gs:// references.
 
 Credentials come from boto3's standard chain (environment, profile, instance role) and are never
-logged. Timeouts and retries are explicit so an unreachable endpoint becomes a clear error
-instead of a hang (adaptive retry mode backs off on throttling and 5xx).
+logged (botocore's header-dumping debug loggers are kept at INFO, see quiet_sdk_loggers).
+Timeouts and retries come from the configured deadline (config.request_budget): connect and
+read timeouts and a number of attempts whose worst case, backoff included, fits in it, so a
+hung server costs one deadline and not retries x timeouts. Retries use botocore's *standard*
+mode: its backoff is bounded, where adaptive mode's client-side rate limiter may sleep for as
+long as it likes after throttling.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+
+from artifactfs.config import request_budget
+from artifactfs.logsafe import RedactingFilter
 
 GCS_XML_ENDPOINT = "https://storage.googleapis.com"
 _lock = threading.Lock()
@@ -32,14 +40,16 @@ def make_client(
             import boto3
             from botocore.config import Config as BotoConfig
 
+            quiet_sdk_loggers()
+            budget = request_budget(timeout, retries)
             session = boto3.session.Session(profile_name=profile, region_name=region)
             client = session.client(
                 "s3",
                 endpoint_url=endpoint_url,
                 config=BotoConfig(
-                    connect_timeout=min(timeout, 10.0),
-                    read_timeout=timeout,
-                    retries={"max_attempts": retries, "mode": "adaptive"},
+                    connect_timeout=budget.connect,
+                    read_timeout=budget.read,
+                    retries={"total_max_attempts": budget.attempts, "mode": "standard"},
                     max_pool_connections=max_pool_connections,
                     s3={"addressing_style": "path"} if endpoint_url else {},
                 ),
@@ -60,3 +70,38 @@ def client_for_config(config: Any, *, gcs: bool = False) -> Any:
         timeout=getattr(config, "timeout", 30.0),
         retries=getattr(config, "retries", 5),
     )
+
+
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+"""Loggers whose DEBUG records carry request headers (Authorization with the access key id and
+signature, X-Amz-Security-Token) and signing strings."""
+LEAKY_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.auth",
+    "botocore.parsers",
+    "botocore.hooks",
+    "botocore.httpsession",
+    "botocore.awsrequest",
+    "botocore.retryhandler",
+    "botocore.credentials",
+    "urllib3.connectionpool",
+)
+"""The ones that print requests, responses or signing material at DEBUG: each also gets the
+redacting filter, for a process whose logging turns DEBUG on after a client was built."""
+
+
+def quiet_sdk_loggers() -> None:
+    """Keep the AWS SDK's loggers from dumping headers: with the root logger at DEBUG
+    (`artifactfs --debug`, or an application's own logging) botocore would log every request's
+    headers, session token included. Loggers that would log below INFO are set to INFO (one
+    that inherits WARNING is left alone), and the leaky ones redact what they log anyway
+    (artifactfs/logsafe.py). Called when a client is built and when the CLI or mount configures
+    logging, so it holds for library users too."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+    for name in LEAKY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -13,8 +13,8 @@ import os
 import stat
 from typing import Any
 
-from artifactfs.fusefs.catalog import VersionView
 from artifactfs.fusefs.draft_tree import Stat
+from artifactfs.resolver.records import VersionRecord
 
 XATTR_PREFIX = "user.artifact."
 DIR_MODE = stat.S_IFDIR | 0o555
@@ -89,9 +89,8 @@ def statfs(write_dir: str | os.PathLike[str]) -> dict[str, int]:
     }
 
 
-def version_xattrs(view: VersionView, aliases: list[str]) -> dict[str, bytes]:
+def version_xattrs(r: VersionRecord, aliases: list[str]) -> dict[str, bytes]:
     """`user.artifact.*` of a version directory: its record, as text."""
-    r = view.record
     return {
         "type": r.type.encode(),
         "name": f"{r.entity}/{r.project}/{r.name}:v{r.version}".encode(),

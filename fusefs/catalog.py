@@ -12,6 +12,10 @@ serving what it has seen when the backend goes away. The rules:
   fsspec front end) and mapped from disk.
 * "Not found" is a fact; "backend failed" is not: only BackendError that is not
   ObjectNotFoundError triggers the last-good fallback.
+* Every question that needs the backend is answered within the mount's deadline
+  (fusefs/deadline.py): past it, the last good answer, or EIO for what was never seen.
+  Answers the mount already holds need no backend at all: an entity or project seen once
+  exists (the registry never removes them), and a version's record, once read, is kept.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from artifactfs.errors import (
     InvalidNameError,
     ObjectNotFoundError,
 )
+from artifactfs.fusefs.deadline import Deadlines
 from artifactfs.fusefs.stats import MountStats
+from artifactfs.resolver.manifest_check import MANIFEST_ERRORS
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
@@ -61,7 +67,7 @@ class VersionView:
     mtime: float
 
 
-def _parse_time(iso: str) -> float:
+def parse_time(iso: str) -> float:
     try:
         return datetime.fromisoformat(iso).timestamp()
     except (TypeError, ValueError):
@@ -71,19 +77,30 @@ def _parse_time(iso: str) -> float:
 class Catalog:
     """Answers the namespace questions of the mount, from memory when it can."""
 
-    def __init__(self, registry: Registry, index_dir: Path, stats: MountStats) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        index_dir: Path,
+        stats: MountStats,
+        deadlines: Deadlines | None = None,
+    ) -> None:
         self.registry = registry
         self.index_dir = index_dir
         self.stats = stats
+        self.deadlines = deadlines or Deadlines(30.0)
         self._lock = threading.Lock()
         self._last_good: dict[tuple[Any, ...], Any] = {}
+        self._records: dict[tuple[str, str, str, int], VersionRecord] = {}
+        self._refused: dict[str, str] = {}
+        """Versions whose manifest broke the rules: full name -> why (`.artifactfs/errors.json`).
+        Manifests are immutable, so the answer stays EIO for the life of the mount."""
         self._views: OrderedDict[tuple[str, str, str, int], VersionView] = OrderedDict()
         self._view_locks: dict[tuple[str, str, str, int], threading.Lock] = {}
 
     # -- mutable facts with last-good fallback --------------------------------------------------
     def _fresh(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
         try:
-            value = load()
+            value = self.deadlines.call(key, load, f"{key[0]} {'/'.join(map(str, key[1:]))}")
         except (ObjectNotFoundError, ArtifactNotFoundError, InvalidNameError) as e:
             raise NotFound(str(e)) from e
         except (BackendError, OSError) as e:
@@ -98,6 +115,11 @@ class Catalog:
             self._last_good[key] = value
         return value
 
+    def answer(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
+        """`load()` within the deadline, else the last good answer for `key` (else EIO): for
+        callers that combine the catalog's answers with others that need the backend."""
+        return self._fresh(key, load)
+
     def entities(self) -> list[str]:
         return self._fresh(("entities",), self.registry.entities)
 
@@ -110,10 +132,18 @@ class Catalog:
         )
 
     def version_numbers(self, entity: str, project: str, name: str) -> list[int]:
-        return self._fresh(
-            ("versions", entity, project, name),
-            lambda: self.registry.version_numbers(entity, project, name),
-        )
+        """Committed versions of a collection. The listing brings every record with it, and
+        those are kept (`record`), so `ls -l` of a project asks nothing more per version."""
+
+        def load() -> list[int]:
+            records = self.registry.all_versions(entity, project, name)
+            live = [n for n in sorted(records) if records[n].state != "DELETED"]
+            with self._lock:
+                for n in live:
+                    self._records.setdefault((entity, project, name, n), records[n])
+            return live
+
+        return self._fresh(("versions", entity, project, name), load)
 
     def aliases(self, entity: str, project: str, name: str) -> dict[str, int]:
         return self._fresh(
@@ -121,14 +151,30 @@ class Catalog:
             lambda: self.registry.aliases(entity, project, name),
         )
 
+    def _seen(self, key: tuple[Any, ...], name: str) -> bool:
+        with self._lock:
+            return name in self._last_good.get(key, ())
+
     def has_entity(self, entity: str) -> bool:
-        return entity in self.entities()
+        # Seen once is enough: the registry never removes an entity, and a path walk (every
+        # `stat` below it) must not wait on the backend for what the mount already knows.
+        return self._seen(("entities",), entity) or entity in self.entities()
 
     def has_project(self, entity: str, project: str) -> bool:
+        if self._seen(("projects", entity), project):
+            return True
         return self.has_entity(entity) and project in self.projects(entity)
 
     def project_listing(self, entity: str, project: str) -> dict[str, str | None]:
-        """`name:vN` -> None (a version dir) and `name:alias` -> `name:vN` (a symlink)."""
+        """`name:vN` -> None (a version dir) and `name:alias` -> `name:vN` (a symlink).
+
+        One bounded operation with its own last good answer: it asks the backend about every
+        collection, and the deadline holds for the whole listing, not for each question."""
+        return self._fresh(
+            ("project_listing", entity, project), lambda: self._project_listing(entity, project)
+        )
+
+    def _project_listing(self, entity: str, project: str) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
         for name in self.collections(entity, project):
             try:
@@ -171,15 +217,43 @@ class Catalog:
                     old.index.close()
         return view
 
+    def record(self, entity: str, project: str, name: str, n: int) -> VersionRecord:
+        """A version's record, read once and kept: the mount serves a version as it first saw
+        it (a deleted version stays until remount, docs/SEMANTICS.md). Asked by record, not by
+        listing: an alias may already point at a version newer than the cached listing."""
+        key = (entity, project, name, n)
+        with self._lock:
+            record = self._records.get(key)
+        if record is None:
+            record = self._fresh(
+                ("record", *key), lambda: self.registry.version(entity, project, name, n)
+            )
+            with self._lock:
+                self._records[key] = record
+        return record
+
     def _load_version(self, entity: str, project: str, name: str, n: int) -> VersionView:
-        # Asked by record, not by listing: an alias may already point at a version newer than
-        # the cached listing (separate TTL entries). A missing record is ENOENT.
-        record = self._fresh(
-            ("record", entity, project, name, n),
-            lambda: self.registry.version(entity, project, name, n),
+        return self.deadlines.call(
+            ("view", entity, project, name, n),
+            lambda: self._load_view(entity, project, name, n),
+            f"loading {entity}/{project}/{name}:v{n}",
         )
+
+    def _load_view(self, entity: str, project: str, name: str, n: int) -> VersionView:
+        record = self.record(entity, project, name, n)
+        with self._lock:
+            refused = self._refused.get(record.full_name)
+        if refused is not None:
+            raise Unavailable(refused)
         try:
             index, how = open_version_index(self.registry, record, self.index_dir)
+        except MANIFEST_ERRORS as e:  # the same rules as the API's: the whole version is refused
+            reason = f"{record.full_name}: manifest refused: {e}"
+            log.error("%s", reason)
+            self.stats.add(invalid_manifests=1)
+            with self._lock:
+                self._refused[record.full_name] = reason
+            raise Unavailable(reason) from e
         except ObjectNotFoundError as e:
             raise Unavailable(f"manifest of {record.full_name} is missing: {e}") from e
         except (BackendError, OSError) as e:
@@ -189,15 +263,19 @@ class Catalog:
             self.stats.add(indexes_fetched=1)
         elif how == "built":
             self.stats.add(indexes_built=1)
-        return VersionView(record, index, _parse_time(record.created_at))
+        return VersionView(record, index, parse_time(record.created_at))
 
-    def version_aliases(self, view: VersionView) -> list[str]:
-        r = view.record
+    def version_aliases(self, r: VersionRecord) -> list[str]:
         try:
             amap = self.aliases(r.entity, r.project, r.name)
         except (NotFound, Unavailable):
             return []
         return sorted(a for a, v in amap.items() if v == r.version)
+
+    def refused(self) -> dict[str, str]:
+        """Versions this mount refused to show, and why (served as `.artifactfs/errors.json`)."""
+        with self._lock:
+            return dict(self._refused)
 
     def close(self) -> None:
         with self._lock:

@@ -94,7 +94,12 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         self.entry_timeout = entry_timeout
         self.max_readahead = max_readahead
         self.attrs = Attrs(os.getuid(), os.getgid(), time.time_ns())
-        self.control = ControlDir(self._stats_json, mount_info or {}, self._invalidate_later)
+        self.control = ControlDir(
+            self._stats_json,
+            mount_info or {},
+            self._invalidate_later,
+            lambda: {"refused_versions": catalog.refused()},
+        )
         self.versions = Versions(resolver, catalog, stats, self.attrs, readahead)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()
@@ -240,10 +245,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
                     raise NotFound(path)
                 return dot + [(n, DIR_MODE, 0) for n in names]
             case tree.Project(entity, project):
-                listing: dict[str, str | None] = {}
-                if self.catalog.has_project(entity, project):
-                    listing = self.catalog.project_listing(entity, project)
-                drafts = self.drafts.draft_names(entity, project)
+                listing, drafts = self._project_names(entity, project)
                 if not listing and not drafts and not self._draft_exists(path):
                     raise NotFound(path)
                 out = dot + [
@@ -256,6 +258,18 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             case tree.Draft(p):
                 return dot + list(self.drafts.readdir(p))
         raise NotFound(path)
+
+    def _project_names(self, entity: str, project: str) -> tuple[dict[str, str | None], list[str]]:
+        """Versions, aliases and drafts of a project: one answer within the deadline (the
+        drafts' names come from the registry's collections too), else the last good one."""
+
+        def load() -> tuple[dict[str, str | None], list[str]]:
+            listing: dict[str, str | None] = {}
+            if self.catalog.has_project(entity, project):
+                listing = self.catalog.project_listing(entity, project)
+            return listing, self.drafts.draft_names(entity, project)
+
+        return self.catalog.answer(("project_dir", entity, project), load)
 
     def _draft_exists(self, path: str) -> bool:
         try:
@@ -328,6 +342,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if isinstance(tree.route(path), tree.Draft):
             return self.drafts.getxattr(path, name)
+        if not name.startswith(XATTR_PREFIX):  # ACLs, SELinux labels (`ls -l` asks for both)
+            raise mfusepy.FuseOSError(mfusepy.ENOATTR)
         values = self._xattrs(path)
         if name.startswith(XATTR_PREFIX) and name[len(XATTR_PREFIX) :] in values:
             return values[name[len(XATTR_PREFIX) :]]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from artifactfs.cache.s3client import quiet_sdk_loggers
 from artifactfs.errors import ArtifactFSError
 from artifactfs.fusefs.mountpoint import (
     MountOptions,
@@ -26,6 +27,7 @@ from artifactfs.fusefs.mountpoint import (
     check_write_dir,
     default_log_file,
 )
+from artifactfs.logsafe import protect
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def _setup_logging(opts: MountOptions) -> None:
     fh = logging.FileHandler(log_file)
     fh.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     fh.setLevel(logging.DEBUG if opts.debug else logging.INFO)
-    root.addHandler(fh)
+    root.addHandler(protect(fh))  # secrets never reach the log (artifactfs/logsafe.py)
     root.setLevel(logging.DEBUG if opts.debug else logging.INFO)
     if opts.foreground:
 
@@ -49,8 +51,9 @@ def _setup_logging(opts: MountOptions) -> None:
         sh = logging.StreamHandler(sys.stderr)
         sh.setLevel(logging.WARNING)
         sh.setFormatter(_OneLine())
-        root.addHandler(sh)
+        root.addHandler(protect(sh))
     logging.getLogger("mfusepy").setLevel(logging.WARNING if not opts.debug else logging.DEBUG)
+    quiet_sdk_loggers()
 
 
 def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
@@ -138,6 +141,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     # mfusepy (which loads libfuse, after check_fuse) and the whole resolver.
     from artifactfs.config import load_config
     from artifactfs.fusefs.catalog import Catalog
+    from artifactfs.fusefs.deadline import Deadlines
     from artifactfs.fusefs.draft_ops import Drafts
     from artifactfs.fusefs.draft_tree import DraftContext, DraftTree, ReadOnlyDrafts
     from artifactfs.fusefs.operations import ArtifactOperations
@@ -150,7 +154,9 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     ttl = config.metadata_ttl if opts.ttl is None else opts.ttl
     resolver = Resolver.open(config, ttl=ttl)
     stats = MountStats()
-    catalog = Catalog(resolver.registry, index_dir(config.cache_dir), stats)
+    catalog = Catalog(
+        resolver.registry, index_dir(config.cache_dir), stats, Deadlines(config.timeout)
+    )
     ctx = DraftContext(
         resolver=resolver,
         config=config,
@@ -168,6 +174,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         "cache_dir": str(config.cache_dir),
         "write_dir": str(config.write_dir),
         "ttl": ttl,
+        "deadline": config.timeout,
         "attr_timeout": opts.attr_timeout,
         "fuse_lib": opts.fuse_lib,
         "threads": opts.threads,

@@ -27,6 +27,7 @@ class MountCounters:
     readahead_bytes: int = 0
     upcalls: dict[str, int] = field(default_factory=dict)
     """Requests that reached Python, by callback (those libfuse answers in C are not here)."""
+    invalid_manifests: int = 0
 
 
 class MountStats:

@@ -24,7 +24,7 @@ from artifactfs.fusefs.attrs import (
     entry_xattrs,
     version_xattrs,
 )
-from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView
+from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView, parse_time
 from artifactfs.fusefs.draft_tree import DirEntry, Stat
 from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.readahead import SiblingReadahead
@@ -62,10 +62,11 @@ class Versions:
         return self.attrs.file(len(target.encode()), self.attrs.mount_ns, LINK_MODE)
 
     def getattr(self, node: tree.Version, path: str) -> Stat:
+        if not node.rel:  # the version directory: its record is enough (`ls -l` of a project)
+            record = self.catalog.record(node.entity, node.project, node.name, node.version)
+            return self.attrs.dir(int(parse_time(record.created_at) * NS))
         view = self.view(node)
         mtime = int(view.mtime * NS)
-        if not node.rel:
-            return self.attrs.dir(mtime)
         i = view.index.find(node.rel)
         if i >= 0:
             return self.attrs.file(view.index.size(i) or 0, mtime)
@@ -82,9 +83,10 @@ class Versions:
         ]
 
     def xattrs(self, node: tree.Version, path: str) -> dict[str, bytes]:
+        if not node.rel:  # the version directory: its record (no manifest needed)
+            record = self.catalog.record(node.entity, node.project, node.name, node.version)
+            return version_xattrs(record, self.catalog.version_aliases(record))
         view = self.view(node)
-        if not node.rel:
-            return version_xattrs(view, self.catalog.version_aliases(view))
         i = view.index.find(node.rel)
         if i < 0:
             if view.index.is_dir(node.rel):
@@ -118,8 +120,14 @@ class Versions:
                 return b""
             size = min(size, total - offset)
         self.readahead.missed(view, i)  # its siblings start while this one is fetched
-        try:
-            data = self.resolver.read(view.index.entry(i), offset, size)
+        entry = view.index.entry(i)
+        try:  # an uncached read fetches: within the mount's deadline (fusefs/deadline.py)
+            data = self.catalog.deadlines.call(
+                ("read", path, offset, size),
+                lambda: self.resolver.read(entry, offset, size),
+                f"reading {path}",
+                failure_key=("read", path),
+            )
         except Exception:
             self.stats.add(read_errors=1)
             raise

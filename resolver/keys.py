@@ -8,6 +8,7 @@
     registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N or null when removed} (CAS)
     registry/<entity>/<project>/<name>/digests/<digest>.json        {"version": N} (create-only)
     registry/<entity>/<project>/<name>/used_by/v<N>/<run id>.json   lineage (create-only)
+    registry/<entity>/<project>/<name>/index/p<K>.json              listing index, v<250K>.. (CAS)
     registry/<entity>/<project>/<name>/links/<source id>.json       portfolio: which version links a
                                                                     source (create-only; CAS to unlink)
     registry/<entity>/<project>/<name>/linked_to/v<N>/<entity>/<project>/<portfolio>.json
@@ -68,6 +69,11 @@ def version_key(entity: str, project: str, name: str, version: int) -> str:
 
 def aliases_prefix(entity: str, project: str, name: str) -> str:
     return collection_prefix(entity, project, name) + "aliases/"
+
+
+def version_page_key(entity: str, project: str, name: str, page: int) -> str:
+    """A page of the collection's listing index (resolver/registry/listing.py)."""
+    return f"{collection_prefix(entity, project, name)}index/p{page}.json"
 
 
 def alias_key(entity: str, project: str, name: str, alias: str) -> str:

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactfs.errors import InvalidDigestError, InvalidPathError
+from artifactfs.errors import InvalidDigestError
+from artifactfs.resolver.manifest_check import check_manifest, load_json
 from artifactfs.resolver.names import check_entry_path, shown
 
 STORAGE_POLICY = "wandb-storage-policy-v1"
@@ -171,16 +172,13 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("version") != 1:
-            raise ValueError(f"unsupported manifest version {data.get('version')!r}")
+        """A manifest from its JSON, refused whole (InvalidManifestError, InvalidPathError) if
+        it breaks any rule of resolver/manifest_check.py: the mount applies the same ones."""
         m = cls()
-        for path, raw in (data.get("contents") or {}).items():
-            entry = ManifestEntry.from_json(path, raw)
-            if entry.path in m.entries:
-                raise InvalidPathError(f"manifest names {entry.path!r} twice")
-            m.entries[entry.path] = entry
+        for path, raw in check_manifest(data).items():
+            m.entries[path] = ManifestEntry.from_json(path, raw)
         return m
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
-        return cls.from_json(json.loads(raw))
+        return cls.from_json(load_json(raw))

@@ -41,14 +41,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifactfs.errors import InvalidPathError
+from artifactfs.errors import InvalidManifestError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import ManifestEntry
+from artifactfs.resolver.manifest_check import (
+    MANIFEST_ERRORS,
+    check_manifest,
+    check_rows,
+    load_json,
+)
 from artifactfs.resolver.names import check_entry_path
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"AFSIDX01"
+MAGIC = b"AFSIDX02"
+"""02: indexes of validated manifests only (manifest_check); an 01 index may hold a hostile
+manifest's leftovers (skipped entries), so it is rebuilt."""
 _HEADER = struct.Struct("<8s7Q")  # magic, n, pathoff, metaoff, sizes, paths, metas, end
 SUBPROCESS_THRESHOLD = 8 << 20
 """Manifests bigger than this (bytes of JSON) are indexed in a child process."""
@@ -120,23 +128,16 @@ def _parse_fast(raw: bytes) -> _Rows | None:
 
 
 def _parse_json(raw: bytes) -> _Rows:
-    data = json.loads(raw)
-    if data.get("version") != 1:
-        raise ValueError(f"unsupported manifest version {data.get('version')!r}")
-    contents: dict[str, Any] = data.get("contents") or {}
+    """Rows of a manifest parsed and validated as JSON (manifest_check: refused whole)."""
+    contents = check_manifest(load_json(raw))
     rows = _Rows([], [], [])
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     for path, value in contents.items():
-        try:
-            clean = _clean_path(path)
-        except InvalidPathError as e:
-            log.warning("manifest entry skipped: %s", e)
-            continue
         size = value.get("size")
-        simple = set(value) <= {"digest", "size"} and isinstance(value.get("digest"), str)
-        rows.paths.append(clean.encode("utf-8", "surrogateescape"))
+        simple = set(value) <= {"digest", "size"}
+        rows.paths.append(path.encode("utf-8", "surrogateescape"))
         rows.metas.append(value["digest"].encode() if simple else dumps(value).encode())
-        rows.sizes.append(int(size) if isinstance(size, int) else -1)
+        rows.sizes.append(-1 if size is None else int(size))
     return rows
 
 
@@ -155,18 +156,12 @@ def build_index_bytes(raw: bytes, out: Path) -> int:
         rows = _parse_json(raw)
     paths, metas, sizes_l = rows.paths, rows.metas, rows.sizes
     n = len(paths)
-    if any(paths[i] >= paths[i + 1] for i in range(n - 1)):
+    if any(map(operator.ge, paths, itertools.islice(paths, 1, None))):
         order = sorted(range(n), key=paths.__getitem__)
-        kept: list[int] = []
-        for i in order:
-            if kept and paths[kept[-1]] == paths[i]:
-                log.warning("manifest names %r twice; keeping one", paths[i])
-                continue
-            kept.append(i)
-        paths = [paths[i] for i in kept]
-        metas = [metas[i] for i in kept]
-        sizes_l = [sizes_l[i] for i in kept]
-        n = len(paths)
+        paths = [paths[i] for i in order]
+        metas = [metas[i] for i in order]
+        sizes_l = [sizes_l[i] for i in order]
+    check_rows(paths, metas, sizes_l)  # the same rules as the API's (manifest_check)
     pathoff = array("Q", itertools.accumulate(map(len, paths), initial=0))
     metaoff = array("Q", itertools.accumulate(map(len, metas), initial=0))
     sizes = array("q", sizes_l)
@@ -194,19 +189,33 @@ def build_index_bytes(raw: bytes, out: Path) -> int:
     return n
 
 
+INVALID_EXIT = 3
+"""The indexing child's exit status for a manifest that breaks the rules (stderr says which)."""
+
+
 def build_index_file(manifest_path: Path, out: Path) -> None:
-    """Index a manifest file; big ones in a child process so its parse peak never stays in ours."""
+    """Index a manifest file; big ones in a child process so its parse peak never stays in ours.
+    A manifest that breaks the rules raises InvalidManifestError/InvalidPathError either way."""
     if manifest_path.stat().st_size <= SUBPROCESS_THRESHOLD:
         build_index_bytes(manifest_path.read_bytes(), out)
         return
+    run_child("artifactfs.resolver.manifest_index", manifest_path, out)
+
+
+def run_child(module: str, *paths: Path) -> None:
+    """Run `python -m module paths...` (indexing or checking a big index out of process);
+    its INVALID_EXIT means a manifest rule was broken (InvalidManifestError with its reason)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "artifactfs.resolver.manifest_index", str(manifest_path), str(out)],
+        [sys.executable, "-m", module, *map(str, paths)],
         capture_output=True,
         text=True,
         check=False,
     )
+    if proc.returncode == INVALID_EXIT:
+        lines = proc.stderr.strip().splitlines() or ["manifest refused"]
+        raise InvalidManifestError(lines[-1][:2000])
     if proc.returncode != 0:
-        raise IndexError_(f"indexing {manifest_path} failed: {proc.stderr.strip()[-2000:]}")
+        raise IndexError_(f"{module} on {paths[0]} failed: {proc.stderr.strip()[-2000:]}")
 
 
 @dataclass(frozen=True)
@@ -369,49 +378,6 @@ class ManifestIndex:
             pass  # a reader still holds a slice; the map goes with the object
 
 
-_INNER_UNSAFE = (b"\x00", b"//", b"/./", b"/../")
-
-
-def check_untrusted(index: ManifestIndex) -> None:
-    """Refuse an index our builder did not make here (one fetched from the store) unless every
-    path passes the rule `check_entry_path` enforces on manifests: no empty path, NUL, absolute
-    or drive path, `.`/`..` component, doubled or trailing slash. A prebuilt index must never be
-    a way around the validation a manifest gets.
-
-    Scans run in C over the mapped path blob, without a Python object per path (the mount's
-    memory budget is ~60 bytes per entry). An inner pattern spanning two paths can only arise
-    when one of them is itself unsafe, so a blob-wide search never lets a bad path through."""
-    n = len(index)
-    if n == 0:
-        return
-    po = index._pathoff
-    blob = index._mm[index._o_paths : index._o_paths + po[n]]
-    bad: str | None = next((repr(p) for p in _INNER_UNSAFE if p in blob), None)
-    starts, ends = po[:-1], po[1:]
-    if bad is None and any(map(operator.eq, starts, ends)):
-        bad = "empty path"
-    if bad is None:
-        firsts = bytes(map(blob.__getitem__, starts))
-        lasts = bytes(map(blob.__getitem__, map(operator.sub, ends, itertools.repeat(1))))
-        if b"/" in firsts or b"\\" in firsts or b"/" in lasts:
-            bad = "absolute path or trailing slash"
-        elif b"." in firsts or b"." in lasts or b":" in blob:  # rare: check those paths alone
-            for i in range(n):
-                path = blob[po[i] : po[i + 1]]
-                if path[:1] == b"." or path[-1:] == b"." or b":" in path:
-                    try:
-                        if check_entry_path(path.decode("utf-8", "surrogateescape")) != path.decode(
-                            "utf-8", "surrogateescape"
-                        ):
-                            bad = f"non-canonical path {path!r}"
-                    except InvalidPathError as e:
-                        bad = str(e)
-                    if bad:
-                        break
-    if bad is not None:
-        raise IndexError_(f"{index.file}: unsafe entry path in a fetched index: {bad}")
-
-
 def open_or_build(manifest_path: Path, index_path: Path) -> ManifestIndex:
     """Open the index of a manifest file, (re)building it when missing or unreadable."""
     try:
@@ -423,8 +389,11 @@ def open_or_build(manifest_path: Path, index_path: Path) -> ManifestIndex:
 
 
 def _main(argv: list[str]) -> int:
-    manifest, out = Path(argv[0]), Path(argv[1])
-    build_index_bytes(manifest.read_bytes(), out)
+    try:
+        build_index_bytes(Path(argv[0]).read_bytes(), Path(argv[1]))
+    except MANIFEST_ERRORS as e:
+        print(e, file=sys.stderr)
+        return INVALID_EXIT
     return 0
 
 

@@ -89,6 +89,7 @@ class Resolver:
             self.store,
             ttl=config.metadata_ttl if ttl is None else ttl,
             object_cache_dir=Path(config.cache_dir) / "metadata",
+            gc_grace=config.gc_grace,
         )
 
     @classmethod

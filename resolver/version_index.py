@@ -18,12 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from artifactfs.errors import BackendError
-from artifactfs.resolver.manifest_index import (
-    IndexError_,
-    ManifestIndex,
-    check_untrusted,
-    open_or_build,
-)
+from artifactfs.resolver.index_check import check_untrusted
+from artifactfs.resolver.manifest_index import IndexError_, ManifestIndex, open_or_build
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
 

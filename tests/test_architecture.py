@@ -20,8 +20,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "artifactfs"
 MAX_LINES = 450
 
 # What each room may import from the package (besides itself). The top-level modules of
-# artifactfs/ that everything may use: errors, config, fsutil, progress.
-BASE = {"artifactfs", "artifactfs.errors", "artifactfs.config", "artifactfs.fsutil"}
+# artifactfs/ that everything may use: errors, config, fsutil, progress, logsafe (the log
+# redaction every handler carries).
+BASE = {
+    "artifactfs",
+    "artifactfs.errors",
+    "artifactfs.config",
+    "artifactfs.fsutil",
+    "artifactfs.logsafe",
+}
 MAY_IMPORT = {
     "cache": {"cache"},
     "resolver": {"resolver", "cache"},

@@ -12,7 +12,7 @@ import os
 import pytest
 from mountutil import commit_files, mounted, open_registry
 
-from artifactfs.resolver import keys, manifest_index
+from artifactfs.resolver import index_check, keys, manifest_index
 from artifactfs.resolver.registry import commit as registry_commit
 
 pytestmark = pytest.mark.fuse
@@ -54,7 +54,7 @@ def test_only_big_manifests_get_an_index(tmp_path, small_threshold):
     fetched = tmp_path / "got.idx"
     assert res.registry.fetch_manifest_index(big, fetched)
     index = manifest_index.ManifestIndex(fetched)
-    manifest_index.check_untrusted(index)
+    index_check.check_untrusted(index)
     assert sorted(index.path(i) for i in range(len(index))) == sorted(FILES)
     assert not res.registry.fetch_manifest_index(small, tmp_path / "none.idx")
     assert not (tmp_path / "none.idx").exists()

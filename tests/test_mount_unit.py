@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from artifactfs.errors import InvalidPathError
 from artifactfs.fusefs import tree
 from artifactfs.fusefs.draft_tree import DraftTree, ReadOnlyDrafts, is_draft_path
+from artifactfs.resolver.manifest import md5_b64_of_bytes
 from artifactfs.resolver.manifest_index import ManifestIndex, build_index_bytes
 
 
@@ -48,12 +50,13 @@ def _manifest(contents: dict) -> bytes:
 
 @pytest.mark.parametrize("fancy", [False, True])
 def test_index_lookup_and_listing(tmp_path, fancy):
+    md5 = {c: md5_b64_of_bytes(c.encode()) for c in "ABCDE"}  # stored entries: base64 MD5s
     contents = {
-        "a.txt": {"digest": "AAA=", "size": 1},
-        "a/b/c.bin": {"digest": "BBB=", "size": 22},
-        "a/b.txt": {"digest": "CCC=", "size": 3},
-        "a.d/x": {"digest": "DDD=", "size": 4},
-        "z": {"digest": "EEE="},
+        "a.txt": {"digest": md5["A"], "size": 1},
+        "a/b/c.bin": {"digest": md5["B"], "size": 22},
+        "a/b.txt": {"digest": md5["C"], "size": 3},
+        "a.d/x": {"digest": md5["D"], "size": 4},
+        "z": {"digest": md5["E"]},
     }
     if fancy:  # references and extras take the json path
         contents["r/ref.csv"] = {"digest": "etag", "ref": "s3://b/k", "extra": {"versionID": "1"}}
@@ -73,7 +76,7 @@ def test_index_lookup_and_listing(tmp_path, fancy):
     assert ix.find("a/b/c.bin") >= 0 and ix.find("a/b") == -1 and ix.is_dir("a/b")
     assert not ix.is_dir("a.txt") and not ix.is_dir("nope")
     e = ix.entry(ix.find("a/b/c.bin"))
-    assert (e.path, e.digest, e.size) == ("a/b/c.bin", "BBB=", 22)
+    assert (e.path, e.digest, e.size) == ("a/b/c.bin", md5["B"], 22)
     assert ix.size(ix.find("z")) is None
     if fancy:
         r = ix.entry(ix.find("r/ref.csv"))
@@ -81,6 +84,9 @@ def test_index_lookup_and_listing(tmp_path, fancy):
 
 
 def test_index_refuses_escaping_paths(tmp_path):
+    """The whole manifest is refused, not shown without its bad entry (issue 14 item 5)."""
     out = tmp_path / "i.idx"
-    build_index_bytes(_manifest({"../evil": {"digest": "x"}, "ok": {"digest": "y"}}), out)
-    assert [c.name for c in ManifestIndex(out).children("")] == ["ok"]
+    ok = {"digest": md5_b64_of_bytes(b"y")}
+    with pytest.raises(InvalidPathError):
+        build_index_bytes(_manifest({"../evil": ok, "ok": ok}), out)
+    assert not out.exists()

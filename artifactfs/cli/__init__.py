@@ -15,7 +15,9 @@ import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from artifactfs.cache.s3client import quiet_sdk_loggers
 from artifactfs.errors import ArtifactFSError
+from artifactfs.logsafe import protect
 
 COMMAND_MODULES = [
     "artifactfs.cli.ls_cmds",  # ls
@@ -27,6 +29,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.ttl_cmds",  # ttl-sweep
     "artifactfs.cli.ui_cmds",  # ui
     "artifactfs.cli.prefetch_cmds",  # prefetch
+    "artifactfs.cli.gc_cmds",  # gc
 ]
 
 
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="artifactfs: %(levelname)s: %(message)s",
     )
+    # Secrets never reach the terminal, not even with --debug (artifactfs/logsafe.py).
+    for handler in logging.getLogger().handlers:
+        protect(handler)
+    quiet_sdk_loggers()
     try:
         return int(args.func(args) or 0)
     except ArtifactFSError as e:

@@ -20,6 +20,7 @@ from urllib3.util.retry import Retry
 
 from artifactfs.cache.references.base import ReferenceHandler, ReferenceObject
 from artifactfs.cache.source import BlobSource, Progress
+from artifactfs.config import MAX_BACKOFF, RequestBudget, request_budget
 from artifactfs.errors import BackendError, DigestMismatchError, ObjectNotFoundError
 
 CHUNK = 1 << 20
@@ -27,10 +28,23 @@ _sessions: dict[tuple[int, float], requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
+def _budget(config: Any) -> RequestBudget:
+    return request_budget(
+        float(getattr(config, "timeout", 30.0)), int(getattr(config, "retries", 5))
+    )
+
+
+def timeouts(config: Any) -> tuple[float, float]:
+    """(connect, read) timeouts whose retries fit the configured deadline."""
+    budget = _budget(config)
+    return budget.connect, budget.read
+
+
 def session_for(config: Any) -> requests.Session:
-    """A shared Session (connection pool) per retry setting; retries back off on 5xx/429."""
-    retries = int(getattr(config, "retries", 5))
-    timeout = float(getattr(config, "timeout", 30.0))
+    """A shared Session (connection pool) per retry setting; retries back off on 5xx/429, as
+    many as fit the configured deadline (config.request_budget)."""
+    budget = _budget(config)
+    retries, timeout = budget.attempts - 1, budget.deadline
     with _sessions_lock:
         s = _sessions.get((retries, timeout))
         if s is None:
@@ -38,6 +52,7 @@ def session_for(config: Any) -> requests.Session:
             retry = Retry(
                 total=retries,
                 backoff_factor=0.2,
+                backoff_max=MAX_BACKOFF,
                 status_forcelist=(429, 500, 502, 503, 504),
                 allowed_methods=("HEAD", "GET"),
                 raise_on_status=False,
@@ -56,7 +71,9 @@ def _strip(etag: str) -> str:
 class HTTPSource:
     """Ranged reads of one URL, refused when its ETag differs from the recorded one."""
 
-    def __init__(self, session: requests.Session, url: str, etag: str | None, timeout: float):
+    def __init__(
+        self, session: requests.Session, url: str, etag: str | None, timeout: tuple[float, float]
+    ):
         self.session = session
         self.url = url
         self.etag = etag
@@ -137,7 +154,7 @@ class HTTPHandler(ReferenceHandler):
         if not checksum:
             return [ReferenceObject(uri, "", uri, None)]
         session = session_for(config)
-        timeout = float(getattr(config, "timeout", 30.0))
+        timeout = timeouts(config)
         try:
             resp = session.head(uri, allow_redirects=True, timeout=timeout)
             if resp.status_code in (405, 501):  # HEAD not allowed: read the headers of a GET
@@ -159,4 +176,4 @@ class HTTPHandler(ReferenceHandler):
         self, uri: str, digest: str, size: int | None, extra: dict[str, Any], config: Any
     ) -> BlobSource:
         etag = extra.get("etag")
-        return HTTPSource(session_for(config), uri, etag, float(getattr(config, "timeout", 30.0)))
+        return HTTPSource(session_for(config), uri, etag, timeouts(config))

@@ -12,15 +12,24 @@ unordered: callers sort what they need.
 from __future__ import annotations
 
 import hashlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from artifactfs.errors import DigestMismatchError, PreconditionFailedError, ReadOnlyBackendError
+from artifactfs.errors import (
+    BackendError,
+    DigestMismatchError,
+    PreconditionFailedError,
+    ReadOnlyBackendError,
+)
 
 Progress = Callable[[int], None]
 """Called with a number of bytes just transferred (for progress bars)."""
+
+
+BODY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,33 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    age: float | None = None
+    """Seconds since the object was last written, by the server's clock where there is one
+    (S3: the response's Date minus Last-Modified), None when the store cannot tell. Garbage
+    collection and commits reason with it (docs/SEMANTICS.md)."""
+
+
+def read_body(raw: Any, deadline: float, what: str) -> bytes:
+    """The whole body of a streamed urllib3 response, one socket read at a time, failing once
+    `deadline` (time.monotonic) has passed.
+
+    WHY: a read timeout bounds each wait for a byte, not a body that trickles in a byte at a
+    time (a stalled or hostile server); reading with `read1` returns after every receive, so
+    the wall clock is checked between them and the overshoot is at most one read timeout.
+    urllib3 still checks Content-Length (a short body raises)."""
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:
+        return bytes(raw.read())
+    parts: list[bytes] = []
+    while data := read1(BODY_CHUNK):
+        parts.append(data)
+        if time.monotonic() > deadline:
+            raw.close()
+            raise BackendError(f"{what}: the body did not arrive within the deadline")
+    release = getattr(raw, "release_conn", None)
+    if release is not None:
+        release()
+    return b"".join(parts)
 
 
 class Store(ABC):
@@ -73,6 +109,23 @@ class Store(ABC):
     def list_children(self, prefix: str) -> Iterator[str]:
         """Names one level below `prefix` (which ends with `/`): files and "directories" alike,
         without the prefix and without trailing slashes, in no particular order."""
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under `prefix` with its size and age (for garbage collection).
+        Backends override this with one listing pass; the default HEADs each key."""
+        for key in self.list(prefix):
+            info = self.head(key)
+            if info is not None:
+                yield info
+
+    def stale_uploads(self, older_than: float) -> Iterator[str]:
+        """Unfinished uploads (temporary files, multipart uploads) older than `older_than`
+        seconds, as descriptions; `abort_stale_uploads` removes them. None by default."""
+        return iter(())
+
+    def abort_stale_uploads(self, older_than: float) -> int:
+        """Remove what `stale_uploads` lists; return how many. Nothing by default."""
+        return 0
 
     # -- writes ------------------------------------------------------------------------------
     @abstractmethod

@@ -6,6 +6,8 @@ send `Range:` and accept a 206 (or cut a 200 from a server that ignores ranges);
 remembered and a later response with another ETag fails loudly, so an object replaced on the
 server mid-read is never stitched together from two versions. 404 -> ObjectNotFoundError,
 timeouts and connection failures -> BackendError (EIO in the mount). Writes -> ReadOnlyBackendError.
+Every request fits the configured deadline (config.request_budget): connect/read timeouts and
+retries sized so their worst case does, and bodies read with a wall-clock limit (base.read_body).
 
 Listing convention (static servers cannot list): every "directory" D of the tree, the root
 included, holds an index object `D/.index.json` (root: `.index.json`):
@@ -24,7 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 from urllib.parse import quote
 
@@ -33,12 +37,13 @@ from cachetools import LRUCache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from artifactfs.config import MAX_BACKOFF, request_budget
 from artifactfs.errors import (
     BackendError,
     ObjectNotFoundError,
     ReadOnlyBackendError,
 )
-from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store
+from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store, read_body
 
 if TYPE_CHECKING:
     from artifactfs.config import Config
@@ -48,6 +53,8 @@ log = logging.getLogger(__name__)
 INDEX_NAME = ".index.json"
 INDEX_FORMAT = "artifactfs-index-v1"
 STREAM_CHUNK = 1 << 20
+MIN_PROGRESS = 64 << 10
+"""Bytes a streamed download must bring per deadline-long window (download_to)."""
 POOL_SIZE = 32
 ETAG_MEMORY = 65536
 """How many keys' first-seen ETags to remember for the changed-mid-read check."""
@@ -65,6 +72,17 @@ def _etag(headers: Any) -> str:
     return etag.strip('"')
 
 
+def _age(headers: Any) -> float | None:
+    """Seconds since Last-Modified by the server's clock (its Date header), if it says."""
+    try:
+        modified = parsedate_to_datetime(headers["Last-Modified"]).timestamp()
+        date = headers.get("Date")
+        now = parsedate_to_datetime(date).timestamp() if date else time.time()
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0.0, now - modified)
+
+
 class HttpStore(Store):
     """A read-only Store over `http(s)://host/base/`."""
 
@@ -73,14 +91,19 @@ class HttpStore(Store):
     def __init__(self, base_url: str, *, timeout: float = 30.0, retries: int = 5) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.url = self.base_url
-        self.timeout = (min(timeout, 10.0), timeout)
+        budget = request_budget(timeout, retries)
+        self.timeout = (budget.connect, budget.read)
+        self.deadline = budget.total
+        """Wall-clock seconds one request may take, body included."""
         self.session = requests.Session()
+        again = budget.attempts - 1
         retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
+            total=again,
+            connect=again,
+            read=again,
+            status=again,
             backoff_factor=0.2,
+            backoff_max=MAX_BACKOFF,
             status_forcelist=(429, 500, 502, 503, 504),
             allowed_methods=frozenset({"GET", "HEAD"}),
             raise_on_status=False,
@@ -106,10 +129,11 @@ class HttpStore(Store):
 
     def _request(self, method: str, key: str, **kwargs: Any) -> requests.Response:
         url = self._url(key)
+        kwargs.setdefault("stream", True)  # bodies are read by _content, within the deadline
         try:
             resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as e:
-            raise BackendError(f"{method} {url} timed out after {self.timeout[1]:.0f}s") from e
+            raise BackendError(f"{method} {url} timed out after {self.deadline:.1f}s") from e
         except requests.RequestException as e:
             raise BackendError(f"{method} {url} failed: cannot reach {self.base_url}: {e}") from e
         if resp.status_code == 404 or (resp.history and resp.url == url + "/"):
@@ -136,26 +160,35 @@ class HttpStore(Store):
                 f"{key!r} changed on {self.base_url} while being read (ETag {seen} -> {etag})"
             )
 
+    def _content(self, resp: requests.Response, key: str, started: float) -> bytes:
+        """The body of a streamed response, read within the request's deadline."""
+        from urllib3.exceptions import HTTPError
+
+        try:
+            if resp.headers.get("Content-Encoding"):
+                return resp.content
+            return read_body(resp.raw, started + self.deadline, f"GET {self._url(key)}")
+        except (requests.RequestException, HTTPError, OSError) as e:
+            resp.close()
+            if isinstance(e, BackendError):
+                raise
+            raise BackendError(f"reading {self._url(key)} failed: {e}") from e
+
     # -- reads ---------------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, str]:
+        started = time.monotonic()
         resp = self._request("GET", key)
-        try:
-            data = resp.content
-        except requests.RequestException as e:
-            raise BackendError(f"reading {self._url(key)} failed: {e}") from e
-        return data, _etag(resp.headers)
+        return self._content(resp, key, started), _etag(resp.headers)
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if length <= 0:
             return b""
+        started = time.monotonic()
         resp = self._request("GET", key, headers={"Range": f"bytes={start}-{start + length - 1}"})
         if resp.status_code == 416:
             resp.close()
             return b""
-        try:
-            data = resp.content
-        except requests.RequestException as e:
-            raise BackendError(f"reading {self._url(key)} failed: {e}") from e
+        data = self._content(resp, key, started)
         self._check_etag(key, _etag(resp.headers))
         if resp.status_code == 200:  # the server ignored Range: cut out what was asked
             log.debug("%s ignored a Range request for %s", self.base_url, key)
@@ -164,24 +197,43 @@ class HttpStore(Store):
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            resp = self._request("HEAD", key)
+            resp = self._request("HEAD", key, stream=False)
         except ObjectNotFoundError:
             return None
         size = int(resp.headers.get("Content-Length") or 0)
-        return ObjectInfo(key, size, _etag(resp.headers))
+        return ObjectInfo(key, size, _etag(resp.headers), _age(resp.headers))
 
     def download_to(self, key: str, fileobj: BinaryIO, progress: Progress | None = None) -> int:
-        """One streamed GET (static servers stream a file at disk speed; no need to split)."""
+        """One streamed GET (static servers stream a file at disk speed; no need to split).
+
+        A big body may take longer than one deadline, so the rule here is progress: every
+        deadline-long window must bring at least MIN_PROGRESS bytes, or the transfer fails
+        (a stalled or trickling server), instead of a wall-clock limit on the whole object."""
+        from urllib3.exceptions import HTTPError
+
         total = 0
-        resp = self._request("GET", key, stream=True)
+        resp = self._request("GET", key)
+        raw = resp.raw
+        window, window_bytes = time.monotonic(), 0
         try:
             self._check_etag(key, _etag(resp.headers))
-            for chunk in resp.iter_content(STREAM_CHUNK):
+            decode = bool(resp.headers.get("Content-Encoding"))
+            while chunk := raw.read1(STREAM_CHUNK, decode_content=decode):
                 fileobj.write(chunk)
                 total += len(chunk)
+                window_bytes += len(chunk)
                 if progress:
                     progress(len(chunk))
-        except requests.RequestException as e:
+                if time.monotonic() - window > self.deadline:
+                    if window_bytes < MIN_PROGRESS:
+                        raise BackendError(
+                            f"reading {self._url(key)} stalled after {total} bytes "
+                            f"(under {MIN_PROGRESS} bytes in {self.deadline:.1f}s)"
+                        )
+                    window, window_bytes = time.monotonic(), 0
+        except (requests.RequestException, HTTPError, OSError) as e:
+            if isinstance(e, BackendError):
+                raise
             raise BackendError(f"reading {self._url(key)} failed after {total} bytes: {e}") from e
         finally:
             resp.close()

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,9 @@ _libc_syncfs = _load_syncfs()
 
 def _etag(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
+
+
+_Paths = list[Path]
 
 
 class LocalStore(Store):
@@ -126,7 +130,12 @@ class LocalStore(Store):
         if not os.path.isfile(self._path(key)):
             return None
         # A cheap etag for big blobs: content-addressed keys never change, so size+mtime does.
-        return ObjectInfo(key, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}")
+        return ObjectInfo(
+            key,
+            st.st_size,
+            f"{st.st_size:x}-{st.st_mtime_ns:x}",
+            max(0.0, time.time() - st.st_mtime),
+        )
 
     def download_to(self, key: str, fileobj: BinaryIO, progress: Progress | None = None) -> int:
         """Errors reading the registry are the registry's (BackendError); errors writing
@@ -165,6 +174,42 @@ class LocalStore(Store):
                 key = fn if rel == "." else f"{rel}/{fn}"
                 if key.startswith(prefix):
                     yield key
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        now = time.time()
+        for key in self.list(prefix):
+            try:
+                st = os.stat(self.root / key)
+            except FileNotFoundError:
+                continue
+            etag = f"{st.st_size:x}-{st.st_mtime_ns:x}"
+            yield ObjectInfo(key, st.st_size, etag, max(0.0, now - st.st_mtime))
+
+    def _stale_tmp(self, older_than: float) -> _Paths:
+        """Temporary files of writes that never finished (a killed writer), old enough that no
+        writer still running can own them."""
+        now = time.time()
+        out = []
+        with os.scandir(self._tmp) as it:
+            for de in it:
+                try:
+                    if de.is_file() and now - de.stat().st_mtime > older_than:
+                        out.append(Path(de.path))
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def stale_uploads(self, older_than: float) -> Iterator[str]:
+        for path in self._stale_tmp(older_than):
+            yield f"temporary file {path}"
+
+    def abort_stale_uploads(self, older_than: float) -> int:
+        done = 0
+        for path in self._stale_tmp(older_than):
+            with _suppress_missing():
+                path.unlink()
+                done += 1
+        return done
 
     def list_children(self, prefix: str) -> Iterator[str]:
         start = self.root / prefix.rstrip("/") if prefix.strip("/") else self.root

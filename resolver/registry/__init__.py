@@ -33,7 +33,12 @@ from artifactfs.resolver.names import ArtifactRef
 from artifactfs.resolver.records import CollectionRecord, RunRecord, VersionRecord
 from artifactfs.resolver.registry.aliases import AliasWriter
 from artifactfs.resolver.registry.collections import CollectionWriter
-from artifactfs.resolver.registry.commit import MAX_METADATA_KEYS, VersionWriter, check_metadata
+from artifactfs.resolver.registry.commit import (
+    DEFAULT_GC_GRACE,
+    MAX_METADATA_KEYS,
+    VersionWriter,
+    check_metadata,
+)
 from artifactfs.resolver.registry.lineage import Lineage
 from artifactfs.resolver.registry.reads import RegistryReader
 from artifactfs.resolver.registry.runs import RunStore
@@ -48,11 +53,12 @@ class Registry:
         *,
         ttl: float = 0.0,
         object_cache_dir: str | os.PathLike[str] | None = None,
+        gc_grace: float = DEFAULT_GC_GRACE,
     ) -> None:
         self.ttl = ttl
         self.reader = RegistryReader(store, ttl=ttl, object_cache_dir=object_cache_dir)
         self.alias_writer = AliasWriter(store, self.reader)
-        self.writer = VersionWriter(store, self.reader, self.alias_writer)
+        self.writer = VersionWriter(store, self.reader, self.alias_writer, gc_grace)
         self.lineage = Lineage(store, self.reader, self.alias_writer, self.writer)
         self.collection_writer = CollectionWriter(
             store, self.reader, self.alias_writer, self.writer
@@ -101,6 +107,10 @@ class Registry:
 
     def versions(self, entity: str, project: str, name: str) -> list[VersionRecord]:
         return self.reader.versions(entity, project, name)
+
+    def all_versions(self, entity: str, project: str, name: str) -> dict[int, VersionRecord]:
+        """Every version record by number, deleted ones included (garbage collection)."""
+        return self.reader.all_versions(entity, project, name)
 
     def version(self, entity: str, project: str, name: str, n: int) -> VersionRecord:
         return self.reader.version(entity, project, name, n)

@@ -3,8 +3,14 @@
 Apart from the reads and the alias updates because this is where crash safety and version
 allocation live (DESIGN §4): content goes first (blobs, manifest, its index), then the version
 record, created with a create-only write of `v<N>.json` (the commit point; a lost race retries
-at N+1), then the digest record and the aliases. A crash before the record leaves only
-unreferenced, content-addressed objects behind.
+at N+1), then the digest record, the aliases and the collection's listing index (listing.py).
+A crash before the record leaves only unreferenced, content-addressed objects behind, which
+`artifactfs gc` removes once they are older than the grace period.
+
+Garbage collection's side of the bargain (docs/SEMANTICS.md, "Garbage collection"): content a
+commit reuses instead of uploading (a blob or manifest already in the store) must be young, or
+gc could be removing it at that very moment; so an existing object older than half the grace
+period is written again (refreshed), and checked again after the commit point.
 """
 
 from __future__ import annotations
@@ -13,15 +19,17 @@ import hashlib
 import json
 import logging
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from artifactfs.errors import (
     ArtifactFSError,
     ArtifactTypeMismatchError,
+    BackendError,
     InvalidMetadataError,
     InvalidNameError,
     ObjectNotFoundError,
@@ -34,6 +42,7 @@ from artifactfs.resolver.manifest_index import IndexError_, build_index_file
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.records import CollectionRecord, VersionRecord, now_iso
 from artifactfs.resolver.registry.aliases import MAX_RACE_RETRIES, AliasWriter
+from artifactfs.resolver.registry.listing import VersionListing
 from artifactfs.resolver.registry.reads import RegistryReader
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,10 @@ MAX_METADATA_KEYS = 100
 INDEX_AT_COMMIT_ENTRIES = 100_000
 """Manifests with this many entries get their compact index built once, at commit, and stored
 beside them: every later mount fetches ready arrays instead of parsing the JSON (seconds at 1M)."""
+DEFAULT_GC_GRACE = 86400.0
+
+Rewrite = Callable[[], object]
+"""Writes one reused object again (a refresh, or a repair after the commit point)."""
 
 
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -68,36 +81,53 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
 class VersionWriter:
     """Commits, edits and deletes versions of one store's registry."""
 
-    def __init__(self, store: Store, reader: RegistryReader, aliases: AliasWriter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        reader: RegistryReader,
+        aliases: AliasWriter,
+        gc_grace: float = DEFAULT_GC_GRACE,
+    ) -> None:
         self.store = store
         self.reader = reader
         self.aliases = aliases
         self.follow_rename: Callable[[VersionRecord, str], None] | None = None
         """Set by the facade (collections.py): copies a version committed under a name that
         was renamed meanwhile to the new name."""
+        self.gc_grace = gc_grace
 
     def upload_entries(
         self, entries: Iterable[ManifestEntry], progress: Progress | None = None
     ) -> int:
         """Upload the staged content of `entries` that the store does not hold yet; return how
         many blobs were uploaded. Content-addressed, so a blob already present is skipped."""
+        return self._upload(entries, progress, {})
+
+    def _upload(
+        self,
+        entries: Iterable[ManifestEntry],
+        progress: Progress | None,
+        refreshed: dict[str, Rewrite],
+    ) -> int:
+        """upload_entries, noting in `refreshed` the reused blobs it wrote again (`_reuse`).
+        The first failure cancels what has not started, so a dead backend fails the commit
+        within one request deadline, not one per queued blob."""
         todo: dict[str, ManifestEntry] = {}
         for e in entries:
             if e.ref is None and e.local_path is not None:
                 todo.setdefault(keys.blob_key(b64_to_hex(e.digest)), e)
         self.store.check_writable()
+        lock = threading.Lock()
 
-        def upload(item: tuple[str, ManifestEntry]) -> int:
-            key, entry = item
+        def upload(key: str, entry: ManifestEntry) -> int:
+            path, md5_hex = entry.local_path or "", b64_to_hex(entry.digest)
             try:
-                self.store.put_file(
-                    key,
-                    entry.local_path or "",
-                    progress,
-                    md5_hex=b64_to_hex(entry.digest),
-                    if_absent=True,
-                )
+                self.store.put_file(key, path, progress, md5_hex=md5_hex, if_absent=True)
             except PreconditionFailedError:  # the store holds this content already
+                rewrite = self._reuse(key, lambda: self.store.put_file(key, path, md5_hex=md5_hex))
+                if rewrite is not None:
+                    with lock:
+                        refreshed[key] = rewrite
                 if progress:
                     progress(entry.size or 0)
                 return 0
@@ -105,8 +135,35 @@ class VersionWriter:
 
         if not todo:
             return 0
-        with ThreadPoolExecutor(max_workers=min(self.store.concurrency, len(todo))) as pool:
-            return sum(pool.map(upload, todo.items()))
+        pool = ThreadPoolExecutor(max_workers=min(self.store.concurrency, len(todo)))
+        futures: list[Future[int]] = [pool.submit(upload, k, e) for k, e in todo.items()]
+        try:
+            done = sum(f.result() for f in as_completed(futures))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return done
+
+    def _reuse(self, key: str, rewrite: Rewrite) -> Rewrite | None:
+        """An object this commit will reference without writing it: if it is older than half
+        the grace period (or its age is unknown), write it again so gc sees it as young for the
+        rest of the commit; return the rewrite to repeat should it vanish anyway."""
+        info = self.store.head(key)
+        if info is not None and info.age is not None and info.age < self.gc_grace / 2:
+            return None
+        rewrite()
+        return rewrite
+
+    def _recheck(self, refreshed: dict[str, Rewrite]) -> None:
+        """After the commit point: every reused-and-refreshed object is still there (a gc that
+        looked at it just before the refresh may have removed it after); write it again if not."""
+        for key, rewrite in refreshed.items():
+            if self.store.head(key) is None:
+                log.warning(
+                    "%s vanished during the commit (a concurrent gc); writing it again", key
+                )
+                rewrite()
 
     def _ensure_collection(self, entity: str, project: str, name: str, type_: str) -> None:
         """Create the collection record, or check the existing one: same type, not renamed
@@ -186,11 +243,16 @@ class VersionWriter:
             self.aliases.apply(latest, alias_list)
             return latest
 
-        self.upload_entries(manifest, progress)
+        refreshed: dict[str, Rewrite] = {}
+        self._upload(manifest, progress, refreshed)
         raw_manifest = manifest.to_bytes()
         manifest_key = keys.manifest_key(hashlib.md5(raw_manifest).hexdigest())
         if self.store.head(manifest_key) is None:
             self.store.put(manifest_key, raw_manifest)
+        else:
+            rewrite = self._reuse(manifest_key, lambda: self.store.put(manifest_key, raw_manifest))
+            if rewrite is not None:
+                refreshed[manifest_key] = rewrite
         if len(manifest) >= INDEX_AT_COMMIT_ENTRIES:
             self._publish_manifest_index(manifest_key, raw_manifest)
 
@@ -221,7 +283,9 @@ class VersionWriter:
             )
         except PreconditionFailedError:
             pass  # an earlier version has the same contents; the first one keeps the digest
+        self._recheck(refreshed)
         self.aliases.apply(record, ["latest", *alias_list])
+        self._index(lambda listing: listing.add(record), record)
         self.reader.invalidate()
         log.info(
             "committed %s (%d files, %d bytes)", record.full_name, record.file_count, record.size
@@ -266,12 +330,25 @@ class VersionWriter:
             log.info("%s was renamed to %s meanwhile; copying", record.full_name, coll.renamed_to)
             self.follow_rename(record, coll.renamed_to)
 
+    def _index(self, update: Callable[[VersionListing], object], record: VersionRecord) -> None:
+        """Keep the listing index current; a failure only makes it lag, which readers
+        tolerate (listing.py), so it is logged, not raised: the version exists."""
+        try:
+            update(VersionListing(self.store))
+        except BackendError as e:
+            log.warning("listing index of %s not updated (it lags): %s", record.full_name, e)
+
     def update_version(self, record: VersionRecord) -> VersionRecord:
-        """Persist description/metadata/state changes of an existing version (compare-and-swap)."""
+        """Persist description/metadata/state changes of an existing version (compare-and-swap).
+        The listing index marks the version unsettled first and copies the record after
+        (listing.py), so no listing ever shows the old record as current after the swap."""
         record.metadata = check_metadata(record.metadata)
         key = keys.version_key(record.entity, record.project, record.name, record.version)
+        listing = VersionListing(self.store)
+        token = listing.begin_update(record)
         record.updated_at = now_iso()
         record.etag = self.store.swap(key, record.to_bytes(), record.etag)
+        self._index(lambda listing: listing.settle(record, token), record)
         self.reader.invalidate()
         return record
 

@@ -29,10 +29,13 @@ from artifactfs.resolver.backends.base import Store
 from artifactfs.resolver.manifest import Manifest
 from artifactfs.resolver.names import ArtifactRef, check_name, is_digest, version_number
 from artifactfs.resolver.records import CollectionRecord, VersionRecord
+from artifactfs.resolver.registry.listing import VersionListing
 
 log = logging.getLogger(__name__)
 
 MAX_RENAME_HOPS = 16
+ROLL_FORWARD = 3
+"""Versions `latest` is probed past (one HEAD each) before the listing index is asked."""
 
 
 def get_json(store: Store, key: str) -> tuple[dict[str, Any], str]:
@@ -110,22 +113,30 @@ class RegistryReader:
         return self._cached(("coll", entity, project, name), load)
 
     # -- versions -------------------------------------------------------------------------------
+    def all_versions(self, entity: str, project: str, name: str) -> dict[int, VersionRecord]:
+        """Every version record of a collection by number, deleted ones included, from its
+        listing index (listing.py: a few reads whatever the history's length). Each record is
+        also cached on its own, so `version()` of a listed version costs nothing more."""
+
+        def load() -> dict[int, VersionRecord]:
+            records = VersionListing(self.store).records(entity, project, name)
+            if self._mutable is not None:
+                with self._lock:
+                    for n, rec in records.items():
+                        key = ("version", entity, project, name, n)
+                        self._mutable[key] = None if rec.state == "DELETED" else rec
+            return records
+
+        return self._cached(("listing", entity, project, name), load)
+
     def version_numbers(self, entity: str, project: str, name: str) -> list[int]:
         """Committed (not deleted) version numbers of a collection, ascending."""
-
-        def load() -> list[int]:
-            prefix = keys.versions_prefix(entity, project, name)
-            found = [keys.parse_version_file(n) for n in self.store.list_children(prefix)]
-            numbers = sorted(n for n in found if n is not None)
-            return [n for n in numbers if self.version_or_none(entity, project, name, n)]
-
-        return self._cached(("versions", entity, project, name), load)
+        records = self.all_versions(entity, project, name)
+        return [n for n in sorted(records) if records[n].state != "DELETED"]
 
     def versions(self, entity: str, project: str, name: str) -> list[VersionRecord]:
-        return [
-            self.version(entity, project, name, n)
-            for n in self.version_numbers(entity, project, name)
-        ]
+        records = self.all_versions(entity, project, name)
+        return [records[n] for n in sorted(records) if records[n].state != "DELETED"]
 
     def version_or_none(self, entity: str, project: str, name: str, n: int) -> VersionRecord | None:
         """Version `n`'s record, or None when it does not exist or was deleted."""
@@ -189,13 +200,17 @@ class RegistryReader:
 
     def latest_number(self, entity: str, project: str, name: str, hint: int | None) -> int | None:
         """The newest committed version: the `latest` record, rolled forward past any version a
-        crashed writer created but did not get to announce, or the listing's maximum."""
+        crashed writer created but did not get to announce, or the listing's maximum. Rolling
+        forward probes a few numbers; a `latest` further behind asks the listing instead."""
         if hint is None or self.version_or_none(entity, project, name, hint) is None:
             numbers = self.version_numbers(entity, project, name)
             return numbers[-1] if numbers else None
         n = hint
         while self.store.head(keys.version_key(entity, project, name, n + 1)) is not None:
             n += 1
+            if n - hint >= ROLL_FORWARD:
+                numbers = self.version_numbers(entity, project, name)
+                return numbers[-1] if numbers else None
         return n if self.version_or_none(entity, project, name, n) else hint
 
     def fresh_latest(self, entity: str, project: str, name: str) -> VersionRecord | None:
@@ -304,7 +319,7 @@ class RegistryReader:
 
     def fetch_manifest_index(self, record: VersionRecord, dest: Path) -> bool:
         """Copy the prebuilt index of `record`'s manifest to `dest` (atomically); False when the
-        version has none. The caller must check it (manifest_index.check_untrusted): it comes
+        version has none. The caller must check it (index_check.check_untrusted): it comes
         from the store, like a manifest, and gets the same path validation."""
         try:
             with atomic_path(dest) as tmp, open(tmp, "wb") as f:

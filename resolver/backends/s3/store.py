@@ -18,14 +18,14 @@ from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from artifactfs.cache.s3client import client_for_config
-from artifactfs.config import Config, load_config
+from artifactfs.config import Config, load_config, request_budget
 from artifactfs.errors import (
     BackendError,
     DigestMismatchError,
     ObjectNotFoundError,
     PreconditionFailedError,
 )
-from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store
+from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store, read_body
 from artifactfs.resolver.backends.s3.errors import CONFLICT, cause_code, translated
 from artifactfs.resolver.backends.s3.probe import ConditionalWriteProbe, probe
 from artifactfs.resolver.backends.s3.transfer import (
@@ -65,6 +65,23 @@ def _quote_etag(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
+def _age(resp: dict[str, Any], modified: Any) -> float | None:
+    """Seconds since `modified` (a datetime), by the server's clock (the response's Date)."""
+    from email.utils import parsedate_to_datetime
+
+    if modified is None:
+        return None
+    date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        now = parsedate_to_datetime(date).timestamp() if date else time.time()
+    except (TypeError, ValueError):
+        now = time.time()
+    return max(0.0, now - modified.timestamp())
+
+
+_Uploads = list[tuple[str, str]]
+
+
 class S3Store(Store):
     """A Store over `s3://bucket/prefix`. Etags are returned without their quotes."""
 
@@ -82,6 +99,7 @@ class S3Store(Store):
         multipart_threshold: int = MULTIPART_THRESHOLD,
         multipart_chunksize: int = MULTIPART_CHUNKSIZE,
         max_concurrency: int = MAX_CONCURRENCY,
+        request_deadline: float | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -90,6 +108,8 @@ class S3Store(Store):
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.where = f"{self.url} at {self.endpoint_url or 'AWS S3'}"
         """The bucket and endpoint, for error messages."""
+        self.request_deadline = request_deadline or request_budget(30.0, 5).total
+        """Wall-clock seconds a request may take, its body included (config.request_budget)."""
         self.transfers = Transfers(
             client,
             multipart_threshold=multipart_threshold,
@@ -109,7 +129,13 @@ class S3Store(Store):
             client = client_for_config(config)
         except Exception as e:  # botocore ProfileNotFound, bad region...: say which setting
             raise BackendError(f"cannot set up an S3 client for {url}: {e}") from e
-        return cls(bucket, prefix, client=client, endpoint_url=config.s3_endpoint_url)
+        return cls(
+            bucket,
+            prefix,
+            client=client,
+            endpoint_url=config.s3_endpoint_url,
+            request_deadline=request_budget(config.timeout, config.retries).total,
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def _key(self, key: str) -> str:
@@ -129,16 +155,26 @@ class S3Store(Store):
         """Our named errors for whatever botocore/s3transfer raise inside (errors.py)."""
         return translated(op, key, bucket=self.bucket, url=self.url, where=self.where)
 
+    def _body(self, resp: dict[str, Any], started: float, key: str) -> bytes:
+        """A GetObject body, read within the request's deadline (base.read_body says why)."""
+        body = resp["Body"]
+        raw = getattr(body, "_raw_stream", None)
+        if raw is None or resp.get("ContentEncoding"):
+            return bytes(body.read())
+        return read_body(raw, started + self.request_deadline, f"S3 get {key!r} on {self.where}")
+
     # -- reads ---------------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, str]:
+        started = time.monotonic()
         with self._errors("get", key):
             resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            data = resp["Body"].read()
+            data = self._body(resp, started, key)
         return data, _strip_etag(resp.get("ETag"))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if length <= 0:
             return b""
+        started = time.monotonic()
         try:
             with self._errors("get_range", key):
                 resp = self.client.get_object(
@@ -146,7 +182,7 @@ class S3Store(Store):
                     Key=self._key(key),
                     Range=f"bytes={start}-{start + length - 1}",
                 )
-                data = resp["Body"].read()
+                data = self._body(resp, started, key)
         except BackendError as e:
             code, status = cause_code(e)
             if code == "InvalidRange" or status == 416:
@@ -180,7 +216,12 @@ class S3Store(Store):
                 resp = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ObjectNotFoundError:
             return None
-        return ObjectInfo(key, int(resp["ContentLength"]), _strip_etag(resp.get("ETag")))
+        return ObjectInfo(
+            key,
+            int(resp["ContentLength"]),
+            _strip_etag(resp.get("ETag")),
+            _age(resp, resp.get("LastModified")),
+        )
 
     def download_to(self, key: str, fileobj: BinaryIO, progress: Progress | None = None) -> int:
         """Parallel ranged GETs through s3transfer (sequential writes if `fileobj` can't seek)."""
@@ -198,6 +239,46 @@ class S3Store(Store):
                     rel = self._rel(obj["Key"])
                     if rel and not rel.endswith("/"):
                         yield rel
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        """One ListObjectsV2 pass: sizes, etags and ages (each page's Date as "now")."""
+        full = self._list_prefix(prefix)
+        with self._errors("list", prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    rel = self._rel(obj["Key"])
+                    if rel and not rel.endswith("/"):
+                        age = _age(page, obj.get("LastModified"))
+                        yield ObjectInfo(rel, int(obj["Size"]), _strip_etag(obj.get("ETag")), age)
+
+    def _stale_multipart(self, older_than: float) -> _Uploads:
+        """(key, upload id) of multipart uploads under our prefix started `older_than` ago."""
+        out: _Uploads = []
+        with self._errors("list uploads", self.prefix):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._list_prefix("")
+            )
+            for page in pages:
+                for up in page.get("Uploads", ()):
+                    age = _age(page, up.get("Initiated"))
+                    if age is not None and age > older_than:
+                        out.append((up["Key"], up["UploadId"]))
+        return out
+
+    def stale_uploads(self, older_than: float) -> Iterator[str]:
+        for key, upload_id in self._stale_multipart(older_than):
+            yield f"multipart upload {upload_id} of {key}"
+
+    def abort_stale_uploads(self, older_than: float) -> int:
+        done = 0
+        for key, upload_id in self._stale_multipart(older_than):
+            with self._errors("abort upload", key):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            done += 1
+        return done
 
     def list_children(self, prefix: str) -> Iterator[str]:
         full = self._list_prefix(prefix)

@@ -137,6 +137,10 @@ class Transfers:
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
             max_concurrency=max_concurrency,
+            # One attempt per part: botocore retries each GET within the request deadline; a
+            # body that stalls fails the download instead of costing five more deadlines
+            # (s3transfer's default), and the cache's next miss tries again.
+            num_download_attempts=1,
             use_threads=True,
             preferred_transfer_client="classic",
         )

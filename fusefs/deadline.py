@@ -1,0 +1,124 @@
+"""The mount's answer deadline: backend work runs off the FUSE thread, which waits a bounded time.
+
+WHY: a FUSE callback that waits on the network holds a kernel request, and the process that
+asked (an `ls`, a `stat`, a reader) sits in uninterruptible sleep until it is answered. Each
+backend request has its own deadline (config.request_budget), but one mount operation may need
+several (a project listing reads every collection's versions and aliases; loading a version
+reads its record and its manifest), so per-request limits alone would add up. Here every such
+operation runs in a worker thread, and the callback waits at most `seconds` for it: then it
+answers with what it has (the last good listing) or EIO, and the worker finishes on its own,
+bounded by the request deadlines, leaving its result in the caches for the next caller.
+
+Work on one key is single-flight: a second caller joins the operation already running instead
+of starting another (so a stalled server does not collect a thread per `ls`), and waits only
+until that operation's own deadline, so during an outage every caller after the first is
+answered at once. After a backend failure, the same question is asked again at once but waited
+for only `retry_after` seconds while the failure is recent (younger than the deadline): one user
+action often makes several kernel requests for one name (LOOKUP then READLINK; a failed
+readahead, then the read itself), and each must not wait a deadline of its own, yet a backend
+that is back answers the very next request. Work started from inside a worker runs inline: the
+outermost operation owns the deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+from artifactfs.errors import BackendError
+
+T = TypeVar("T")
+
+_inside = threading.local()
+
+
+class DeadlineExceeded(BackendError):
+    """The backend did not answer a mount operation within the mount's deadline."""
+
+
+class _Flight(Generic[T]):
+    """One running operation: its worker's result or exception, and when it started."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.ended = 0.0
+
+
+class Deadlines:
+    """Runs backend work under a deadline of `seconds` (single-flight per key)."""
+
+    def __init__(self, seconds: float, retry_after: float = 1.0) -> None:
+        self.seconds = seconds
+        self.retry_after = min(retry_after, seconds)
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, _Flight[Any]] = {}
+        self._failed: dict[Hashable, _Flight[Any]] = {}
+
+    def call(
+        self,
+        key: Hashable,
+        work: Callable[[], T],
+        what: str = "backend operation",
+        failure_key: Hashable | None = None,
+    ) -> T:
+        """`work()`'s result, or DeadlineExceeded when it (or the same work already running
+        for `key`) has not finished `seconds` after it started; its exceptions propagate.
+        A backend failure is remembered under `failure_key` (default `key`): reads of one file
+        at different offsets are different work, but share one failure."""
+        if getattr(_inside, "active", False):
+            return work()
+        fkey = key if failure_key is None else failure_key
+        wait = self.seconds
+        with self._lock:
+            failed = self._failed.get(fkey)
+            if failed is not None:
+                if time.monotonic() - failed.ended < self.seconds:
+                    wait = self.retry_after
+                else:
+                    del self._failed[fkey]
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+                threading.Thread(
+                    target=self._run,
+                    args=(key, fkey, flight, work),
+                    name="afs-backend",
+                    daemon=True,
+                ).start()
+        remaining = min(flight.started + self.seconds, time.monotonic() + wait) - time.monotonic()
+        if not flight.done.wait(max(0.0, remaining)):
+            raise DeadlineExceeded(f"{what}: no answer from the backend within {self.seconds:g}s")
+        if flight.error is not None:
+            raise flight.error
+        return flight.value
+
+    def _run(
+        self, key: Hashable, fkey: Hashable, flight: _Flight[Any], work: Callable[[], Any]
+    ) -> None:
+        _inside.active = True
+        try:
+            flight.value = work()
+        except BaseException as e:  # handed to every waiter
+            flight.error = e
+        finally:
+            flight.ended = time.monotonic()
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+                if isinstance(flight.error, BackendError):
+                    if len(self._failed) > 10_000:
+                        self._failed.clear()
+                    self._failed[fkey] = flight
+                elif flight.error is None:
+                    self._failed.pop(fkey, None)
+            flight.done.set()
+
+    def in_flight(self) -> int:
+        """Operations still running (some may have been given up on by their callers)."""
+        with self._lock:
+            return len(self._flights)
