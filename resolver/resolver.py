@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from artifactfs.cache import BlobCache, BlobSource, SourceFactory, content_key, reference_key
+from artifactfs.cache.filllock import STALL_SECONDS
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.source import Progress
 from artifactfs.config import Config, load_config
@@ -84,7 +85,13 @@ class Resolver:
     def __init__(self, config: Config, *, ttl: float | None = None) -> None:
         self.config = config
         self.store: Store = open_store(config.registry, config)
-        self.cache = BlobCache(config.cache_dir, config.cache_size)
+        # Waiting for another process's fill that makes no progress must fit the deadline too
+        # (issue 14): half of it, so taking the fill over still answers within one deadline.
+        self.cache = BlobCache(
+            config.cache_dir,
+            config.cache_size,
+            fill_stall_seconds=min(STALL_SECONDS, float(config.timeout) / 2),
+        )
         self.registry = Registry(
             self.store,
             ttl=config.metadata_ttl if ttl is None else ttl,

@@ -58,13 +58,13 @@ def test_debug_cli_and_mount_log_hold_no_credentials(s3_env, tmp_path, monkeypat
     runs = [
         _cli("put", str(data), "acme/proj/ds"),
         _cli("ls", "acme/proj/ds"),
-        _cli("get", "acme/proj/ds:v0", str(tmp_path / "dl")),
+        _cli("get", "acme/proj/ds:v0", "--root", str(tmp_path / "dl")),
     ]
     assert [rc for rc, _ in runs] == [0, 0, 0], runs
     assert (tmp_path / "dl" / "a.txt").read_text() == "hello"
     with_token = {**os.environ, "AWS_SESSION_TOKEN": TOKEN}
     runs.append(_cli("ls", "acme/proj/ds", env=with_token))
-    runs.append(_cli("get", "acme/proj/ds:v0", str(tmp_path / "dl2"), env=with_token))
+    runs.append(_cli("get", "acme/proj/ds:v0", "--root", str(tmp_path / "dl2"), env=with_token))
     assert runs[-1][0] != 0 and "InvalidAccessKeyId" in runs[-1][1]  # signed with the token
     for _, out in runs:
         assert not _leaks(out, secrets), (_leaks(out, secrets), out[-3000:])

@@ -4,6 +4,8 @@ tests/test_ui_browser.py the pages in a real browser."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from types import SimpleNamespace
 
@@ -31,6 +33,11 @@ def browser(seeded):
     b = Browser(seeded.resolver)
     yield b
     b.close()
+
+
+def _digest(seed: object) -> str:
+    """A well-formed base64 MD5 (manifests with anything else are refused, manifest_check)."""
+    return base64.b64encode(hashlib.md5(str(seed).encode()).digest()).decode()
 
 
 def _version(browser, name="digits", spec="latest"):
@@ -73,7 +80,7 @@ def test_big_folder_pages_and_shared_index(seeded):
     """A folder of 450 files is listed by page from the shared on-disk index; a second Browser
     (another process, or the mount) opens the same index file instead of rebuilding it."""
     reg = seeded.resolver.registry
-    manifest = Manifest(ManifestEntry(f"d/f{i:04d}.bin", f"{i:022d}==", i) for i in range(450))
+    manifest = Manifest(ManifestEntry(f"d/f{i:04d}.bin", _digest(i), i) for i in range(450))
     rec = reg.commit("acme", "big", "many", "dataset", manifest)
     b = Browser(seeded.resolver)
     try:
@@ -107,11 +114,11 @@ def test_diff_files_and_fields(browser):
 def test_diff_ignores_birth_artifact_id(seeded):
     reg = seeded.resolver.registry
     a = reg.commit(
-        "acme", "big", "births", "dataset", Manifest([ManifestEntry("x", "A" * 22 + "==", 1)])
+        "acme", "big", "births", "dataset", Manifest([ManifestEntry("x", _digest("x"), 1)])
     )
     entries = [
-        ManifestEntry("x", "A" * 22 + "==", 1, birth_artifact_id="other"),
-        ManifestEntry("y", "B" * 22 + "==", 2),
+        ManifestEntry("x", _digest("x"), 1, birth_artifact_id="other"),
+        ManifestEntry("y", _digest("y"), 2),
     ]
     b = reg.commit("acme", "big", "births", "dataset", Manifest(entries))
     d = Browser(seeded.resolver).diff(a, b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from artifactfs.cli.output import example
 from artifactfs.config import load_config
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.gc import GarbageCollector, GcError
@@ -48,7 +49,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "gc", help="remove blobs, manifests and unfinished uploads no version references"
+        "gc",
+        help="remove blobs, manifests and unfinished uploads no version references",
+        **example("artifactfs gc --dry-run", "artifactfs gc"),
     )
     p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     p.add_argument(

@@ -200,11 +200,19 @@ class S3Store(Store):
         """Write bytes [start, start+length) of `key` at the same offsets of file `fd`, streamed
         without a bytes object (transfer.body_into says why); falls back to `get_range` when
         the response is not a plain 206 body."""
+        started = time.monotonic()
         with self._errors("get_range", key):
             resp = self.client.get_object(
                 Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}"
             )
-            done = body_into(resp, fd, start, length)
+            done = body_into(
+                resp,
+                fd,
+                start,
+                length,
+                started + self.request_deadline,
+                f"S3 get {key!r} on {self.where}",
+            )
             if done is None:
                 data = self.get_range(key, start, length)
                 return pwrite_all(fd, memoryview(data), start)

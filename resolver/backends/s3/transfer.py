@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from typing import Any, BinaryIO
 
-from artifactfs.errors import DigestMismatchError
+from artifactfs.errors import BackendError, DigestMismatchError
 from artifactfs.resolver.backends.base import Progress
 
 MiB = 1 << 20
@@ -41,7 +42,9 @@ def pwrite_all(fd: int, data: memoryview, pos: int) -> int:
     return done
 
 
-def body_into(resp: dict[str, Any], fd: int, start: int, length: int) -> int | None:
+def body_into(
+    resp: dict[str, Any], fd: int, start: int, length: int, deadline: float, what: str
+) -> int | None:
     """Stream the body of a ranged GetObject response (bytes [start, start+length)) into `fd` at
     the same offsets, from the socket through this thread's buffer; return how many were
     written. None (the body closed, nothing written) when the response is not a plain 206 body
@@ -50,6 +53,8 @@ def body_into(resp: dict[str, Any], fd: int, start: int, length: int) -> int | N
     WHY: reading the range as one bytes object makes urllib3 copy it through its own buffers;
     with 8 reads at once that allocation and copying cost more CPU than the transfer on a
     2-core machine. Here the bytes go from http.client's readinto straight to the file.
+    `deadline` (time.monotonic) bounds the whole body, as base.read_body does for bytes: a
+    body that trickles fails with BackendError instead of holding a reader past it.
     """
     body = resp["Body"]
     raw = getattr(body, "_raw_stream", None)
@@ -68,6 +73,8 @@ def body_into(resp: dict[str, Any], fd: int, start: int, length: int) -> int | N
                 break
             pwrite_all(fd, buf[:n], start + done)
             done += n
+            if done < length and time.monotonic() > deadline:
+                raise BackendError(f"{what}: the body did not arrive within the deadline")
     finally:
         if done == length:
             raw.release_conn()
