@@ -30,7 +30,7 @@ from typing import Protocol
 
 from artifactfs.drafts.overlay import Overlay
 from artifactfs.drafts.staging import StagingArea
-from artifactfs.resolver.manifest import Manifest, ManifestEntry
+from artifactfs.resolver.manifest import EXECUTABLE, Manifest, ManifestEntry
 
 
 class _Node(Protocol):
@@ -48,7 +48,7 @@ class DraftView(Protocol):
     def listdir(self, path: str) -> list[str]: ...
 
 
-EXEC_KEY = "executable"
+EXEC_KEY = EXECUTABLE
 """Key in an entry's `extra`: true when the file was executable (by its owner) in the draft."""
 MAX_HOPS = 40
 """Symlinks followed while resolving one path, as the kernel's ELOOP limit."""
@@ -58,7 +58,7 @@ HASH_CHUNK = 1 << 20
 
 
 def is_executable(entry: ManifestEntry) -> bool:
-    return bool(entry.extra.get(EXEC_KEY))
+    return entry.executable
 
 
 def with_exec(extra: dict, executable: bool) -> dict:
@@ -70,7 +70,7 @@ def with_exec(extra: dict, executable: bool) -> dict:
 
 def stored_mode(entry: ManifestEntry) -> int:
     """Permission bits an unchanged stored file shows in a draft."""
-    return 0o755 if is_executable(entry) else 0o644
+    return entry.file_mode
 
 
 def md5_b64_of_fd(fd: int) -> tuple[str, int]:

@@ -91,14 +91,17 @@ def plan(
 
 
 def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
-    """Copy a cached object to `target` atomically; False if `target` already has the bytes."""
+    """Copy a cached object to `target` atomically; False if `target` already has the bytes.
+    Executable entries (`extra.executable`, kept by drafts) are 0755, others 0644."""
     if target.is_file() and entry.ref is None:
         st = target.stat()
         if (entry.size is None or st.st_size == entry.size) and md5_hex_of_file(
             target
         ) == b64_to_hex(entry.digest):
+            if bool(st.st_mode & 0o100) != entry.executable:
+                os.chmod(target, entry.file_mode)
             return False
-    with atomic_path(target, mode=0o644) as tmp:
+    with atomic_path(target, mode=entry.file_mode) as tmp:
         shutil.copyfile(cached, tmp)
     return True
 

@@ -19,6 +19,7 @@ from artifactfs.drafts.commit import commit_draft
 from artifactfs.drafts.contents import EXEC_KEY
 from artifactfs.drafts.draft import open_draft
 from artifactfs.drafts.layout import JOURNAL, draft_dir
+from artifactfs.resolver.download import checkout_manifest, download_manifest
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
 
@@ -122,7 +123,7 @@ def test_hard_links_share_one_staged_inode_and_one_digest(resolver):
     assert d.lookup("a.txt") is not None and d.lookup("a-link.txt") is not None
 
 
-def test_exec_bit_is_kept_in_extra_without_changing_the_digest(resolver):
+def test_exec_bit_is_kept_in_extra_without_changing_the_digest(resolver, tmp_path):
     seed(resolver, BASE)
     d = draft_of(resolver)
     fetches = CountingFetches(resolver)
@@ -139,6 +140,14 @@ def test_exec_bit_is_kept_in_extra_without_changing_the_digest(resolver):
     manifest = resolver.registry.manifest(record)
     assert manifest.entries["run.sh"].extra == {EXEC_KEY: True}
     assert EXEC_KEY not in manifest.entries["a.txt"].extra
+    # download() and checkout() restore it, also on a file that already has the bytes
+    out = tmp_path / "dl"
+    download_manifest(resolver, manifest, out)
+    assert stat.S_IMODE((out / "run.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "a.txt").stat().st_mode) == 0o644
+    (out / "run.sh").chmod(0o644)
+    checkout_manifest(resolver, manifest, out)
+    assert stat.S_IMODE((out / "run.sh").stat().st_mode) == 0o755
     # the next draft starts with it, and taking the bit away is a change again
     d2 = draft_of(resolver)
     assert d2.lookup("run.sh").entry.extra.get(EXEC_KEY)
