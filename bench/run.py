@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-BENCHES = ["bench_mount", "bench_commit", "bench_s3"]
+BENCHES = ["bench_mount", "bench_commit", "bench_s3", "bench_drafts"]
 
 
 @dataclass
