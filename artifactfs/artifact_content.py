@@ -24,12 +24,36 @@ from urllib.parse import urlparse
 from artifactfs.artifact_core import ArtifactCore
 from artifactfs.artifact_entry import ArtifactManifestEntry
 from artifactfs.config import load_config
-from artifactfs.errors import InvalidPathError
-from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex, md5_b64_of_file
+from artifactfs.errors import InvalidNameError, InvalidPathError
+from artifactfs.fsspec_paths import parse
+from artifactfs.lookup import open_resolver
+from artifactfs.resolver.manifest import (
+    ARTIFACT_URL,
+    ManifestEntry,
+    artifact_url,
+    b64_to_hex,
+    md5_b64_of_file,
+)
 from artifactfs.resolver.names import check_entry_path
+from artifactfs.resolver.records import VersionRecord
+from artifactfs.session import RunSession, current
 from artifactfs.table import Table, table_path
 
 log = logging.getLogger(__name__)
+
+
+def _from_other(entry: ManifestEntry, path: str, record: VersionRecord | None) -> ManifestEntry:
+    """`entry` of another artifact as an entry at `path` of this one, without copying bytes:
+    stored content becomes an `artifact://` reference to its version (still stored by digest,
+    so it is read, verified and deduplicated as content); an external reference stays one."""
+    ref = entry.ref
+    if ref is None and record is not None and entry.local_path is None:
+        ref = artifact_url(record.entity, record.project, record.name, record.version, entry.path)
+    return ManifestEntry(
+        path, entry.digest, entry.size, ref=ref, extra=dict(entry.extra),
+        birth_artifact_id=entry.birth_artifact_id or (record.id if record else None),
+        local_path=entry.local_path,
+    )  # fmt: skip
 
 
 class ArtifactContent(ArtifactCore):
@@ -140,7 +164,8 @@ class ArtifactContent(ArtifactCore):
 
         A URI naming one object becomes `name` (default: the URI's basename); a directory or
         prefix becomes one entry per object, under `name/` or at the root. An entry of another
-        logged artifact is added by digest: its bytes are already in the registry.
+        logged artifact (or its `ref_url()`, `artifact://entity/project/name:vN/path`, also a
+        directory of it) is added by digest: its bytes are already in the registry.
         """
         self._ensure_can_add()
         if isinstance(uri, ManifestEntry):
@@ -150,15 +175,14 @@ class ArtifactContent(ArtifactCore):
                 and not isinstance(uri, ArtifactManifestEntry)
             ):
                 raise ValueError("only entries of a logged artifact can be referenced")
-            path = check_entry_path(name or uri.path)
-            birth = uri.birth_artifact_id
-            if isinstance(uri, ArtifactManifestEntry) and uri._artifact is not None:
-                birth = birth or uri._artifact.id
-            entry = ManifestEntry(
-                path, uri.digest, uri.size, ref=uri.ref, extra=dict(uri.extra),
-                birth_artifact_id=birth, local_path=uri.local_path,
-            )  # fmt: skip
+            source = uri._artifact if isinstance(uri, ArtifactManifestEntry) else None
+            record = source._record if source is not None else None
+            entry = _from_other(uri, check_entry_path(name or uri.path), record)
+            if entry.birth_artifact_id is None and source is not None:
+                entry.birth_artifact_id = source.id
             return [self._put(entry)]
+        if uri.startswith(ARTIFACT_URL):
+            return [self._put(e) for e in self._artifact_url_entries(uri, name)]
         # Imported here for start-up cost only (requests, boto3): most artifacts add no reference.
         from artifactfs.cache.references import resolve_reference
 
@@ -182,6 +206,40 @@ class ArtifactContent(ArtifactCore):
                 )
             )
         return [self._put(e) for e in planned]
+
+    def _artifact_url_entries(self, uri: str, name: str | None) -> list[ManifestEntry]:
+        """The entries an `artifact://` URL names (one file, or every file below a directory of
+        a version), resolved now in the current run's registry (else the configured one) and
+        pinned to the version they resolve to, so a moving alias never changes this artifact."""
+        run = current(RunSession)
+        resolver = run.resolver if run is not None else open_resolver()
+        try:
+            cfg = resolver.config
+            loc = parse(
+                uri[len(ARTIFACT_URL) :],
+                run.entity if run is not None else cfg.entity,
+                run.project if run is not None else cfg.project,
+            )
+            if loc.ref is None:
+                raise InvalidNameError(f"{uri!r} names no version (entity/project/name:vN/...)")
+            record = resolver.registry.resolve(loc.ref)
+            manifest = resolver.registry.manifest(record)
+        finally:
+            if run is None:
+                resolver.close()
+        one = manifest.get(loc.inner) if loc.inner else None
+        if one is not None:
+            return [
+                _from_other(one, check_entry_path(name or posixpath.basename(one.path)), record)
+            ]
+        prefix = loc.inner + "/" if loc.inner else ""
+        below = [e for e in manifest if e.path.startswith(prefix)]
+        if not below:
+            raise FileNotFoundError(f"reference {uri!r} names nothing in {record.full_name}")
+        base = name.rstrip("/") + "/" if name else ""
+        return [
+            _from_other(e, check_entry_path(base + e.path[len(prefix) :]), record) for e in below
+        ]
 
     def remove(self, item: str | os.PathLike[str] | ManifestEntry) -> None:
         """Remove a path, every path under a directory prefix, or an entry."""

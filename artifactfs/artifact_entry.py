@@ -1,9 +1,10 @@
 """Manifest entries handed to users: a `ManifestEntry` that knows the artifact it belongs to.
 
-W&B users call `artifact.get_path("x").download()` and `entry.ref_url()`, so an entry returned by
-`add_file`, `get_path` or `add_reference` carries its artifact. It is apart from artifact.py so
-that both the content building (artifact_content.py) and the reads (artifact.py) can hand entries
-out; it points back through `ArtifactCore`, which imports nothing above it.
+W&B users call `artifact.get_path("x").download()` and `entry.ref_url()` (an `artifact://` URL,
+which fsspec opens), so an entry returned by `add_file`, `get_path` or `add_reference` carries
+its artifact. It is apart from artifact.py so that both the content building
+(artifact_content.py) and the reads (artifact.py) can hand entries out; it points back through
+`ArtifactCore`, which imports nothing above it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from artifactfs.artifact_core import ArtifactCore
 from artifactfs.errors import ArtifactNotLoggedError
 from artifactfs.resolver.download import download_manifest
-from artifactfs.resolver.manifest import ManifestEntry
+from artifactfs.resolver.manifest import ManifestEntry, artifact_url
 
 
 class ArtifactManifestEntry(ManifestEntry):
@@ -49,8 +50,9 @@ class ArtifactManifestEntry(ManifestEntry):
         return str(Path(base).absolute() / self.path)
 
     def ref_url(self) -> str:
-        """The reference URI for references; else a URL naming this file of this version."""
-        if self.ref is not None:
-            return self.ref
-        art = self._logged()
-        return f"artifactfs-artifact://{art.id}/{self.path}"
+        """`artifact://entity/project/name:vN/path`, this file of this version (as W&B's
+        `wandb-artifact://` URLs): `fsspec.open` reads it (artifactfs.fsspec_fs), and another
+        artifact's `add_reference` takes it, storing the entry by digest."""
+        record = self._logged()._record
+        assert record is not None  # _logged() checked it
+        return artifact_url(record.entity, record.project, record.name, record.version, self.path)

@@ -79,3 +79,26 @@ class CacheError(ArtifactFSError, OSError):
 
 class ConfigError(ArtifactFSError, ValueError):
     """The configuration file or an environment variable holds an invalid value."""
+
+
+class VerifyError(ArtifactFSError, ValueError):
+    """A directory does not hold exactly an artifact's files; lists every difference at once."""
+
+    def __init__(
+        self, root: str, modified: list[str], missing: list[str], extra: list[str]
+    ) -> None:
+        self.root = root
+        self.modified = modified
+        self.missing = missing
+        self.extra = extra
+        parts = [
+            f"{what} {', '.join(repr(p) for p in paths[:5])}"
+            + (f" (+{len(paths) - 5})" if len(paths) > 5 else "")
+            for what, paths in (
+                ("modified:", modified),
+                ("missing:", missing),
+                ("not in the artifact:", extra),
+            )
+            if paths
+        ]
+        super().__init__(f"{root} does not match the artifact: {'; '.join(parts)}")

@@ -24,10 +24,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from run import Context, Figure, drop_caches, isolated_home, read_file, timed
+from run import Context, Figure, drop_caches, isolated_home, mounted, read_file, timed
 
 from artifactfs.config import load_config
-from artifactfs.fusefs.mount import MountOptions, start_background, unmount
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.resolver import Resolver
 
@@ -150,17 +149,8 @@ class Bench:
     # -- mounts ---------------------------------------------------------------------------------
     @contextlib.contextmanager
     def mount(self, lib: str = "fuse3", threads: bool = True) -> Iterator[Path]:
-        mp_ = self.w / "mnt"
-        mp_.mkdir(exist_ok=True)
-        start_background(
-            MountOptions(
-                str(mp_), registry=self.registry, fuse_lib=lib, threads=threads, read_only=True
-            )
-        )
-        try:
+        with mounted(self.w / "mnt", self.registry, fuse_lib=lib, threads=threads) as mp_:
             yield mp_ / "bench" / "p"
-        finally:
-            unmount(str(mp_))
 
     # -- figures --------------------------------------------------------------------------------
     def run(self) -> list[Figure]:

@@ -8,6 +8,7 @@ against a target. Figures are medians of `--runs` repetitions: these machines ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -16,11 +17,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-BENCHES = ["bench_mount", "bench_commit", "bench_s3", "bench_drafts"]
+BENCHES = ["bench_mount", "bench_commit", "bench_s3", "bench_fsspec", "bench_ui", "bench_drafts"]
 
 
 @dataclass
@@ -86,6 +87,22 @@ def isolated_home(workdir: Path) -> Path:
         ARTIFACTFS_ENTITY="bench",
     )
     return home
+
+
+@contextlib.contextmanager
+def mounted(mountpoint: Path, registry: str, **options: object) -> Iterator[Path]:
+    """A read-only artifactfs mount of `registry` at `mountpoint` for the block (MountOptions
+    fields as keywords: fuse_lib, threads, ...); always unmounted."""
+    from artifactfs.fusefs.mount import MountOptions, start_background, unmount
+
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    start_background(
+        MountOptions(str(mountpoint), registry=registry, read_only=True, **options)  # type: ignore[arg-type]
+    )
+    try:
+        yield mountpoint
+    finally:
+        unmount(str(mountpoint))
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -148,13 +148,16 @@ def commit_draft(
     dry_run: bool = False,
     producer: str = PRODUCER_MOUNT,
     progress: Progress | None = None,
+    writers: int = 0,
 ) -> CommitResult:
     """Commit one draft (see the module docstring). Raises CommitError (draft kept) on failure,
-    DraftBusyError while files of the draft are open for writing."""
+    DraftBusyError while files of the draft are open for writing (its own `open_writers`, plus
+    `writers` that a front end counted elsewhere)."""
     with draft.lock:
-        if draft.open_writers:
+        busy = draft.open_writers + writers
+        if busy:
             raise DraftBusyError(
-                f"{draft.qualified_name}: {draft.open_writers} file(s) open for writing; "
+                f"{draft.qualified_name}: {busy} file(s) open for writing; "
                 "close them and commit again"
             )
         base = draft.state.base_version

@@ -121,6 +121,10 @@ class DraftWorkspace(DraftNamespace):
         """Log every commit's outcome (a mount: the log is the only place anyone sees it)."""
         self.invalidate: Callable[[list[str]], None] | None = None
         """Told the `entity/project/name[/path]` paths a commit changed (the kernel's cache)."""
+        self.count_writers: Callable[[Draft], int] | None = None
+        """Files of a draft open for writing that were opened without `Draft.open_file` being
+        told (a mount whose kernel opens files without asking counts them in /proc); a
+        commit refuses while there are any, as it does for the engine's own open writers."""
         self.ledger = CommitLedger()
         self._lock = threading.RLock()
         self._drafts: dict[Key, tuple[Draft, float]] = {}
@@ -311,8 +315,14 @@ class DraftWorkspace(DraftNamespace):
                     touched = [f"{root}/{r}" if r else root for r in draft.visible_paths()]
                 if progress is None:
                     progress = ProgressLog(draft.qualified_name, draft.staged_size())
+                writers = self.count_writers(draft) if self.count_writers is not None else 0
                 result = commit_draft(
-                    draft, options=options, dry_run=dry_run, producer=producer, progress=progress
+                    draft,
+                    options=options,
+                    dry_run=dry_run,
+                    producer=producer,
+                    progress=progress,
+                    writers=writers,
                 )
         except (DraftError, ArtifactFSError, OSError) as e:
             self.ledger.failed()

@@ -2,10 +2,12 @@
 
 Routing and lifecycle: operations (the mfusepy callbacks; which side answers each path),
 writes (the changing callbacks: drafts only), guard (the errno policy), tree (path routing).
-Read side: versions (aliases and versions: lookup, listing, open, read), catalog (namespace
-cache over the registry; version indexes mmapped), openfiles and fusebuf (read handles,
+Files are opened without upcalls (the kernel's no_open, see operations): reads and writes come
+by path. Read side: versions (aliases and versions: lookup, listing, read), catalog (namespace
+cache over the registry; version indexes mmapped), openfiles and fusebuf (held fds per path,
 fd-backed replies), attrs (stat, statfs and xattr renderings), control (`.artifactfs/`),
 stats. Drafts: draft_tree (the seam protocol), draft_ops (the draft callbacks over
-`artifactfs.drafts.workspace`), draft_files (open draft files). Process: mount (start, stop;
-the public face), serve (the FUSE process), mountpoint (options and checks).
+`artifactfs.drafts.workspace`), draft_fds (draft files' fds by path), writers (who has a draft
+file open for writing, from /proc). Process: mount (start, stop; the public face), serve (the
+FUSE process), mountpoint (options and checks).
 """

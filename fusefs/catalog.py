@@ -8,17 +8,15 @@ serving what it has seen when the backend goes away. The rules:
   Registry, whose TTL cache (the mount's `--ttl`) bounds how stale they get. When the backend
   fails, the last good answer is served instead (and counted), never an empty tree.
 * Immutable facts (a version's record and manifest) are kept for the life of the mount: a
-  version's manifest is fetched once, indexed once (resolver.manifest_index) and mapped from disk.
+  version's manifest is fetched once, indexed once (resolver.version_index, shared with the
+  fsspec front end) and mapped from disk.
 * "Not found" is a fact; "backend failed" is not: only BackendError that is not
   ObjectNotFoundError triggers the last-good fallback.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,14 +33,10 @@ from artifactfs.errors import (
     ObjectNotFoundError,
 )
 from artifactfs.fusefs.stats import MountStats
-from artifactfs.resolver.manifest_index import (
-    IndexError_,
-    ManifestIndex,
-    check_untrusted,
-    open_or_build,
-)
+from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
+from artifactfs.resolver.version_index import open_version_index
 
 log = logging.getLogger(__name__)
 
@@ -184,61 +178,18 @@ class Catalog:
             ("record", entity, project, name, n),
             lambda: self.registry.version(entity, project, name, n),
         )
-        ipath = self.index_dir / (hashlib.sha256(record.manifest_key.encode()).hexdigest() + ".idx")
         try:
-            index = ManifestIndex(ipath)
-        except (FileNotFoundError, Exception):
-            index = self._fetch_index(record, ipath) or self._build_index(record, ipath)
-        return VersionView(record, index, _parse_time(record.created_at))
-
-    def _fetch_index(self, record: VersionRecord, ipath: Path) -> ManifestIndex | None:
-        """The index the committer stored for a big version, checked like a manifest; None when
-        there is none or it is unusable (then the manifest is indexed here)."""
-        try:
-            if not self.registry.fetch_manifest_index(record, ipath):
-                return None
-            index = ManifestIndex(ipath)
-            check_untrusted(index)
-        except (IndexError_, BackendError, OSError) as e:
-            log.warning("prebuilt index of %s not used: %s", record.full_name, e)
-            ipath.unlink(missing_ok=True)
-            return None
-        self.stats.add(indexes_fetched=1)
-        log.info("fetched the index of %s: %d entries", record.full_name, len(index))
-        return index
-
-    def _build_index(self, record: VersionRecord, ipath: Path) -> ManifestIndex:
-        try:
-            manifest_file, temporary = self._manifest_file(record)
+            index, how = open_version_index(self.registry, record, self.index_dir)
         except ObjectNotFoundError as e:
             raise Unavailable(f"manifest of {record.full_name} is missing: {e}") from e
         except (BackendError, OSError) as e:
             self.stats.add(backend_errors=1)
             raise Unavailable(f"cannot fetch the manifest of {record.full_name}: {e}") from e
-        try:
-            index = open_or_build(manifest_file, ipath)
-        finally:
-            if temporary:
-                os.unlink(manifest_file)
-        self.stats.add(indexes_built=1)
-        log.info("indexed %s: %d entries", record.full_name, len(index))
-        return index
-
-    def _manifest_file(self, record: VersionRecord) -> tuple[Path, bool]:
-        """A local file holding the manifest JSON, and whether it is ours to delete.
-
-        Uses the registry's on-disk object cache when it has the manifest, so an offline mount
-        can index what an earlier process fetched.
-        """
-        local = self.registry.manifest_path(record)
-        if local is not None:
-            return local, False
-        raw = self.registry.manifest_bytes(record)
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.index_dir, prefix=".manifest.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        return Path(tmp), True
+        if how == "fetched":
+            self.stats.add(indexes_fetched=1)
+        elif how == "built":
+            self.stats.add(indexes_built=1)
+        return VersionView(record, index, _parse_time(record.created_at))
 
     def version_aliases(self, view: VersionView) -> list[str]:
         r = view.record

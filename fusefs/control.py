@@ -1,12 +1,15 @@
 """`MOUNT/.artifactfs/`: the mount's control directory (stats and mount facts as JSON files).
 
-Files are rendered when opened and served from that snapshot with direct I/O, so every `cat`
-sees current numbers while a reader that seeks gets one consistent document.
+The mount opens files without an upcall (no_open, DESIGN §7) and the kernel keeps their pages
+and attributes, so a changing file cannot be rendered per open. Instead a file is rendered when
+the kernel asks for its attributes (its size must match what is read) and served from that
+snapshot; after a read of a changing file (stats.json) its kernel pages and attributes are
+dropped (`on_read`, run by the mount on a thread of its own), so the next `cat` sees current
+numbers and a reader gets one consistent document.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import stat
 import threading
@@ -16,19 +19,26 @@ from typing import Any
 from artifactfs.fusefs.catalog import NotFound
 
 FILE_MODE = stat.S_IFREG | 0o444
+CHANGING = frozenset({"stats.json"})
 
 
 class ControlDir:
     """The virtual files below `.artifactfs/`."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]], mount_info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], dict[str, Any]],
+        mount_info: dict[str, Any],
+        on_read: Callable[[str], None] | None = None,
+    ) -> None:
         self._files: dict[str, Callable[[], dict[str, Any]]] = {
             "stats.json": stats,
             "mount.json": lambda: mount_info,
         }
-        self._open: dict[int, bytes] = {}
-        self._next = itertools.count(1)
+        self._snapshots: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self.on_read = on_read
+        """Told the relative path after a changing file was read (drop its kernel cache)."""
 
     def _render(self, rel: str) -> bytes:
         fn = self._files.get(rel)
@@ -37,28 +47,25 @@ class ControlDir:
         return (json.dumps(fn(), indent=2, sort_keys=True) + "\n").encode()
 
     def lookup(self, rel: str) -> tuple[str, int]:
-        """("dir", 0) for the directory, ("file", size-now) for a file; NotFound otherwise."""
+        """("dir", 0) for the directory, ("file", size) for a file (rendered now, and kept
+        for the reads that follow); NotFound otherwise."""
         if not rel:
             return "dir", 0
-        return "file", len(self._render(rel))
+        data = self._render(rel)
+        with self._lock:
+            self._snapshots[rel] = data
+        return "file", len(data)
 
     def listing(self, rel: str) -> list[tuple[str, int]]:
         if rel:
             raise NotFound(f".artifactfs/{rel}")
         return [(name, FILE_MODE) for name in self._files]
 
-    def open(self, rel: str) -> int:
-        data = self._render(rel)
+    def read(self, rel: str, size: int, offset: int) -> bytes:
         with self._lock:
-            fh = next(self._next)
-            self._open[fh] = data
-        return fh
-
-    def read(self, fh: int, size: int, offset: int) -> bytes:
-        with self._lock:
-            data = self._open.get(fh, b"")
+            data = self._snapshots.get(rel)
+        if data is None:
+            data = self._render(rel)
+        if rel in CHANGING and self.on_read is not None:
+            self.on_read(rel)
         return data[offset : offset + size]
-
-    def release(self, fh: int) -> None:
-        with self._lock:
-            self._open.pop(fh, None)

@@ -4,7 +4,8 @@ Thin by design: every decision about drafts lives in the drafts engine, reached 
 object, `artifactfs.drafts.workspace.DraftWorkspace` (locating drafts, the namespace they add,
 options, commits, stats); per-draft changes are the `Draft`'s own methods. This module only
 translates FUSE vocabulary onto them: mount paths into (draft, draft path), stat dicts, xattr
-names, errno values; open files and their handles are draft_files.py.
+names, errno values. Files are opened without an upcall (no_open) and found by path: the
+fds behind reads and writes are draft_fds.py; which are open for writing, writers.py.
 
 * The mount owns its write dir (the workspace takes it in `own()`) and answers `artifactfs
   commit` through the workspace's request thread; `shutdown()` commits every changed draft.
@@ -22,8 +23,9 @@ import time
 from typing import Any
 
 from artifactfs.drafts.workspace import DIR_MODE, FILE_MODE, Draft, DraftWorkspace
-from artifactfs.fusefs.draft_files import DraftFiles, oserr
+from artifactfs.fusefs.draft_fds import PathFds, oserr, read_entry
 from artifactfs.fusefs.draft_tree import DirEntry, DraftContext, Stat, split_path
+from artifactfs.fusefs.writers import open_for_writing
 
 XATTR_PREFIX = "user.artifact."
 LOCK_WAIT = 30.0
@@ -41,13 +43,22 @@ class Drafts:
             ctx.resolver, ctx.config.write_dir, follow_ttl=ctx.config.metadata_ttl, log_results=True
         )
         self.workspace.invalidate = self._invalidate
-        self.files = DraftFiles()
+        self.fds = PathFds()
+        self.workspace.count_writers = self._writers
         self.workspace.own("mount", timeout=LOCK_WAIT)
         self.workspace.serve_requests()
 
     def _invalidate(self, paths: list[str]) -> None:
+        """A commit changed these draft paths behind the kernel's back: forget their fds, then
+        drop the kernel's pages and attributes."""
+        self.fds.forget_named({"/".join(split_path(p)[:3]) for p in paths})
         if self.ctx.invalidate is not None:
             self.ctx.invalidate([f"/{p}" for p in paths])
+
+    def _writers(self, draft: Draft) -> int:
+        """Files below the draft's directory open for writing right now, in any process: the
+        kernel never tells the mount when a file is opened or closed (no_open)."""
+        return open_for_writing(os.path.join(self.ctx.mountpoint, draft.qualified_name))
 
     def _resolve(self, path: str) -> tuple[Draft, str]:
         """Mount path -> (its draft, the path inside the draft; '' for the draft directory)."""
@@ -89,9 +100,6 @@ class Drafts:
             if self.workspace.has_dir(*parts):
                 return self._stat_dir()
             raise oserr(errno.ENOENT, path)
-        st = self.files.fstat(fh)
-        if st is not None:
-            return self._stat_real(st)
         draft, rel = self._resolve(path)
         node = draft.lookup(rel)
         if node is None:
@@ -136,12 +144,14 @@ class Drafts:
             draft.rmdir(rel)
         else:
             self.workspace.discard(draft)
+        self.fds.forget(draft, rel)
 
     def unlink(self, path: str) -> None:
         draft, rel = self._resolve(path)
         if not rel:
             raise oserr(errno.EISDIR, path)
         draft.unlink(rel)
+        self.fds.forget(draft, rel)
 
     def rename(self, old: str, new: str) -> None:
         a, arel = self._resolve(old)
@@ -151,6 +161,8 @@ class Drafts:
         if not arel or not brel:
             raise oserr(errno.EBUSY, old, "a draft directory itself cannot be renamed")
         a.rename(arel, brel)
+        self.fds.forget(a, arel)
+        self.fds.forget(a, brel)
 
     def symlink(self, path: str, target: str) -> None:
         raise oserr(errno.EPERM, path, "drafts hold files and directories only (no symlinks)")
@@ -163,37 +175,43 @@ class Drafts:
         draft, rel = self._resolve(path)
         draft.utimens(rel, None if times is None else _utime_ns(draft, rel, times))
 
-    # -- files (draft_files.py) -----------------------------------------------------------------
-    def open(self, path: str, flags: int) -> int:
-        draft, rel = self._resolve(path)
-        return self.files.open(draft, rel, flags, path)
-
+    # -- files: opened without an upcall, found by path (draft_fds.py) -----------------------
     def create(self, path: str, mode: int, flags: int) -> int:
-        draft, rel = self._resolve(path)
-        return self.files.create(draft, rel, mode, flags, path)
-
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        return self.files.read(fh, size, offset, path)
-
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        return self.files.write(fh, data, offset, path)
-
-    def truncate(self, path: str, length: int, fh: int | None) -> None:
-        if self.files.ftruncate(fh, length):
-            return
         draft, rel = self._resolve(path)
         if not rel:
             raise oserr(errno.EISDIR, path)
-        draft.truncate(rel, length)
+        self.fds.created(draft, rel, mode, flags)
+        return 0  # no handle: under no_open the kernel sends no release for it
 
-    def flush(self, path: str, fh: int) -> None:
-        return None  # bytes are already in the staged file (the page cache survives a crash)
+    def read(self, path: str, size: int, offset: int, fh: int | None) -> bytes:
+        draft, rel = self._resolve(path)
+        with self.fds.readable(draft, rel) as found:
+            if isinstance(found, int):
+                return os.pread(found, size, offset)
+            return read_entry(draft, found, size, offset, path)
+
+    def write(self, path: str, data: bytes, offset: int, fh: int | None) -> int:
+        draft, rel = self._resolve(path)
+        if not rel:
+            raise oserr(errno.EISDIR, path)
+        with self.fds.writable(draft, rel) as fd:
+            return os.pwrite(fd, data, offset)
+
+    def truncate(self, path: str, length: int, fh: int | None) -> None:
+        draft, rel = self._resolve(path)
+        if not rel:
+            raise oserr(errno.EISDIR, path)
+        draft.truncate(rel, length)  # by path: the same inode as any fd draft_fds holds
 
     def release(self, path: str, fh: int) -> None:
-        self.files.release(fh)
+        return None  # no handles (see create)
 
-    def fsync(self, path: str, datasync: int, fh: int) -> None:
-        self.files.fsync(fh, datasync)
+    def fsync(self, path: str, datasync: int, fh: int | None) -> None:
+        draft, rel = self._resolve(path)
+        with self.fds.readable(draft, rel) as found:
+            if isinstance(found, int):
+                (os.fdatasync if datasync else os.fsync)(found)
+        draft.fsync()
 
     # -- xattrs: commit options on the draft directory ------------------------------------------
     def _key(self, name: str) -> str | None:

@@ -18,11 +18,14 @@ What the drafts side can rely on (operations.py and writes.py guarantee it):
       `extra_entities()`, an entity listing adds `extra_projects(entity)` (duplicates removed).
 * `rename(old, new)` reaches the DraftTree only when both paths are draft paths; a version path
   on either side gets EROFS, anything else EXDEV (so `mv` falls back to copy + delete).
-* File handles are yours: the integer you return from `open`/`create` is handed back unchanged
-  to read/write/flush/release/fsync/truncate/getattr of the same path. Version files use
-  handles from 2**48 up (openfiles.py) and are released first, so the two sides cannot
-  collide. Draft files are opened without the kernel page cache being kept across opens
-  (`keep_cache` off), so bytes changed by a commit are never served stale.
+* Files are opened without an upcall (the connection's no_open, operations.py): there is no
+  `open`, and read/write/fsync/truncate/getattr of a file that was not made by `create` come
+  with `fh=None` and must find the file by its path (draft_fds.py). The non-zero integer you
+  return from `create` is handed back unchanged to read/write/release/fsync/truncate/getattr
+  of that open file, and `release` comes only for those. Open flags never arrive: O_TRUNC of
+  an existing file comes as `truncate(path, 0, None)`, O_APPEND as writes at the end the
+  kernel knows. The kernel keeps draft files' pages across opens (it sees every change made
+  through the mount); a commit drops them for the paths it touched (`ctx.invalidate`).
 * Errors: raise `OSError(errno.X, message)` (the drafts engine's errors are such OSErrors; or
   mfusepy's FuseOSError); any other exception is logged with its traceback to the mount log and
   answered EIO (guard.py). Nothing is printed.
@@ -102,15 +105,13 @@ class DraftTree(Protocol):
         """`times` = (atime_ns, mtime_ns) or None for "now" (mfusepy use_ns)."""
         ...
 
-    # -- files ----------------------------------------------------------------------------------
-    def open(self, path: str, flags: int) -> int: ...
+    # -- files (fh None: opened without an upcall, find the file by path) ------------------------
     def create(self, path: str, mode: int, flags: int) -> int: ...
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes: ...
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int: ...
+    def read(self, path: str, size: int, offset: int, fh: int | None) -> bytes: ...
+    def write(self, path: str, data: bytes, offset: int, fh: int | None) -> int: ...
     def truncate(self, path: str, length: int, fh: int | None) -> None: ...
-    def flush(self, path: str, fh: int) -> None: ...
     def release(self, path: str, fh: int) -> None: ...
-    def fsync(self, path: str, datasync: int, fh: int) -> None: ...
+    def fsync(self, path: str, datasync: int, fh: int | None) -> None: ...
 
     # -- xattrs (user.artifact.type/description/metadata/aliases on the draft dir) -------------
     def getxattr(self, path: str, name: str) -> bytes: ...
@@ -180,28 +181,22 @@ class ReadOnlyDrafts:
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
         raise _erofs(path)
 
-    def open(self, path: str, flags: int) -> int:
-        raise _enoent(path)
-
     def create(self, path: str, mode: int, flags: int) -> int:
         raise _erofs(path)
 
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+    def read(self, path: str, size: int, offset: int, fh: int | None) -> bytes:
         raise _enoent(path)
 
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str, data: bytes, offset: int, fh: int | None) -> int:
         raise _erofs(path)
 
     def truncate(self, path: str, length: int, fh: int | None) -> None:
         raise _erofs(path)
 
-    def flush(self, path: str, fh: int) -> None:
-        return None
-
     def release(self, path: str, fh: int) -> None:
         return None
 
-    def fsync(self, path: str, datasync: int, fh: int) -> None:
+    def fsync(self, path: str, datasync: int, fh: int | None) -> None:
         return None
 
     def getxattr(self, path: str, name: str) -> bytes:

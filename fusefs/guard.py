@@ -28,10 +28,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def guard(method: F) -> F:
     """Map our exceptions to errnos; log causes; never let a traceback reach the terminal.
-    The decorated method's object has `stats` (MountStats): backend errors are counted."""
+    The decorated method's object has `stats` (MountStats): calls and backend errors are
+    counted (`upcalls` in stats.json: how tests see what a read cost)."""
+
+    name = method.__name__
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any) -> Any:
+        self.stats.upcall(name)
         try:
             return method(self, *args)
         except OSError as e:

@@ -36,6 +36,7 @@ from artifactfs.fusefs.mountpoint import (
     MountOptions,
     check_fuse,
     check_mountpoint,
+    check_write_dir,
     default_log_file,
     is_mounted,
 )
@@ -62,7 +63,8 @@ READY_TIMEOUT = 60.0
 
 def start_background(opts: MountOptions, timeout: float = READY_TIMEOUT) -> int:
     """Start the daemon and return its pid once the mount is usable (MountError otherwise)."""
-    mp = check_mountpoint(opts.mountpoint)
+    mp = check_mountpoint(opts.mountpoint, opts.nonempty)
+    check_write_dir(opts)
     opts = MountOptions(**{**asdict(opts), "mountpoint": mp, "foreground": False})
     log_file = Path(opts.log_file) if opts.log_file else default_log_file()
     log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,8 @@ class MountOptions:
     threads: bool = True
     read_only: bool = False
     """Do not load drafts: every write is EROFS."""
+    nonempty: bool = False
+    """Mount over a directory that has entries (hidden until unmount); refused otherwise."""
     max_readahead: int = 4 << 20
     """Kernel readahead window (set via sysfs when permitted, see set_readahead)."""
     log_file: str | None = None
@@ -66,7 +68,7 @@ def is_mounted(path: str | os.PathLike[str]) -> bool:
     return False
 
 
-def check_mountpoint(path: str) -> str:
+def check_mountpoint(path: str, nonempty: bool = False) -> str:
     """The absolute mountpoint, or MountError saying what is wrong with it."""
     mp = os.path.abspath(path)
     if is_mounted(mp):
@@ -75,7 +77,35 @@ def check_mountpoint(path: str) -> str:
         raise MountError(f"mountpoint {mp} does not exist (create it with mkdir)")
     if not os.path.isdir(mp):
         raise MountError(f"mountpoint {mp} is not a directory")
+    if not nonempty:
+        try:
+            count = len(os.listdir(mp))
+        except OSError as e:
+            raise MountError(f"cannot read mountpoint {mp}: {e.strerror}") from e
+        if count:
+            raise MountError(
+                f"{mp} is not empty ({count} entries): the mount would hide them until "
+                "unmount; use an empty directory, or --nonempty to mount over them"
+            )
     return mp
+
+
+def check_write_dir(opts: MountOptions) -> None:
+    """MountError when another mount owns the write dir this mount's drafts would use: two
+    mounts cannot share drafts (the second would wait for the lock, then fail obscurely)."""
+    if opts.read_only:
+        return
+    from artifactfs.config import load_config
+    from artifactfs.drafts.commit_requests import lock_holder
+
+    write_dir = load_config(registry=opts.registry, **opts.overrides).write_dir
+    holder = lock_holder(write_dir)
+    if holder is None or holder.get("kind") != "mount":
+        return  # free, or a CLI commit that will let go: the mount waits for it
+    raise MountError(
+        f"the drafts folder {write_dir} is in use by another mount (pid {holder.get('pid', '?')}); "
+        "give this mount its own with --write-dir DIR, or mount it --read-only"
+    )
 
 
 def check_fuse(lib: str = "fuse3") -> None:

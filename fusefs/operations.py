@@ -10,9 +10,17 @@ module decides only *who* answers, plus the mount's lifecycle (kernel caching kn
 invalidation of changed draft paths, drafts' shutdown at destroy).
 
 Caching (DESIGN §2, §7): the global entry/attr timeouts are long (set by serve.build) because
-everything with a name in a version is immutable; version files keep their pages across opens,
-draft files never do. Directory listings are never cached by the kernel here, so new versions
-and moved aliases show up after `--ttl` seconds without a remount.
+everything with a name in a version is immutable. Directory listings are never cached by the
+kernel here, so new versions and moved aliases show up after `--ttl` seconds without a remount.
+
+Connection mode: `open` answers ENOSYS, which sets the kernel's no_open for the whole
+connection (DESIGN §7, issue 10): no OPEN/RELEASE upcalls, and every file keeps its pages across
+opens, so a warm read of a version file costs no upcall at all. What that asks of the rest:
+reads and writes arrive with fh=0 and a path (versions: openfiles.py; drafts: draft_fds.py),
+open flags never arrive (O_TRUNC comes as a truncate because `init` clears ATOMIC_O_TRUNC),
+not even a file made by `create` gets a RELEASE (so no callback hands out handles, and libfuse
+must not hide "open" files on unlink: hard_remove), and whatever changes behind the kernel's
+back must drop its cached pages (a commit: invalidate_paths; control files after each read).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import ctypes
 import errno
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -33,13 +42,15 @@ from artifactfs.fusefs.attrs import DIR_MODE, LINK_MODE, XATTR_PREFIX, Attrs, st
 from artifactfs.fusefs.catalog import Catalog, NotFound
 from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.draft_tree import DirEntry, DraftTree, Stat
-from artifactfs.fusefs.guard import erofs, guard
+from artifactfs.fusefs.guard import guard
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.fusefs.versions import Versions
 from artifactfs.fusefs.writes import WriteRoutes, fh_of
 from artifactfs.resolver.resolver import Resolver
 
 log = logging.getLogger(__name__)
+
+FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3
 
 
 def _current_fuse() -> int | None:
@@ -76,11 +87,13 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         self.entry_timeout = entry_timeout
         self.max_readahead = max_readahead
         self.attrs = Attrs(os.getuid(), os.getgid(), time.time_ns())
-        self.control = ControlDir(self._stats_json, mount_info or {})
+        self.control = ControlDir(self._stats_json, mount_info or {}, on_read=self._control_read)
         self.versions = Versions(resolver, catalog, stats, self.attrs)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()
         self._fuse: int | None = None
+        self._to_invalidate: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._invalidator: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:
@@ -89,13 +102,19 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             config.entry_timeout = self.entry_timeout
             config.attr_timeout = self.attr_timeout
             config.negative_timeout = 0.0
-            config.kernel_cache = 0  # per file, in open(): drafts must not keep stale pages
             config.use_ino = 0
+            # libfuse hides an unlinked or renamed-over file it believes open (as
+            # .fuse_hidden*) until its release; under no_open no release ever comes, so the
+            # hidden files would stay in drafts for good: remove for real, as a disk does
+            config.hard_remove = 1
         if conn is not None:
             try:
                 conn.max_readahead = self.max_readahead
             except AttributeError:
                 pass
+            # open(O_TRUNC) of an existing file arrives as a truncate (no OPEN upcall carries
+            # the flag under no_open): without this, libfuse's default leaves the file whole
+            conn.want &= ~FUSE_CAP_ATOMIC_O_TRUNC
         self._fuse = _current_fuse()
         if self._ready is not None:
             self._ready()
@@ -115,6 +134,41 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         for p in paths:
             invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
 
+    def _control_read(self, rel: str) -> None:
+        """A changing control file was read: make the next path walk look it up again.
+
+        Dropping the `.artifactfs` dentry (not the open file's pages, which a reader in the
+        middle of the file still needs) makes the next `cat` send LOOKUPs; the fresh render's
+        new size and mtime then make the kernel drop the old pages itself (auto_inval_data).
+        Sent from a thread of our own: a notification waits for kernel locks a callback may
+        be holding up."""
+        self._to_invalidate.put(tree.CONTROL_DIR)
+        if self._invalidator is None:
+            self._invalidator = threading.Thread(
+                target=self._invalidate_loop, name="afs-invalidate", daemon=True
+            )
+            self._invalidator.start()
+
+    def _invalidate_loop(self) -> None:
+        while not self._destroyed.is_set():
+            name = self._to_invalidate.get()
+            self._invalidate_root_entry(name)
+
+    def _invalidate_root_entry(self, name: str) -> None:
+        """Forget the kernel's dentry `/<name>` and everything below it (libfuse3 only)."""
+        if self._fuse is None or self._destroyed.is_set():
+            return
+        lib = mfusepy._libfuse
+        notify = getattr(lib, "fuse_lowlevel_notify_inval_entry", None)
+        get_session = getattr(lib, "fuse_get_session", None)
+        if notify is None or get_session is None or mfusepy.fuse_version_major != 3:
+            return
+        get_session.restype = ctypes.c_void_p
+        get_session.argtypes = [ctypes.c_void_p]
+        notify.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
+        raw = name.encode()
+        notify(get_session(self._fuse), 1, raw, len(raw))  # 1: FUSE_ROOT_ID; -ENOENT: not cached
+
     def destroy(self, path: str) -> None:
         """Unmount (any cause): let drafts commit, then release what we hold."""
         if self._destroyed.is_set():
@@ -124,6 +178,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             self.drafts.shutdown()
         except Exception:
             log.exception("drafts shutdown failed")
+        self.versions.files.close()
         self.catalog.close()
 
     # -- attributes and listings ----------------------------------------------------------------
@@ -216,65 +271,48 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     # -- files ----------------------------------------------------------------------------------
     @guard
     def open(self, path: str, fi: Any) -> int:
-        node = tree.route(path)
-        if isinstance(node, tree.Draft):
-            fi.fh = self.drafts.open(path, fi.flags)
-            fi.keep_cache = 0
-            return 0
-        if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND) and isinstance(
-            node, tree.Version | tree.Alias | tree.Root | tree.Entity | tree.Project | tree.Control
-        ):
-            raise erofs()
-        if isinstance(node, tree.Control):
-            fi.fh = self.control.open(node.rel)
-            fi.direct_io = 1
-            return 0
-        if isinstance(node, tree.Version):
-            self.versions.open(node, fi, path)
-            return 0
-        raise NotFound(path)
+        """ENOSYS, once: the kernel then opens every file of this connection without asking
+        (no_open; see the module docstring). Never called again after the first open."""
+        raise mfusepy.FuseOSError(errno.ENOSYS)
 
     @guard
     def read_buf(self, path: str, bufpp: Any, size: int, offset: int, fi: Any) -> int:
         """Cached version bytes go to libfuse as fds (read in C, see fusebuf); the rest as bytes."""
-        spans = self.versions.files.spans(fi.fh, offset, size)
-        if spans is not None:
-            n = fusebuf.reply_fds(bufpp, spans)
-            self.stats.add(reads=1, bytes_read=n)
-            return 0
-        fusebuf.reply_bytes(bufpp, self._read(path, size, offset, fi))
+        node = tree.route(path)
+        if isinstance(node, tree.Version) and node.rel:
+            spans = self.versions.spans(node, path, offset, size)
+            if spans is not None:
+                n = fusebuf.reply_fds(bufpp, spans)
+                self.stats.add(reads=1, bytes_read=n)
+                return 0
+        fusebuf.reply_bytes(bufpp, self._read(node, path, size, offset, fi))
         return 0
 
     @guard
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
-        return self._read(path, size, offset, fi)
+        return self._read(tree.route(path), path, size, offset, fi)
 
-    def _read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
-        node = tree.route(path)
+    def _read(self, node: tree.Node, path: str, size: int, offset: int, fi: Any) -> bytes:
         if isinstance(node, tree.Draft):
-            return self.drafts.read(path, size, offset, fh_of(fi) or 0)
+            return self.drafts.read(path, size, offset, fh_of(fi))
         if isinstance(node, tree.Control):
-            return self.control.read(fh_of(fi) or 0, size, offset)
+            return self.control.read(node.rel, size, offset)
         if not isinstance(node, tree.Version):
             raise NotFound(path)
         return self.versions.read(node, size, offset, path)
 
     @guard
     def release(self, path: str, fi: Any) -> int:
-        fh = fh_of(fi) or 0
-        if self.versions.release(fh):
-            return 0
-        node = tree.route(path)
-        if isinstance(node, tree.Draft):
+        """Only files made by `create` have handles (and releases) under no_open."""
+        fh = fh_of(fi)
+        if fh is not None and isinstance(tree.route(path), tree.Draft):
             self.drafts.release(path, fh)
-        elif isinstance(node, tree.Control):
-            self.control.release(fh)
         return 0
 
     @guard
     def fsync(self, path: str, datasync: int, fi: Any) -> int:
         if tree.route(path).__class__ is tree.Draft:
-            self.drafts.fsync(path, datasync, fh_of(fi) or 0)
+            self.drafts.fsync(path, datasync, fh_of(fi))
         return 0
 
     # -- extended attributes ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from artifactfs.fusefs.mountpoint import (
     MountOptions,
     check_fuse,
     check_mountpoint,
+    check_write_dir,
     default_log_file,
 )
 
@@ -67,7 +68,8 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
 
     try:
         _setup_logging(opts)
-        mp = check_mountpoint(opts.mountpoint)
+        mp = check_mountpoint(opts.mountpoint, opts.nonempty)
+        check_write_dir(opts)
         check_fuse(opts.fuse_lib)
         ops, fuse_kwargs = build(opts, mp)
     except Exception as e:
@@ -141,12 +143,13 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     from artifactfs.fusefs.operations import ArtifactOperations
     from artifactfs.fusefs.stats import MountStats
     from artifactfs.resolver.resolver import Resolver
+    from artifactfs.resolver.version_index import index_dir
 
     config = load_config(registry=opts.registry, **opts.overrides)
     ttl = config.metadata_ttl if opts.ttl is None else opts.ttl
     resolver = Resolver.open(config, ttl=ttl)
     stats = MountStats()
-    catalog = Catalog(resolver.registry, Path(config.cache_dir) / "mount-index", stats)
+    catalog = Catalog(resolver.registry, index_dir(config.cache_dir), stats)
     ctx = DraftContext(
         resolver=resolver,
         config=config,
@@ -193,6 +196,10 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     }
     if opts.allow_other:
         kwargs["allow_other"] = True
+    if opts.read_only:
+        # a read-only superblock: writable opens fail with EROFS in the kernel, and reads do not
+        # invalidate atime (on a writable mount every READ makes the next stat a GETATTR)
+        kwargs["ro"] = True
     if opts.fuse_lib == "fuse":
         kwargs["big_writes"] = True
         kwargs["max_read"] = 1 << 20

@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
 class MountCounters:
     started_at: float = field(default_factory=time.time)
-    open_files: int = 0
-    opens: int = 0
     reads: int = 0
     bytes_read: int = 0
     read_errors: int = 0
@@ -21,6 +20,8 @@ class MountCounters:
     stale_listings_served: int = 0
     indexes_built: int = 0
     indexes_fetched: int = 0
+    upcalls: dict[str, int] = field(default_factory=dict)
+    """Requests that reached Python, by callback (those libfuse answers in C are not here)."""
 
 
 class MountStats:
@@ -35,6 +36,11 @@ class MountStats:
             for name, value in counts.items():
                 setattr(self._c, name, getattr(self._c, name) + value)
 
-    def snapshot(self) -> dict[str, float | int]:
+    def upcall(self, name: str) -> None:
+        with self._lock:
+            calls = self._c.upcalls
+            calls[name] = calls.get(name, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return asdict(self._c)

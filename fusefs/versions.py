@@ -1,9 +1,9 @@
 """The read side: what the registry shows in the mount (entities, projects, aliases, versions).
 
-Version files are immutable, so they are opened with `keep_cache` (the kernel keeps their pages
-across opens) and without FLUSH upcalls; their bytes come from the shared cache, handed to
-libfuse as fds where the blocks are cached (openfiles.py, fusebuf.py) and read by range through
-the resolver otherwise. Alias symlinks stay fresh although the kernel's entry/attr timeouts are
+Version files are immutable, so the kernel keeps their pages across opens and opens them without
+asking (the mount's no_open, operations.py); their bytes come from the shared cache, handed to
+libfuse as fds where they are cached (openfiles.py, fusebuf.py) and read by range through the
+resolver otherwise. Alias symlinks stay fresh although the kernel's entry/attr timeouts are
 long: the kernel does not cache symlink targets (no FUSE_CAP_CACHE_SYMLINKS), so every path walk
 through `name:latest` calls `readlink`, which answers from the registry's TTL cache.
 
@@ -13,8 +13,7 @@ one room; drafts and the control directory never come here.
 
 from __future__ import annotations
 
-from typing import Any
-
+from artifactfs.cache.handles import Span
 from artifactfs.fusefs import tree
 from artifactfs.fusefs.attrs import (
     DIR_MODE,
@@ -30,12 +29,6 @@ from artifactfs.fusefs.draft_tree import DirEntry, Stat
 from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver
-
-
-def _no_flush(fi: Any) -> None:
-    """FOPEN_NOFLUSH (libfuse >= 3.11): close(2) of a version file sends no FLUSH upcall."""
-    if hasattr(fi, "noflush"):
-        fi.noflush = 1
 
 
 class Versions:
@@ -93,16 +86,13 @@ class Versions:
         return entry_xattrs(view.index.meta(i))
 
     # -- files ----------------------------------------------------------------------------------
-    def open(self, node: tree.Version, fi: Any, path: str) -> None:
-        """Fill `fi` (fh, keep_cache, noflush) for a version file."""
+    def spans(self, node: tree.Version, path: str, offset: int, size: int) -> list[Span] | None:
+        """Where a read's bytes are cached, as fd spans for libfuse (None: read them by bytes)."""
         view = self.view(node)
         i = view.index.find(node.rel)
         if i < 0:
             raise NotFound(path)
-        fi.fh = self.files.open(view, i)
-        fi.keep_cache = 1
-        _no_flush(fi)
-        self.stats.add(opens=1, open_files=1)
+        return self.files.spans(path, view, i, offset, size)
 
     def read(self, node: tree.Version, size: int, offset: int, path: str) -> bytes:
         """Bytes by range through the resolver (read_buf's fallback when blocks are not cached)."""
@@ -122,10 +112,3 @@ class Versions:
             raise
         self.stats.add(reads=1, bytes_read=len(data))
         return data
-
-    def release(self, fh: int) -> bool:
-        """Close a version file's handle; False when `fh` is not one."""
-        if self.files.release(fh):
-            self.stats.add(open_files=-1)
-            return True
-        return False

@@ -25,8 +25,9 @@ from artifactfs.fusefs.stats import MountStats
 
 
 def fh_of(fi: Any) -> int | None:
-    """The file handle in a fuse_file_info (None when the kernel sent none)."""
-    return None if fi is None else int(fi.fh)
+    """The file handle in a fuse_file_info; None when the kernel sent none, or fh=0 (a file
+    opened without an upcall under no_open: only its path says which file it is)."""
+    return None if fi is None else int(fi.fh) or None
 
 
 class WriteRoutes:
@@ -50,7 +51,7 @@ class WriteRoutes:
 
     @guard
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
-        return self.drafts.write(self._draft_or_erofs(path), data, offset, fh_of(fi) or 0)
+        return self.drafts.write(self._draft_or_erofs(path), data, offset, fh_of(fi))
 
     @guard
     def truncate(self, path: str, length: int, fi: Any = None) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from artifactfs.errors import InvalidPathError
+from artifactfs.errors import InvalidPathError, VerifyError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex
 from artifactfs.resolver.names import check_entry_path
@@ -93,7 +93,7 @@ def plan(
 def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
     """Copy a cached object to `target` atomically; False if `target` already has the bytes.
     Executable entries (`extra.executable`, kept by drafts) are 0755, others 0644."""
-    if target.is_file() and entry.ref is None:
+    if target.is_file() and entry.stored:
         st = target.stat()
         if (entry.size is None or st.st_size == entry.size) and md5_hex_of_file(
             target
@@ -178,23 +178,26 @@ def checkout_manifest(
 def verify_dir(manifest: Manifest, root: str | os.PathLike[str]) -> int:
     """Check `root` against the manifest; return the number of files checked.
 
-    ValueError when a file is missing, differs, or is not part of the artifact. References
-    are not verified (their bytes may legitimately live elsewhere), as W&B does.
+    VerifyError (a ValueError) listing every file that differs, is missing, or is not part of
+    the artifact, all found in one pass. External references are not verified (their bytes may
+    legitimately live elsewhere), as W&B does; entries from other artifacts are.
     """
     root_path = Path(root)
     if not root_path.is_dir():
         raise ValueError(f"cannot verify: {root_path} is not a directory")
-    for rel in _local_files(root_path):
-        if rel not in manifest:
-            raise ValueError(f"found file {rel!r} in {root_path}, which is not in the artifact")
+    extra = [rel for rel in _local_files(root_path) if rel not in manifest]
+    modified: list[str] = []
+    missing: list[str] = []
     checked = 0
     for entry in manifest:
-        if entry.ref is not None:
+        if not entry.stored:
             continue
         target = safe_target(root_path, entry.path)
         if not target.is_file():
-            raise ValueError(f"file {entry.path!r} of the artifact is missing from {root_path}")
-        if md5_hex_of_file(target) != b64_to_hex(entry.digest):
-            raise ValueError(f"file {entry.path!r} in {root_path} does not match the artifact")
+            missing.append(entry.path)
+        elif md5_hex_of_file(target) != b64_to_hex(entry.digest):
+            modified.append(entry.path)
         checked += 1
+    if modified or missing or extra:
+        raise VerifyError(str(root_path), sorted(modified), sorted(missing), extra)
     return checked

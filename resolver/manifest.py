@@ -25,6 +25,10 @@ STORAGE_POLICY = "wandb-storage-policy-v1"
 STORAGE_POLICY_CONFIG = {"storageLayout": "V2"}
 DIGEST_HEADER = b"wandb-artifact-manifest-v1\n"
 HASH_CHUNK = 1 << 20
+ARTIFACT_URL = "artifact://"
+"""Scheme of URLs naming a file of a logged version (`artifact://entity/project/name:vN/path`):
+what `ref_url()` returns, what the fsspec file system opens, and the `ref` of an entry added
+from another artifact, whose bytes are stored in the registry under its digest."""
 
 
 def md5_b64_of_file(path: str, chunk: int = HASH_CHUNK) -> str:
@@ -38,6 +42,11 @@ def md5_b64_of_file(path: str, chunk: int = HASH_CHUNK) -> str:
 
 def md5_b64_of_bytes(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
+def artifact_url(entity: str, project: str, name: str, version: int, path: str) -> str:
+    """The `artifact://` URL of one file of one version (pinned: `vN`, never an alias)."""
+    return f"{ARTIFACT_URL}{entity}/{project}/{name}:v{version}/{path}"
 
 
 def b64_to_hex(digest_b64: str) -> str:
@@ -77,6 +86,12 @@ class ManifestEntry:
     def file_mode(self) -> int:
         """Permission bits of a local copy: 0755 for executables, else 0644."""
         return 0o755 if self.executable else 0o644
+
+    @property
+    def stored(self) -> bool:
+        """True when the registry holds the bytes under `digest` (an MD5): stored content, or
+        an entry of another artifact (`artifact://` ref). False for external references."""
+        return self.ref is None or self.ref.startswith(ARTIFACT_URL)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"digest": self.digest}

@@ -270,6 +270,12 @@ class ManifestIndex:
             value["size"] = size
         return value
 
+    def meta_bytes(self, i: int) -> bytes:
+        """Entry i's stored value as is: equal bytes mean an equal entry (diffs compare these
+        before parsing anything)."""
+        a, b = self._metaoff[i], self._metaoff[i + 1]
+        return self._mm[self._o_metas + a : self._o_metas + b]
+
     def entry(self, i: int) -> ManifestEntry:
         """The ManifestEntry of entry i (a few recently used ones are kept)."""
         with self._lock:
@@ -337,12 +343,22 @@ class ManifestIndex:
                 # skip everything under prefix+name/: '0' is the byte after '/'
                 i = self._lower_bound(p[:slash] + b"0", i + 1)
 
+    def under(self, rel: str) -> range:
+        """Entry numbers of every file at any depth below directory `rel` ("" = the whole
+        version): one contiguous run of the sorted paths, found by two binary searches."""
+        if not rel:
+            return range(self.n)
+        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
+        return range(self._lower_bound(prefix), self._lower_bound(prefix[:-1] + b"0"))
+
     def dir_count(self, rel: str) -> int:
         """Number of entries at any depth below `rel` (for du-like summaries)."""
-        if not rel:
-            return self.n
-        prefix = rel.encode("utf-8", "surrogateescape") + b"/"
-        return self._lower_bound(prefix[:-1] + b"0") - self._lower_bound(prefix)
+        return len(self.under(rel))
+
+    def size_sum(self, entries: range) -> int:
+        """Bytes of a run of entries (`under(rel)`); entries of unknown size count as 0."""
+        sizes = self._sizes[entries.start : entries.stop].tolist()
+        return sum(sizes) + sizes.count(-1)
 
     def close(self) -> None:
         for mv in (self._pathoff, self._metaoff, self._sizes):

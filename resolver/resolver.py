@@ -88,7 +88,7 @@ class Resolver:
 
     def locate(self, entry: ManifestEntry) -> EntryLocation:
         """The cache key, expected digest and (lazy) source of an entry's bytes."""
-        if entry.ref is None:
+        if entry.stored:  # in the registry by digest (an artifact:// ref too)
             md5_hex = b64_to_hex(entry.digest)
             key = keys.blob_key(md5_hex)
             return EntryLocation(
@@ -101,7 +101,7 @@ class Resolver:
         # version holding only stored content never needs. (No cycle: references import no resolver.)
         from artifactfs.cache.references import open_reference, verifiable_md5_hex
 
-        ref, digest, extra = entry.ref, entry.digest, dict(entry.extra)
+        ref, digest, extra = entry.ref or "", entry.digest, dict(entry.extra)
         version_id = extra.get("versionID")
 
         def source() -> BlobSource:

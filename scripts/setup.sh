@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 job="${1:-demo}"
 shift || true
 
-packages=(fuse3 libfuse3-3 libfuse2 rsync nginx-light ca-certificates)
+packages=(fuse3 libfuse3-3 libfuse2 rsync nginx-light ca-certificates graphviz)
+# graphviz: `dot` draws the lineage pictures of `artifactfs ui`; the browser tests of the page
+# drive Debian's chromium through its chromedriver (no browser download).
+[ "$job" = test ] && packages+=(chromium chromium-driver)
 [ "$job" = bench ] && packages+=(rclone s3fs)
 python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
 
@@ -34,7 +37,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ui]'
 if [ "$job" = test ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     # The real PyTorch DataLoader test; this machine kind keeps the CPU wheel of 2.13.0 on disk.
     .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 numpy \

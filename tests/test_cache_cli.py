@@ -29,10 +29,10 @@ def test_cache_info_and_prune(capsys):
     _fill(3, 100 << 10)
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
-    assert "300.0 KiB of 20.0 GiB" in out and "3 whole" in out
+    assert "300.0 KiB of 20.0 GiB allowed" in out and "3 whole file(s)" in out
 
     assert main(["cache", "prune", "--max-size", "150KiB"]) == 0
-    assert "removed 2 files (200.0 KiB); 100.0 KiB left" in capsys.readouterr().out
+    assert "reclaimed 200.0 KiB (2 files); the cache now uses 100.0 KiB" in capsys.readouterr().out
 
     assert main(["cache", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

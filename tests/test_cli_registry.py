@@ -43,7 +43,7 @@ def test_put_ls_get_verify(registry_url, tmp_path, capsys):
     assert "sub/b.txt" in out and "c.txt" in out
 
     dest = tmp_path / "dl"
-    rc, out, _ = _run(capsys, "get", "mnist/digits:best", str(dest))
+    rc, out, _ = _run(capsys, "get", "mnist/digits:best", "--root", str(dest))
     assert rc == 0 and (dest / "sub" / "b.txt").read_text() == "beta"
     assert not (dest / "c.txt").exists()
     rc, out, _ = _run(capsys, "verify", "mnist/digits:v0", str(dest))
@@ -53,7 +53,7 @@ def test_put_ls_get_verify(registry_url, tmp_path, capsys):
 
 
 def test_errors_are_one_clear_line(registry_url, tmp_path, capsys):
-    rc, _, err = _run(capsys, "get", "acme/mnist/nothing:v0", str(tmp_path / "x"))
+    rc, _, err = _run(capsys, "get", "acme/mnist/nothing:v0", "--root", str(tmp_path / "x"))
     assert rc == 1 and err.startswith("artifactfs: error:") and "nothing" in err
     assert not (tmp_path / "x").exists()
     (tmp_path / "f.txt").write_text("x")

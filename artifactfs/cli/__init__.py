@@ -2,7 +2,7 @@
 
 A command module exposes `register(subparsers)`; each subcommand sets `func(args) -> int`.
 Errors artifactfs raises on purpose print one clear line (no traceback) and exit 1; `--debug`
-shows the traceback.
+shows the traceback. Lines a person reads never carry Python's raw `[Errno N]` prefix.
 """
 
 from __future__ import annotations
@@ -10,23 +10,51 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import re
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from artifactfs.errors import ArtifactFSError
 
 COMMAND_MODULES = [
-    "artifactfs.cli.registry_cmds",  # ls, put, get, verify
-    "artifactfs.cli.cache_cmds",  # cache info, cache prune
+    "artifactfs.cli.ls_cmds",  # ls
+    "artifactfs.cli.registry_cmds",  # put, get, verify
+    "artifactfs.cli.cache_cmds",  # cache info, cache cleanup, cache prune
     "artifactfs.cli.mount_cmds",  # mount, unmount
     "artifactfs.cli.draft_cmds",  # commit, status, diff
     "artifactfs.cli.export_cmds",  # export
+    "artifactfs.cli.ui_cmds",  # ui
 ]
+
+
+def _version() -> str:
+    try:
+        return version("artifactfs")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+
+
+def describe(e: BaseException) -> str:
+    """One line for a person: `strerror: filename` for OS errors, any `[Errno N]` removed
+    (also from messages that quote another error)."""
+    if isinstance(e, OSError) and e.strerror and type(e).__str__ is OSError.__str__:
+        text = e.strerror
+        if e.filename is not None:
+            text = f"{os.fsdecode(e.filename)}: {text[:1].lower()}{text[1:]}"
+    else:
+        text = str(e) or type(e).__name__
+    return _ERRNO.sub("", text)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="artifactfs", description="Versioned datasets and models, mounted as a drive."
     )
+    parser.add_argument("--version", action="version", version=f"artifactfs {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument(
         "--registry", help="registry location (directory, s3://bucket/prefix, https://...)"
@@ -56,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactFSError as e:
         if args.debug:
             raise
-        print(f"artifactfs: error: {e}", file=sys.stderr)
+        print(f"artifactfs: error: {describe(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("artifactfs: interrupted", file=sys.stderr)
@@ -64,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if args.debug:
             raise
-        print(f"artifactfs: error: {e}", file=sys.stderr)
+        print(f"artifactfs: error: {describe(e)}", file=sys.stderr)
         return 1
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from artifactfs.cli.output import example
 from artifactfs.config import Config, load_config
 from artifactfs.drafts.workspace import (
     PRODUCER_CLI,
@@ -34,7 +35,11 @@ CLI_LOCK_WAIT = 60.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("commit", help="commit drafts (write directories) as new versions")
+    p = sub.add_parser(
+        "commit",
+        help="commit drafts (write directories) as new versions",
+        **example("artifactfs commit acme/mnist/digits --alias best"),
+    )
     p.add_argument("drafts", nargs="*", metavar="DRAFT", help="entity/project/name")
     p.add_argument("--all", action="store_true", help="every draft with changes")
     p.add_argument("--type", help="artifact type (default: the collection's, or dataset)")
@@ -44,10 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be committed")
     p.set_defaults(func=cmd_commit)
 
-    p = sub.add_parser("status", help="list drafts and their changes")
+    p = sub.add_parser(
+        "status", help="list drafts and their changes", **example("artifactfs status")
+    )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("diff", help="files added, modified and removed in a draft")
+    p = sub.add_parser(
+        "diff",
+        help="files added, modified and removed in a draft",
+        **example("artifactfs diff acme/mnist/digits"),
+    )
     p.add_argument("draft", metavar="DRAFT", help="entity/project/name")
     p.set_defaults(func=cmd_diff)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from artifactfs.cli.output import example
 from artifactfs.config import load_config
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.backends import open_store
@@ -36,10 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export",
         help="write the registry as a static tree for a web server (read-only HTTP registry)",
-        description=(
-            "Copy every object of the registry into DEST, with a listing index per directory, "
-            "so any static web server (nginx, S3 website, a CDN) can serve it as a read-only "
-            "registry. Re-running updates DEST incrementally."
+        **example(
+            "artifactfs export /srv/www/registry && ARTIFACTFS_REGISTRY=https://host/registry/ "
+            "artifactfs ls",
+            description=(
+                "Copy every object of the registry into DEST, with a listing index per "
+                "directory, so any static web server (nginx, S3 website, a CDN) can serve it as "
+                "a read-only registry. Re-running updates DEST incrementally."
+            ),
         ),
     )
     p.add_argument("dest", help="destination directory (new, empty, or a previous export)")

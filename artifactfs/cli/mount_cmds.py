@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from artifactfs.cli.output import example
 from artifactfs.fusefs.mount import (
     DEFAULT_ATTR_TIMEOUT,
     MountOptions,
@@ -15,8 +16,24 @@ from artifactfs.fusefs.mount import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mount", help="mount the registry as a file system")
-    p.add_argument("mountpoint")
+    p = sub.add_parser(
+        "mount",
+        help="mount the registry as a file system",
+        **example(
+            "artifactfs mount /mnt/af      # an empty directory; then: ls /mnt/af/acme/mnist",
+            description=(
+                "Show entity/project/name:alias/path as plain files, fetched lazily through the "
+                "shared cache; files written under entity/project/name/ become a new version on "
+                "unmount or `artifactfs commit`. Runs in the background unless --foreground."
+            ),
+        ),
+    )
+    p.add_argument("mountpoint", help="an empty directory")
+    p.add_argument(
+        "--nonempty",
+        action="store_true",
+        help="mount over a directory that has files (hidden until unmount)",
+    )
     p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground")
     p.add_argument(
         "--allow-other",
@@ -41,7 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fuse-lib", choices=["fuse3", "fuse"], default="fuse3", help=argparse.SUPPRESS)
     p.set_defaults(func=_mount)
 
-    u = sub.add_parser("unmount", help="unmount (drafts are committed first)")
+    u = sub.add_parser(
+        "unmount",
+        help="unmount (drafts are committed first)",
+        **example("artifactfs unmount /mnt/af"),
+    )
     u.add_argument("mountpoint")
     u.add_argument("--lazy", action="store_true", help="detach now even if files are open")
     u.set_defaults(func=_unmount)
@@ -61,6 +82,7 @@ def _mount(args: argparse.Namespace) -> int:
         fuse_lib=args.fuse_lib,
         threads=not args.single_threaded,
         read_only=args.read_only,
+        nonempty=args.nonempty,
         log_file=args.log_file,
         debug=args.debug,
         overrides=overrides,

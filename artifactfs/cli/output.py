@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import datetime
+from typing import Any
 
 
 def human_size(n: int | None) -> str:
@@ -33,3 +35,12 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+def example(*lines: str, description: str | None = None) -> dict[str, Any]:
+    """`add_parser` keywords giving a subcommand's --help an example section (kept verbatim)."""
+    return {
+        "description": description,
+        "epilog": "example:\n" + "\n".join(f"  $ {line}" for line in lines),
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }

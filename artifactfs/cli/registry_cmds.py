@@ -1,21 +1,25 @@
-"""`artifactfs ls | put | get | verify`: the registry from the command line.
+"""`artifactfs put | get | verify`: move versions between the registry and local files.
 
-Thin wrappers over the Python API (so the CLI and scripts behave the same); this module only
-formats output. Transfers show a progress bar on a terminal and stay quiet when piped.
+Thin wrappers over the Python API (so the CLI and scripts behave the same); this module parses
+arguments and formats output. The spellings of `wandb artifact put/get` work here too
+(`put PATH --name/-n NAME --type/-t --alias/-a --description/-d`, URL references as PATH,
+`get NAME --root DIR`), and `get NAME FILE...` fetches single files, as `hf download REPO FILE`.
+Transfers show a progress bar on a terminal and stay quiet when piped.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import sys
+from pathlib import Path
+from urllib.parse import urlparse
 
-from artifactfs.cli.output import human_date, human_size, table
-from artifactfs.errors import ArtifactNotFoundError
+from artifactfs.cli.output import example, human_size
+from artifactfs.errors import ArtifactNotFoundError, InvalidNameError, VerifyError
 from artifactfs.progress import progress_bar
-from artifactfs.resolver.names import check_name, parse_artifact_name
-from artifactfs.resolver.records import VersionRecord
-from artifactfs.resolver.registry import Registry
+from artifactfs.resolver.names import parse_artifact_name
 
 
 def _api(args: argparse.Namespace):  # -> Api, imported lazily to keep `--help` fast
@@ -24,91 +28,22 @@ def _api(args: argparse.Namespace):  # -> Api, imported lazily to keep `--help` 
     return Api(registry=args.registry)
 
 
-# -- ls -------------------------------------------------------------------------------------------
-def _ls_versions(reg: Registry, entity: str, project: str, name: str) -> str:
-    coll = reg.collection(entity, project, name)
-    aliases: dict[int, list[str]] = {}
-    for alias, n in reg.aliases(entity, project, name).items():
-        aliases.setdefault(n, []).append(alias)
-    rows = []
-    for v in reg.versions(entity, project, name):
-        rows.append(
-            [
-                f"{name}:v{v.version}",
-                ", ".join(sorted(aliases.get(v.version, []))),
-                str(v.file_count),
-                human_size(v.size),
-                human_date(v.created_at),
-                v.digest[:12],
-            ]
-        )
-    head = f"{entity}/{project}/{name}  type={coll.type}  {len(rows)} version(s)"
-    return head + "\n" + table(rows, ["VERSION", "ALIASES", "FILES", "SIZE", "CREATED", "DIGEST"])
+# -- put ------------------------------------------------------------------------------------------
+def _is_url(path: str) -> bool:
+    return "://" in path
 
 
-def _ls_files(reg: Registry, record: VersionRecord) -> str:
-    manifest = reg.manifest(record)
-    rows = [
-        [e.path, human_size(e.size), e.ref or ""] for e in sorted(manifest, key=lambda e: e.path)
-    ]
-    head = (
-        f"{record.full_name}  type={record.type}  {record.file_count} file(s), "
-        f"{human_size(record.size)}  aliases: {', '.join(reg.version_aliases(record)) or '-'}"
-    )
-    return head + "\n" + table(rows, ["PATH", "SIZE", "REFERENCE"])
+def _default_name(path: str) -> str:
+    """W&B: the basename of the path (of a URL's path, or its bucket/host for a root URL)."""
+    if _is_url(path):
+        url = urlparse(path)
+        return posixpath.basename(url.path.rstrip("/")) or url.netloc
+    return os.path.basename(os.path.abspath(path))
 
 
-def _ls_collections(reg: Registry, entity: str, project: str) -> str:
-    rows = []
-    for name in reg.collections(entity, project):
-        try:
-            coll = reg.collection(entity, project, name)
-        except ArtifactNotFoundError:
-            continue
-        versions = reg.versions(entity, project, name)
-        latest = versions[-1] if versions else None
-        rows.append(
-            [
-                name,
-                coll.type,
-                str(len(versions)),
-                f"v{latest.version}" if latest else "-",
-                human_size(latest.size if latest else None),
-                human_date(latest.created_at if latest else None),
-            ]
-        )
-    return table(rows, ["COLLECTION", "TYPE", "VERSIONS", "LATEST", "SIZE", "UPDATED"])
-
-
-def cmd_ls(args: argparse.Namespace) -> int:
-    reg = _api(args).resolver.registry
-    path = (args.path or "").strip("/")
-    if not path:
-        out = "\n".join(reg.entities())
-    elif ":" in path:
-        ref = parse_artifact_name(path)
-        if not ref.entity or not ref.project:
-            raise ArtifactNotFoundError(f"use entity/project/name:version, not {path!r}")
-        out = _ls_files(reg, reg.resolve(ref))
-    else:
-        parts = path.split("/")
-        for part in parts:
-            check_name(part)
-        if len(parts) == 1:
-            out = "\n".join(reg.projects(parts[0]))
-        elif len(parts) == 2:
-            out = _ls_collections(reg, *parts)
-        elif len(parts) == 3:
-            out = _ls_versions(reg, *parts)
-        else:
-            raise ArtifactNotFoundError(f"{path!r}: expected [entity[/project[/name[:version]]]]")
-    if out:
-        print(out)
-    return 0
-
-
-# -- put / get / verify ---------------------------------------------------------------------------
-def _dir_size(path: str) -> int:
+def _local_size(path: str) -> int | None:
+    if _is_url(path):
+        return None
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
@@ -118,69 +53,156 @@ def cmd_put(args: argparse.Namespace) -> int:
     from artifactfs.artifact import Artifact
     from artifactfs.run import init
 
-    if not os.path.exists(args.path):
+    if args.name and args.name_opt and args.name != args.name_opt:
+        raise InvalidNameError(f"two names given: {args.name!r} and --name {args.name_opt!r}")
+    if not _is_url(args.path) and not os.path.exists(args.path):
         raise FileNotFoundError(f"no such file or directory: {args.path!r}")
-    ref = parse_artifact_name(args.name)
+    name = args.name or args.name_opt or _default_name(args.path)
+    try:
+        ref = parse_artifact_name(name)
+    except InvalidNameError as e:
+        hint = "" if (args.name or args.name_opt) else " (named after the path; pass --name)"
+        raise InvalidNameError(f"{e}{hint}") from e
     if ref.alias:
         raise ArtifactNotFoundError(f"put takes a collection name without ':{ref.alias}'")
     with init(
         entity=ref.entity, project=ref.project, job_type="put", registry=args.registry
     ) as run:
         art = Artifact(ref.name, args.type, description=args.description)
-        if os.path.isdir(args.path):
+        if _is_url(args.path):
+            art.add_reference(args.path)
+        elif os.path.isdir(args.path):
             art.add_dir(args.path)
         else:
             art.add_file(args.path)
-        with progress_bar(_dir_size(args.path), f"put {ref.name}") as advance:
+        with progress_bar(_local_size(args.path), f"put {ref.name}") as advance:
             art = run.log_artifact(art, aliases=args.alias or [], progress=advance)
-    print(
-        f"{art.qualified_name}:{art.version}  {len(art.manifest)} file(s), {human_size(art.size)}"
-        f"  aliases: {', '.join(art.aliases)}  digest {art.digest}"
-    )
+        logger = art.logged_by()
+        unchanged = logger is None or logger.id != run.id
+    where = f"{art.qualified_name}:{art.version}"
+    summary = f"{len(art.manifest)} file(s), {human_size(art.size)}"
+    aliases = ", ".join(art.aliases)
+    if unchanged:
+        print(f"unchanged: {where} already holds these files ({summary}); aliases: {aliases}")
+    else:
+        print(f"{where}  {summary}  aliases: {aliases}  digest {art.digest}")
     return 0
+
+
+# -- get ------------------------------------------------------------------------------------------
+def _select(manifest_paths: list[str], wanted: list[str], full_name: str) -> list[str]:
+    """Entries named by `wanted`: a file path, or a directory (every entry below it)."""
+    chosen: dict[str, None] = {}
+    known = set(manifest_paths)
+    for raw in wanted:
+        rel = raw.strip("/")
+        if rel in known:
+            chosen[rel] = None
+            continue
+        below = [p for p in manifest_paths if p.startswith(rel + "/")]
+        if not below:
+            hint = (
+                f"; to download the whole version into {raw}, use --root {raw}"
+                if os.sep in raw or raw.startswith(".") or os.path.isdir(raw)
+                else ""
+            )
+            raise ArtifactNotFoundError(f"no file or directory {raw!r} in {full_name}{hint}")
+        chosen.update(dict.fromkeys(below))
+    return list(chosen)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    art = _api(args).artifact(args.name, type=args.type)
-    with progress_bar(art.size, f"get {art.name}") as advance:
-        root = art.download(args.dest, progress=advance)
-    print(f"{art.qualified_name}:{art.version} -> {root}")
+    from artifactfs.artifact_core import default_artifact_dir
+    from artifactfs.resolver.download import download_manifest
+
+    api = _api(args)
+    art = api.artifact(args.name, type=args.type)
+    full = f"{art.qualified_name}:{art.version}"
+    root = Path(args.root) if args.root else default_artifact_dir() / art.name
+    if not args.paths:
+        with progress_bar(art.size, f"get {art.name}") as advance:
+            target = art.download(str(root), progress=advance)
+        print(f"{full} -> {target}")
+        return 0
+    manifest = art.manifest
+    paths = _select(sorted(e.path for e in manifest), args.paths, full)
+    size = sum(manifest.entries[p].size or 0 for p in paths)
+    with progress_bar(size, f"get {art.name}") as advance:
+        result = download_manifest(api.resolver, manifest, root, paths=paths, progress=advance)
+    for p in paths:  # one local path per line, for $(artifactfs get NAME FILE)
+        print(result.root / p)
     return 0
 
 
+# -- verify ---------------------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
     art = _api(args).artifact(args.name)
+    full = f"{art.qualified_name}:{art.version}"
     try:
         art.verify(args.dir)
+    except VerifyError as e:
+        n = len(e.modified) + len(e.missing) + len(e.extra)
+        print(
+            f"artifactfs: verify failed: {args.dir} differs from {full} in {n} file(s)",
+            file=sys.stderr,
+        )
+        for what, paths in (("modified", e.modified), ("missing", e.missing), ("extra", e.extra)):
+            for p in paths:
+                print(f"  {what + ':':9s} {p}", file=sys.stderr)
+        return 1
     except ValueError as e:
         print(f"artifactfs: verify failed: {e}", file=sys.stderr)
         return 1
-    print(f"OK: {args.dir} matches {art.qualified_name}:{art.version} ({len(art.manifest)} files)")
+    print(f"OK: {args.dir} matches {full} ({len(art.manifest)} files)")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "ls", help="list entities, projects, collections, versions or files of a version"
+        "put",
+        help="log a file, directory or URL reference as a new artifact version",
+        **example(
+            "artifactfs put ./data/training --name mnist/training --type dataset --alias best",
+            description=(
+                "Upload PATH (a file or directory) as a new version of the collection, or record "
+                "a URL (s3://, gs://, http(s)://, file://) as a reference without copying its "
+                "bytes. The name defaults to PATH's basename; identical contents log nothing "
+                "new (the command says 'unchanged')."
+            ),
+        ),
     )
-    p.add_argument("path", nargs="?", help="[entity[/project[/name[:version]]]]")
-    p.set_defaults(func=cmd_ls)
-
-    p = subparsers.add_parser("put", help="log a file or directory as a new artifact version")
-    p.add_argument("path", help="file or directory to upload")
-    p.add_argument("name", help="[entity/][project/]name of the collection")
-    p.add_argument("--type", default="dataset", help="artifact type (default: dataset)")
-    p.add_argument("--alias", action="append", help="extra alias (repeatable); latest is implied")
-    p.add_argument("--description", help="free-text description")
+    p.add_argument("path", help="file, directory, or URL reference to log")
+    p.add_argument("name", nargs="?", help="[entity/][project/]name (or --name)")
+    p.add_argument("--name", "-n", dest="name_opt", metavar="NAME", help="as wandb: [project/]name")
+    p.add_argument("--type", "-t", default="dataset", help="artifact type (default: dataset)")
+    p.add_argument(
+        "--alias", "-a", action="append", help="alias (repeatable); latest is always added"
+    )
+    p.add_argument("--description", "-d", help="free-text description")
     p.set_defaults(func=cmd_put)
 
-    p = subparsers.add_parser("get", help="download an artifact version")
+    p = subparsers.add_parser(
+        "get",
+        help="download an artifact version, or some of its files",
+        **example(
+            "artifactfs get acme/mnist/digits:v2 --root ./data",
+            description=(
+                "Download the version NAME into --root (default ./artifacts/<name>:<version>), or "
+                "only the files or directories PATH... of it, printing their local paths."
+            ),
+        ),
+    )
     p.add_argument("name", help="[entity/][project/]name[:alias|:vN] or a digest")
-    p.add_argument("dest", nargs="?", help="directory (default ./artifacts/<name>:vN)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories in the artifact")
+    p.add_argument("--root", help="directory to download into (default ./artifacts/<name>:vN)")
     p.add_argument("--type", help="fail unless the artifact has this type")
     p.set_defaults(func=cmd_get)
 
-    p = subparsers.add_parser("verify", help="check a directory against an artifact version")
+    p = subparsers.add_parser(
+        "verify",
+        help="check a directory against an artifact version (every difference listed)",
+        **example("artifactfs verify acme/mnist/digits:v2 ./data"),
+    )
     p.add_argument("name", help="[entity/][project/]name[:alias|:vN] or a digest")
     p.add_argument("dir", help="directory to check")
     p.set_defaults(func=cmd_verify)

@@ -218,8 +218,26 @@ class RegistryReader:
         if n is None:
             n = self.aliases(ref.entity, ref.project, ref.name).get(alias)
         if n is None:
-            raise ArtifactNotFoundError(f"no alias {alias!r} in {ref.qualified_name}")
-        return self.version(ref.entity, ref.project, ref.name, n)
+            what = f"no version with digest {alias}" if is_digest(alias) else f"no alias {alias!r}"
+            raise self._missing(ref, what)
+        record = self.version_or_none(ref.entity, ref.project, ref.name, n)
+        if record is None:
+            raise self._missing(ref, f"no version v{n}")
+        return record
+
+    def _missing(self, ref: ArtifactRef, what: str, limit: int = 10) -> ArtifactNotFoundError:
+        """The error for a name that does not resolve, saying what does exist (the newest
+        `limit` versions and every alias), so the reader can correct the name at once."""
+        e, p, n = ref.entity or "", ref.project or "", ref.name
+        numbers = self.version_numbers(e, p, n)
+        shown = ", ".join(f"v{x}" for x in numbers[-limit:]) or "none"
+        if len(numbers) > limit:
+            shown = f"..., {shown} ({len(numbers)} in all)"
+        amap = self.aliases(e, p, n)
+        aliases = ", ".join(f"{a} -> v{v}" for a, v in sorted(amap.items())) or "none"
+        return ArtifactNotFoundError(
+            f"{what} in {ref.qualified_name} (versions: {shown}; aliases: {aliases})"
+        )
 
     def _digest_version(self, entity: str, project: str, name: str, digest: str) -> int | None:
         try:

@@ -1,0 +1,82 @@
+"""`artifactfs ui`: a read-only web page over the configured registry (artifactfs/ui)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from artifactfs.cli.output import example
+from artifactfs.config import load_config
+
+
+def _ui(args: argparse.Namespace) -> int:
+    try:
+        from artifactfs.ui.server import Server
+    except ImportError as e:  # the ui extra is not installed
+        print(
+            f"artifactfs: error: the web page needs {e.name}: pip install 'artifactfs[ui]'",
+            file=sys.stderr,
+        )
+        return 1
+    from artifactfs.resolver.resolver import Resolver
+
+    config = load_config(registry=getattr(args, "registry", None))
+    resolver = Resolver.open(config)
+    try:
+        server = Server(
+            resolver,
+            args.host,
+            args.port,
+            allow_remote=args.allow_remote,
+            lineage_hops=args.hops,
+        )
+    except BaseException:
+        resolver.close()
+        raise
+    if not server.loopback:
+        print(
+            f"artifactfs ui: WARNING: serving on {args.host} without a login: anyone who can "
+            f"reach port {server.port} can read the registry {config.registry}",
+            file=sys.stderr,
+        )
+    print(f"artifactfs ui: {server.url} (read-only; Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        resolver.close()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ui",
+        help="browse the registry in a web browser (read-only, on 127.0.0.1)",
+        **example(
+            "artifactfs ui --port 8765   # then open http://127.0.0.1:8765/",
+            description=(
+                "Serve a read-only web page over the configured registry: projects, "
+                "collections, versions, files with previews, diffs between versions, lineage "
+                "pictures and runs. It listens on 127.0.0.1 without a login; another address "
+                "needs --allow-remote."
+            ),
+        ),
+    )
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any free)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host: anyone who reaches the port can read the registry",
+    )
+    p.add_argument(
+        "--hops", type=int, default=2, help="lineage pictures: edges from the version (default 2)"
+    )
+    p.add_argument(
+        "--registry",
+        default=argparse.SUPPRESS,
+        help="registry to show (default: the configured one)",
+    )
+    p.set_defaults(func=_ui)

@@ -1,0 +1,100 @@
+"""Serving the page: waitress on loopback by default, anything else only when asked.
+
+WHY waitress: a pure-Python, production-grade WSGI server with no dependencies, kept by the
+Pylons project; Flask's own server is for development. There is no login: on loopback only
+this machine's users can connect, and the app refuses Host headers other than loopback names
+(a web page rebinding its DNS name to 127.0.0.1 cannot read the registry through a browser).
+On any other address anyone who reaches the port can read the registry, so that takes an
+explicit `allow_remote` and the caller says so out loud.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from typing import Any
+
+from flask import Flask
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer, create_server
+
+from artifactfs.errors import ConfigError
+from artifactfs.resolver.resolver import Resolver
+from artifactfs.ui.lineage import DEFAULT_HOPS
+from artifactfs.ui.web import LOOPBACK_NAMES, create_app
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` stands for is a loopback address."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+def check_host(host: str, allow_remote: bool) -> bool:
+    """Whether `host` is loopback; ConfigError for another host unless `allow_remote`."""
+    if is_loopback(host):
+        return True
+    if not allow_remote:
+        raise ConfigError(
+            f"refusing to serve on {host}: the page has no login, so anyone who reaches it could "
+            "read the registry; add --allow-remote to serve there anyway"
+        )
+    return False
+
+
+class Server:
+    """The app bound to a socket; `run()` serves until `close()` (or Ctrl-C)."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        allow_remote: bool = False,
+        lineage_hops: int = DEFAULT_HOPS,
+        threads: int = 4,
+    ) -> None:
+        # "Task queue depth is N" only says every worker is busy (a browser opens several
+        # connections at once); not a warning a user of the page can act on.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        self.loopback = check_host(host, allow_remote)
+        trusted = [*LOOPBACK_NAMES, host] if self.loopback else None
+        self.app: Flask = create_app(resolver, lineage_hops=lineage_hops, trusted_hosts=trusted)
+        self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
+        server = create_server(
+            self.app, self._map, host=host, port=port, threads=threads, ident="artifactfs"
+        )
+        assert isinstance(server, BaseWSGIServer)  # one address: one socket, never a multi-server
+        self._server = server
+        self.host = host
+        self.port = int(server.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def run(self) -> None:
+        self._server.run()
+
+    def close(self) -> None:
+        """Stop serving: the listener and every open (keep-alive) connection are closed, which
+        ends `run()`'s loop, and the worker threads finish their requests."""
+        self._server.task_dispatcher.shutdown()
+        wasyncore.close_all(self._map)
+        self.app.extensions["artifactfs.browser"].close()

@@ -1,0 +1,93 @@
+"""What every command shares: --version, an example in each --help, errors a person can read,
+and the cache commands in the words (and W&B spellings) users know."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from artifactfs.cache import BlobCache, content_key
+from artifactfs.cli import build_parser, main
+from artifactfs.config import load_config
+
+CLI = [sys.executable, "-m", "artifactfs"]
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from _subcommands(sub, (*prefix, name))
+
+
+def test_version():
+    proc = subprocess.run([*CLI, "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "artifactfs 0.1.0"
+
+
+def test_every_subcommand_help_has_an_example():
+    commands = dict(_subcommands(build_parser()))
+    assert {("put",), ("get",), ("ls",), ("cache", "cleanup"), ("mount",)} <= set(commands)
+    for path, parser in commands.items():
+        text = parser.format_help()
+        assert "example:\n  $ artifactfs " + " ".join(path) in text, (path, text)
+
+
+def test_errors_never_show_errno_brackets(tmp_path):
+    """OS errors reach the terminal as one readable line: no traceback, no `[Errno N]`."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = [
+        (["cache", "info"], {"ARTIFACTFS_CACHE_DIR": str(blocker / "cache")}, "not a directory"),
+        (["ls"], {"ARTIFACTFS_REGISTRY": str(blocker / "reg")}, "not a directory"),
+        (["put", str(tmp_path / "missing.txt"), "p/x"], {}, "no such file or directory"),
+    ]
+    for argv, env, message in cases:
+        proc = subprocess.run(
+            [*CLI, *argv], capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path
+        )
+        assert proc.returncode == 1, (argv, proc.stdout, proc.stderr)
+        assert "[Errno" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("artifactfs: error:") and message in proc.stderr.lower()
+
+
+def _fill(n: int, size: int) -> None:
+    config = load_config()
+    cache = BlobCache(config.cache_dir, config.cache_size)
+    for i in range(n):
+        data = bytes([i]) * size
+
+        class Src:
+            def copy_to(self, f, progress=None, data=data):
+                f.write(data)
+                return len(data)
+
+        cache.ensure_file(content_key(hashlib.md5(data).hexdigest()), size, Src)
+
+
+def test_cache_info_in_plain_words_and_cleanup(capsys):
+    _fill(3, 100 << 10)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "cache folder:" in out and "disk used:    300.0 KiB of 20.0 GiB allowed (0%)" in out
+    assert "3 whole file(s)" in out and "blocks" not in out and "objects" not in out
+
+    assert main(["cache", "cleanup", "150KB"]) == 0  # wandb artifact cache cleanup SIZE
+    assert capsys.readouterr().out.startswith("reclaimed 200.0 KiB (2 files)")
+    assert main(["cache", "cleanup", "--remove-temp", "0"]) == 0
+    assert "the cache now uses 0 B" in capsys.readouterr().out
+    assert main(["cache", "cleanup", "lots"]) == 1
+    assert "invalid size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["cache"], ["cache", "cleanup"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2

@@ -1,0 +1,158 @@
+"""`artifactfs put | get | verify` with the spellings W&B and HF users type."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from artifactfs.cli import main
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = tmp_path / "training"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha")
+    (root / "sub" / "b.txt").write_text("beta")
+    return root
+
+
+def test_put_with_wandb_options(registry_url, data, capsys, monkeypatch):
+    monkeypatch.setenv("ARTIFACTFS_PROJECT", "mnist")
+    rc, out, err = _run(
+        capsys, "put", str(data), "-n", "mnist/digits", "-t", "model", "-a", "best", "-a", "prod",
+        "-d", "first cut",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "acme/mnist/digits:v0" in out and "best" in out and "prod" in out
+    rc, out, _ = _run(capsys, "ls", "--json", "acme/mnist/digits")
+    versions = json.loads(out)
+    assert versions["type"] == "model"
+    assert versions["versions"][0]["aliases"] == ["best", "latest", "prod"]
+    assert versions["versions"][0]["description"] == "first cut"
+
+    # the name defaults to the path's basename, as in `wandb artifact put ./data/training`
+    rc, out, _ = _run(capsys, "put", str(data) + "/")
+    assert rc == 0 and "acme/mnist/training:v0" in out
+
+    # the same files again: nothing new, and the command says so
+    rc, out, _ = _run(capsys, "put", str(data), "--name", "mnist/digits", "-t", "model")
+    assert rc == 0 and out.startswith("unchanged:") and "digits:v0" in out
+    rc, out, _ = _run(capsys, "ls", "--json", "acme/mnist/digits")
+    assert len(json.loads(out)["versions"]) == 1
+
+    (data / "a.txt").write_text("changed")
+    rc, out, _ = _run(capsys, "put", "--type", "model", str(data), "mnist/digits")
+    assert rc == 0 and "digits:v1" in out and "unchanged" not in out
+
+    rc, _, err = _run(capsys, "put", str(data), "x", "--name", "y")
+    assert rc == 1 and "two names" in err
+
+
+@pytest.fixture(params=["file", "http", "s3", "gs"])
+def reference_url(request, tmp_path, monkeypatch):
+    """A URL naming one object holding b"referenced", for each scheme `put` takes."""
+    body = b"referenced"
+    if request.param == "file":
+        path = tmp_path / "ref.bin"
+        path.write_bytes(body)
+        yield path.as_uri()
+    elif request.param == "http":
+        from rangeserver import RangeServer
+
+        (tmp_path / "www").mkdir()
+        (tmp_path / "www" / "ref.bin").write_bytes(body)
+        server = RangeServer(tmp_path / "www")
+        yield f"{server.url}/ref.bin"
+        server.stop()
+    else:
+        server = request.getfixturevalue("s3_env")
+        bucket = server.create_bucket(f"refs-{uuid.uuid4().hex[:10]}")
+        server.client().put_object(Bucket=bucket, Key="data/ref.bin", Body=body)
+        monkeypatch.setenv("ARTIFACTFS_GCS_ENDPOINT_URL", server.endpoint_url)
+        yield f"{request.param}://{bucket}/data/ref.bin"
+
+
+def test_put_url_reference(reference_url, tmp_path, capsys):
+    """A URL as PATH is logged as a reference (bytes left where they are), as wandb does."""
+    rc, out, err = _run(capsys, "put", reference_url, "-n", "proj/refs")
+    assert rc == 0, err
+    rc, out, _ = _run(capsys, "ls", "--json", "acme/proj/refs:v0")
+    (entry,) = json.loads(out)["files"]
+    assert entry["path"] == "ref.bin" and entry["ref"] == reference_url
+    rc, out, err = _run(capsys, "get", "proj/refs:v0", "ref.bin", "--root", str(tmp_path / "r"))
+    assert rc == 0, err
+    assert Path(out.strip()).read_bytes() == b"referenced"
+    rc, out, _ = _run(capsys, "put", reference_url)  # named after the URL's basename
+    assert rc == 0 and "uncategorized/ref.bin:v0" in out
+
+
+def test_get_root_and_single_files(registry_url, data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _run(capsys, "put", str(data), "proj/ds")[0] == 0
+    rc, out, _ = _run(capsys, "get", "proj/ds:v0", "--root", str(tmp_path / "dl"))
+    assert rc == 0 and _tree(tmp_path / "dl") == _tree(data)
+
+    # one file, like `hf download repo file`: its local path is what the command prints
+    rc, out, _ = _run(capsys, "get", "acme/proj/ds:latest", "sub/b.txt")
+    assert rc == 0
+    local = Path(out.strip())
+    assert local == tmp_path / "artifacts" / "ds:v0" / "sub" / "b.txt"
+    assert local.read_text() == "beta" and not (local.parent.parent / "a.txt").exists()
+    rc, out, _ = _run(capsys, "get", "proj/ds", "sub", "a.txt", "--root", str(tmp_path / "two"))
+    assert rc == 0 and sorted(Path(p).name for p in out.split()) == ["a.txt", "b.txt"]
+
+    # the old `get NAME DEST` spelling is not silently taken as a file name
+    rc, _, err = _run(capsys, "get", "proj/ds:v0", str(tmp_path / "dest"))
+    assert rc == 1 and "--root" in err and not (tmp_path / "dest").exists()
+    rc, _, err = _run(capsys, "get", "proj/ds:v0", "nope.txt")
+    assert rc == 1 and "no file or directory 'nope.txt' in acme/proj/ds:v0" in err
+    rc, _, err = _run(capsys, "get", "proj/ds:v0", "--type", "model")
+    assert rc == 1 and "dataset" in err
+
+
+def test_verify_reports_every_difference(registry_url, data, tmp_path, capsys):
+    assert _run(capsys, "put", str(data), "proj/ds")[0] == 0
+    root = tmp_path / "copy"
+    assert _run(capsys, "get", "proj/ds", "--root", str(root))[0] == 0
+    assert _run(capsys, "verify", "proj/ds", str(root))[0] == 0
+    (root / "a.txt").write_text("tampered")
+    (root / "sub" / "b.txt").unlink()
+    (root / "new.txt").write_text("mine")
+    (root / "sub" / "new2.txt").write_text("mine")
+    rc, out, err = _run(capsys, "verify", "proj/ds", str(root))
+    assert rc == 1 and out == ""
+    lines = err.splitlines()
+    assert "differs from acme/proj/ds:v0 in 4 file(s)" in lines[0]
+    assert [line.split() for line in lines[1:]] == [
+        ["modified:", "a.txt"],
+        ["missing:", "sub/b.txt"],
+        ["extra:", "new.txt"],
+        ["extra:", "sub/new2.txt"],
+    ]
+
+
+def test_missing_version_lists_what_exists(registry_url, data, capsys):
+    assert _run(capsys, "put", str(data), "proj/ds", "-a", "best")[0] == 0
+    (data / "a.txt").write_text("v1")
+    assert _run(capsys, "put", str(data), "proj/ds")[0] == 0
+    for name, what in (("proj/ds:v7", "no version v7"), ("proj/ds:prod", "no alias 'prod'")):
+        rc, out, err = _run(capsys, "get", name)
+        assert rc == 1 and out == ""
+        assert err.strip() == (
+            f"artifactfs: error: {what} in acme/proj/ds "
+            "(versions: v0, v1; aliases: best -> v0, latest -> v1)"
+        )
