@@ -90,11 +90,14 @@ class PathFds:
         finally:
             self._done(found)
 
-    def created(self, draft: Draft, rel: str, mode: int, flags: int) -> None:
-        """Make the file at `rel` as `create(2)` with `flags` asks (O_EXCL, O_TRUNC...); its
-        fd is kept for the writes that follow (read-write: reads come by path too)."""
+    def created(
+        self, draft: Draft, rel: str, mode: int, flags: int, owner: tuple[int, int] | None = None
+    ) -> None:
+        """Make the file at `rel` as `create(2)` with `flags` asks (O_EXCL, O_TRUNC...), owned
+        by `owner`; its fd is kept for the writes that follow (read-write: reads come by path
+        too)."""
         flags = (flags & ~(os.O_ACCMODE | os.O_APPEND)) | os.O_RDWR | os.O_CREAT
-        fd = draft.open_file(rel, flags, mode)
+        fd = draft.open_file(rel, flags, mode, owner)
         draft.writer_closed()
         generation = self.forget(draft, rel)  # the name may have named another file until now
         self._done(self._keep(_Fd(draft, rel, fd, True), generation))
@@ -109,7 +112,7 @@ class PathFds:
                 node = draft.node(rel)
                 if node.is_dir:
                     raise oserr(errno.EISDIR, rel)
-                if node.staged is None:
+                if node.reads_stored:  # unchanged, or a placeholder (metadata only)
                     assert node.entry is not None
                     entry = node.entry
                 else:

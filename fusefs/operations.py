@@ -37,7 +37,7 @@ from typing import Any
 
 import mfusepy
 
-from artifactfs.fusefs import fusebuf, tree
+from artifactfs.fusefs import fusebuf, tree, writeback
 from artifactfs.fusefs.attrs import DIR_MODE, LINK_MODE, XATTR_PREFIX, Attrs, statfs, to_ns
 from artifactfs.fusefs.catalog import Catalog, NotFound
 from artifactfs.fusefs.control import ControlDir
@@ -93,6 +93,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         self._destroyed = threading.Event()
         self._fuse: int | None = None
         self._to_invalidate: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.refused = writeback.Later(self.forget_inode)
+        self._mountpoint: str | None = (mount_info or {}).get("mountpoint")
         self._invalidator: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -116,6 +118,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             # the flag under no_open): without this, libfuse's default leaves the file whole
             conn.want &= ~FUSE_CAP_ATOMIC_O_TRUNC
         self._fuse = _current_fuse()
+        if self.drafts.writable:  # drafts: small writes batched in the kernel (writeback.py)
+            writeback.enable(conn, self._fuse, mfusepy._libfuse)
         if self._ready is not None:
             self._ready()
 
@@ -133,6 +137,37 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         for p in paths:
             invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
+
+    def forget_inode(self, path: str) -> None:
+        """Make the kernel drop the inode at `path` for good (its pages and the size it keeps
+        for write-back inodes): tell it the name was deleted, so the next lookup makes a fresh
+        inode. Never from inside a callback (see invalidate_paths); nodeids are the st_ino the
+        mount reports (use_ino off)."""
+        self.invalidate_paths([path])
+        notify = getattr(mfusepy._libfuse, "fuse_lowlevel_notify_delete", None)
+        if self._fuse is None or notify is None or self._destroyed.is_set():
+            return
+        mp = self._mountpoint
+        if not mp:
+            return
+        parent, _, name = path.rpartition("/")
+        try:
+            child_ino = os.lstat(mp + path).st_ino
+            parent_ino = os.lstat(mp + parent).st_ino if parent else 1
+        except OSError:
+            return
+        lib = mfusepy._libfuse
+        lib.fuse_get_session.restype = ctypes.c_void_p
+        lib.fuse_get_session.argtypes = [ctypes.c_void_p]
+        notify.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_uint64,
+            ctypes.c_uint64,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+        ]
+        raw = name.encode("utf-8", "surrogateescape")
+        notify(lib.fuse_get_session(self._fuse), parent_ino, child_ino, raw, len(raw))
 
     def _control_read(self, rel: str) -> None:
         """A changing control file was read: make the next path walk look it up again.
@@ -183,7 +218,9 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
 
     # -- attributes and listings ----------------------------------------------------------------
     @guard
-    def getattr(self, path: str, fh: Any = None) -> Stat:
+    def getattr(self, path: str | None, fh: Any = None) -> Stat:
+        if path is None:  # fstat of a file unlinked meanwhile (libfuse's hard_remove)
+            raise mfusepy.FuseOSError(errno.ESTALE)
         self.stats.add(lookups=1)
         node = tree.route(path)
         match node:
@@ -276,8 +313,10 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         raise mfusepy.FuseOSError(errno.ENOSYS)
 
     @guard
-    def read_buf(self, path: str, bufpp: Any, size: int, offset: int, fi: Any) -> int:
+    def read_buf(self, path: str | None, bufpp: Any, size: int, offset: int, fi: Any) -> int:
         """Cached version bytes go to libfuse as fds (read in C, see fusebuf); the rest as bytes."""
+        if path is None:  # a draft file unlinked meanwhile: its bytes are gone (an error, never
+            raise mfusepy.FuseOSError(errno.ESTALE)  # other bytes)
         node = tree.route(path)
         if isinstance(node, tree.Version) and node.rel:
             spans = self.versions.spans(node, path, offset, size)
@@ -310,8 +349,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         return 0
 
     @guard
-    def fsync(self, path: str, datasync: int, fi: Any) -> int:
-        if tree.route(path).__class__ is tree.Draft:
+    def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
+        if path is not None and tree.route(path).__class__ is tree.Draft:
             self.drafts.fsync(path, datasync, fh_of(fi))
         return 0
 
