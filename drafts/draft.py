@@ -98,7 +98,7 @@ class Draft(DraftMetadata, DraftView):
         Made with the stored layer's look (DIR_MODE, the base's time)."""
         self.materialize()
         t = self.base_mtime_ns
-        self.staging.ensure_dir(path, DIR_MODE, (t, t))
+        self.staging.ensure_dir(path, DIR_MODE, (t, t), self.stored_ino)
 
     def _check_parent(self, path: str) -> None:
         if not path:
@@ -147,7 +147,7 @@ class Draft(DraftMetadata, DraftView):
             self.staging.fill(path, source)
         else:
             self._ensure_staged_dir(parent(path))
-            self.staging.install(path, source, stored_mode(node.entry))
+            self.staging.install(path, source, stored_mode(node.entry), node.ino)
             t = self.base_mtime_ns
             self.staging.utime(path, (t, t))
         if self.on_copy_up is not None:
@@ -167,7 +167,7 @@ class Draft(DraftMetadata, DraftView):
         assert node.entry is not None
         self._ensure_staged_dir(parent(path))
         t = self.base_mtime_ns
-        if not self.staging.place(path, node.entry, stored_mode(node.entry), (t, t)):
+        if not self.staging.place(path, node.entry, stored_mode(node.entry), (t, t), node.ino):
             self._copy_up(path, node, keep_content=True)
         return self.node(path)
 

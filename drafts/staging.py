@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 MARK = "user.artifactfs.stored"
 """xattr of a placeholder: the JSON of the stored entry whose bytes it stands for."""
+INO = "user.artifactfs.ino"
+"""xattr of an entry staged from the stored layer: the inode number it showed there, kept so
+the number a program saw does not change under it (git compares them after a link)."""
 RESERVED_PREFIX = "user.artifactfs."
 """xattr names the staging layer keeps for itself (hidden from and refused to users)."""
 PATH_LIMIT = 4000
@@ -144,19 +147,42 @@ class StagingArea:
     def readlink(self, rel: str) -> str:
         return os.readlink(rel, dir_fd=self.fd())
 
-    def stored_entry(self, rel: str, st: os.stat_result) -> ManifestEntry | None:
-        """The stored entry a placeholder stands for (None: a file with its own bytes). One
-        getxattr per regular file: block counts cannot tell (an xattr block counts as one)."""
-        if not stat.S_ISREG(st.st_mode) or self.xattrs_ok is False:
-            return None
+    def marks(self, rel: str, st: os.stat_result) -> tuple[ManifestEntry | None, int]:
+        """(the stored entry a placeholder stands for, else None; the inode number to show).
+        One listxattr per file or directory (block counts cannot tell a placeholder: an xattr
+        block counts as one); a getxattr only where a mark is."""
+        if stat.S_ISLNK(st.st_mode) or self.xattrs_ok is False:
+            return None, st.st_ino
         try:
-            raw = self._getxattr(rel, MARK)
+            names = self._xattr_call(rel, os.listxattr)
         except OSError as e:
-            if e.errno in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
-                return None
+            if e.errno in (errno.ENOTSUP, errno.ENOENT, errno.ENOTDIR):
+                return None, st.st_ino
             raise
-        data = json.loads(raw)
-        return ManifestEntry.from_json(rel, data)
+        if not names or (MARK not in names and INO not in names):
+            return None, st.st_ino
+        entry = None
+        if MARK in names and stat.S_ISREG(st.st_mode):
+            entry = ManifestEntry.from_json(rel, json.loads(self._getxattr(rel, MARK)))
+        ino = int(self._getxattr(rel, INO)) if INO in names else st.st_ino
+        return entry, ino
+
+    def stored_entry(self, rel: str, st: os.stat_result) -> ManifestEntry | None:
+        return self.marks(rel, st)[0]
+
+    def keep_ino(self, rel: str, ino: int, fd: int | None = None) -> None:
+        """Remember on the staged entry `rel` the inode number it showed while stored."""
+        if self.xattrs_ok is False:
+            return
+        try:
+            if fd is not None:
+                os.setxattr(fd, INO, str(ino).encode())
+            else:
+                self._xattr_call(rel, os.setxattr, INO, str(ino).encode())
+        except OSError as e:
+            if e.errno != errno.ENOTSUP:
+                raise
+            self.xattrs_ok = False
 
     # -- creating entries -----------------------------------------------------------------------
     def open(self, rel: str, flags: int, mode: int = 0o600) -> int:
@@ -167,7 +193,11 @@ class StagingArea:
         os.chmod(rel, mode, dir_fd=self.fd())
 
     def ensure_dir(
-        self, rel: str, mode: int = 0o755, times_ns: tuple[int, int] | None = None
+        self,
+        rel: str,
+        mode: int = 0o755,
+        times_ns: tuple[int, int] | None = None,
+        ino_of: Any = None,
     ) -> None:
         """Make `rel` and its missing parents real directories (mode, times of the stored
         layer they stand for); existing ones are left as they are."""
@@ -183,6 +213,8 @@ class StagingArea:
                 continue
             parent_times = self._times(parent_of(sub))
             self.mkdir(sub, mode)
+            if ino_of is not None:
+                self.keep_ino(sub, ino_of(sub))
             if times_ns is not None:
                 self.utime(sub, times_ns)
             self._restore_times(parent_of(sub), parent_times)
@@ -193,8 +225,11 @@ class StagingArea:
     def link(self, src: str, dst: str) -> None:
         os.link(src, dst, src_dir_fd=self.fd(), dst_dir_fd=self.fd(), follow_symlinks=False)
 
-    def install(self, rel: str, source: str | os.PathLike[str] | None, mode: int) -> None:
-        """Stage a copy of `source` (None: an empty file) at `rel`, atomically, via tmp/."""
+    def install(
+        self, rel: str, source: str | os.PathLike[str] | None, mode: int, ino: int | None = None
+    ) -> None:
+        """Stage a copy of `source` (None: an empty file) at `rel`, atomically, via tmp/
+        (`ino`: the inode number it showed while stored)."""
         tmp = f"up-{uuid.uuid4().hex}"
         fd = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=self.tmp_fd()
@@ -204,6 +239,8 @@ class StagingArea:
                 with open(source, "rb") as src:
                     copy_fd(src.fileno(), fd)
             os.fchmod(fd, mode)
+            if ino is not None:
+                self.keep_ino(tmp, ino, fd)
             os.close(fd)
             fd = -1
             os.rename(tmp, rel, src_dir_fd=self.tmp_fd(), dst_dir_fd=self.fd())
@@ -214,7 +251,9 @@ class StagingArea:
                 os.unlink(tmp, dir_fd=self.tmp_fd())
             raise
 
-    def place(self, rel: str, entry: ManifestEntry, mode: int, times_ns: tuple[int, int]) -> bool:
+    def place(
+        self, rel: str, entry: ManifestEntry, mode: int, times_ns: tuple[int, int], ino: int
+    ) -> bool:
         """Make a placeholder of stored `entry` at `rel` (see the module docstring); False when
         the staging file system cannot keep the marker (the caller copies the bytes up)."""
         if self.xattrs_ok is False:
@@ -237,6 +276,7 @@ class StagingArea:
                 os.unlink(tmp, dir_fd=tfd)
                 return False
             self.xattrs_ok = True
+            os.setxattr(fd, INO, str(ino).encode())
             os.fchmod(fd, mode)
             os.utime(fd, ns=times_ns)
             os.close(fd)

@@ -19,6 +19,7 @@ taught here first. Knows nothing about FUSE: errors are OSError with the errno a
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import threading
@@ -63,6 +64,8 @@ class Node:
     staged: os.stat_result | None = None
     entry: ManifestEntry | None = None
     """Where the bytes are stored: a stored file's entry, or the one a placeholder stands for."""
+    ino: int = 0
+    """The inode number to show: the staged inode's, or the one it showed while stored."""
 
     @property
     def is_dir(self) -> bool:
@@ -194,22 +197,29 @@ class DraftView:
     def staged_path(self, path: str) -> Path:
         return self.staging.path(path)
 
+    def stored_ino(self, path: str) -> int:
+        """The inode number of a stored file or directory of this draft: stable for its path,
+        high bit set so it never meets a staged inode's number (kept when it is staged)."""
+        key = f"{self.qualified_name}/{path}".encode("utf-8", "surrogateescape")
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") | 1 << 63
+
     def lookup(self, path: str) -> Node | None:
         path = norm(path)
         st = self.staging.lstat(path)
         if st is not None:
-            if stat.S_ISDIR(st.st_mode):
-                return Node("dir", staged=st)
             if stat.S_ISLNK(st.st_mode):
-                return Node("symlink", staged=st)
-            return Node("file", staged=st, entry=self.staging.stored_entry(path, st))
+                return Node("symlink", staged=st, ino=st.st_ino)
+            entry, ino = self.staging.marks(path, st)
+            if stat.S_ISDIR(st.st_mode):
+                return Node("dir", staged=st, ino=ino)
+            return Node("file", staged=st, entry=entry, ino=ino)
         if not path:
-            return Node("dir")
+            return Node("dir", ino=self.stored_ino(path))
         entry = self.overlay.get(path)
         if entry is not None:
-            return Node("file", entry=entry)
+            return Node("file", entry=entry, ino=self.stored_ino(path))
         if self.overlay.is_dir(path):
-            return Node("dir")
+            return Node("dir", ino=self.stored_ino(path))
         return None
 
     def node(self, path: str) -> Node:

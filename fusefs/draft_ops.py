@@ -139,8 +139,11 @@ class Drafts:
 
     def _stat_node(self, draft: Draft, node: Node) -> Stat:
         if node.staged is not None:
-            return self._stat_real(node.staged)
+            out = self._stat_real(node.staged)
+            out["st_ino"] = node.ino
+            return out
         out = self._stat_dir(draft.base_mtime_ns)
+        out["st_ino"] = node.ino
         if not node.is_dir:
             assert node.entry is not None
             size = node.entry.size or 0

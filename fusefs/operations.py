@@ -38,7 +38,16 @@ from typing import Any
 import mfusepy
 
 from artifactfs.fusefs import fusebuf, tree, writeback
-from artifactfs.fusefs.attrs import DIR_MODE, LINK_MODE, XATTR_PREFIX, Attrs, statfs, to_ns
+from artifactfs.fusefs.attrs import (
+    DIR_MODE,
+    FUSE_UNKNOWN_INO,
+    LINK_MODE,
+    XATTR_PREFIX,
+    Attrs,
+    path_ino,
+    statfs,
+    to_ns,
+)
 from artifactfs.fusefs.catalog import Catalog, NotFound
 from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.draft_tree import DirEntry, DraftTree, Stat
@@ -49,6 +58,9 @@ from artifactfs.fusefs.writes import WriteRoutes, fh_of
 from artifactfs.resolver.resolver import Resolver
 
 log = logging.getLogger(__name__)
+
+FORGET_DELAY = 0.2
+"""Seconds forget_inode waits for the refused writer's close to finish."""
 
 FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3
 
@@ -104,7 +116,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             config.entry_timeout = self.entry_timeout
             config.attr_timeout = self.attr_timeout
             config.negative_timeout = 0.0
-            config.use_ino = 0
+            config.use_ino = 1  # st_ino from getattr (attrs.path_ino; drafts: their inodes)
             # libfuse hides an unlinked or renamed-over file it believes open (as
             # .fuse_hidden*) until its release; under no_open no release ever comes, so the
             # hidden files would stay in drafts for good: remove for real, as a disk does
@@ -139,35 +151,15 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
 
     def forget_inode(self, path: str) -> None:
-        """Make the kernel drop the inode at `path` for good (its pages and the size it keeps
-        for write-back inodes): tell it the name was deleted, so the next lookup makes a fresh
-        inode. Never from inside a callback (see invalidate_paths); nodeids are the st_ino the
-        mount reports (use_ino off)."""
+        """Make the kernel drop the inode at `path` for good (its pages, and the size it keeps
+        for write-back inodes): its pages and attributes now, then the dentry of its entity
+        (nodeids are libfuse's and not ours to name, but the root's is 1), so the inode is
+        evicted once unused and the next lookup makes a fresh one. Costs the entity's cached
+        lookups; only after a refused write (root writing into a version). Never from inside
+        a callback (see invalidate_paths); a little later, so the writer's close is done."""
         self.invalidate_paths([path])
-        notify = getattr(mfusepy._libfuse, "fuse_lowlevel_notify_delete", None)
-        if self._fuse is None or notify is None or self._destroyed.is_set():
-            return
-        mp = self._mountpoint
-        if not mp:
-            return
-        parent, _, name = path.rpartition("/")
-        try:
-            child_ino = os.lstat(mp + path).st_ino
-            parent_ino = os.lstat(mp + parent).st_ino if parent else 1
-        except OSError:
-            return
-        lib = mfusepy._libfuse
-        lib.fuse_get_session.restype = ctypes.c_void_p
-        lib.fuse_get_session.argtypes = [ctypes.c_void_p]
-        notify.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_uint64,
-            ctypes.c_uint64,
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-        ]
-        raw = name.encode("utf-8", "surrogateescape")
-        notify(lib.fuse_get_session(self._fuse), parent_ino, child_ino, raw, len(raw))
+        time.sleep(FORGET_DELAY)
+        self._invalidate_root_entry(path.strip("/").split("/")[0])
 
     def _control_read(self, rel: str) -> None:
         """A changing control file was read: make the next path walk look it up again.
@@ -221,6 +213,12 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     def getattr(self, path: str | None, fh: Any = None) -> Stat:
         if path is None:  # fstat of a file unlinked meanwhile (libfuse's hard_remove)
             raise mfusepy.FuseOSError(errno.ESTALE)
+        st = self._getattr(path, fh)
+        if "st_ino" not in st:
+            st["st_ino"] = path_ino(path)
+        return st
+
+    def _getattr(self, path: str, fh: Any = None) -> Stat:
         self.stats.add(lookups=1)
         node = tree.route(path)
         match node:
@@ -260,7 +258,11 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     def readdir(self, path: str, fh: Any) -> list[DirEntry]:
         self.stats.add(listings=1)
         node = tree.route(path)
-        dot: list[DirEntry] = [(".", DIR_MODE, 0), ("..", DIR_MODE, 0)]
+        # mfusepy fills every entry into one stat struct and sets only the mode of (name, mode,
+        # 0) entries: the first entry's d_ino (FUSE_UNKNOWN_INO, as libfuse numbering inodes
+        # would send) stays for all (use_ino is on: a 0 would make glibc skip the entry)
+        dot: list[Any] = [(".", {"st_mode": DIR_MODE, "st_ino": FUSE_UNKNOWN_INO}, 0)]
+        dot.append(("..", DIR_MODE, 0))
         match node:
             case tree.Root():
                 names = dict.fromkeys(self.catalog.entities())

@@ -32,9 +32,9 @@ The cache is connection-wide, and under no_open the mount never sees an open: ro
 0444 mode does not stop) can write(2) into a version file's pages, and only the write-back
 reaches the mount, which refuses it (EROFS; the writer's close or fsync reports it). Those
 pages must not stay, and neither may the size the kernel keeps for a write-back inode (it
-trusts its own i_size over the mount's): the mount tells the kernel the file's name is gone
-(notify_delete, operations.forget_inode), so the next lookup makes a fresh inode with the
-version's size and bytes. `Later` runs such notifications from a thread of its own: sent from
+trusts its own i_size over the mount's): the mount drops the file's pages and the dentries
+above it (operations.forget_inode), so the kernel evicts the inode and the next lookup makes
+a fresh one with the version's size and bytes. `Later` runs such notifications from a thread of its own: sent from
 inside the write callback they would wait for the very pages being written back.
 """
 
