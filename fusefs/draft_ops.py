@@ -34,6 +34,7 @@ from artifactfs.drafts.workspace import DIR_MODE, Draft, DraftWorkspace
 from artifactfs.fusefs.draft_fds import PathFds, oserr, read_entry
 from artifactfs.fusefs.draft_tree import DirEntry, DraftContext, Stat, split_path
 from artifactfs.fusefs.draft_xattrs import DraftXattrs
+from artifactfs.fusefs.fusebuf import write_to_fd
 from artifactfs.fusefs.writeback import Later
 from artifactfs.fusefs.writers import open_for_writing
 
@@ -277,6 +278,17 @@ class Drafts:
         with self.fds.writable(draft, rel) as fd:
             n = os.pwrite(fd, data, offset)
             if not cached:  # sent through by the kernel: maybe an unprivileged write
+                _drop_suid(fd)
+            return n
+
+    def write_buf(self, path: str, buf: Any, offset: int, cached: bool = True) -> int:
+        """`write` for libfuse's buffers: copied into the staged file in C (fusebuf)."""
+        draft, rel = self._resolve(path)
+        if not rel:
+            raise oserr(errno.EISDIR, path)
+        with self.fds.writable(draft, rel) as fd:
+            n = write_to_fd(buf, fd, offset)
+            if not cached:
                 _drop_suid(fd)
             return n
 

@@ -123,6 +123,10 @@ class DraftTree(Protocol):
     def write(
         self, path: str, data: bytes, offset: int, fh: int | None, cached: bool = True
     ) -> int: ...
+    def write_buf(self, path: str, buf: Any, offset: int, cached: bool = True) -> int:
+        """`write` with libfuse's fuse_bufvec (copy it with fusebuf.write_to_fd)."""
+        ...
+
     def truncate(self, path: str, length: int, fh: int | None) -> None: ...
     def fallocate(self, path: str, mode: int, offset: int, length: int) -> None: ...
     def release(self, path: str, fh: int) -> None: ...
@@ -202,6 +206,9 @@ class ReadOnlyDrafts:
         raise _erofs(path)
 
     def fallocate(self, path: str, mode: int, offset: int, length: int) -> None:
+        raise _erofs(path)
+
+    def write_buf(self, path: str, buf: Any, offset: int, cached: bool = True) -> int:
         raise _erofs(path)
 
     def chmod(self, path: str, mode: int) -> None:

@@ -113,10 +113,16 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
 
 
 def _fuse_class(mfusepy: Any) -> Any:
-    """mfusepy's FUSE, but rename(2) keeps its flags: mfusepy drops renameat2's, so
-    RENAME_NOREPLACE (`mv -n`) would silently replace the target."""
+    """mfusepy's FUSE, but rename(2) keeps its flags (mfusepy drops renameat2's, so
+    RENAME_NOREPLACE, `mv -n`, would silently replace the target), and write_buf takes the
+    path of a file unlinked meanwhile (None) instead of failing on it."""
 
     class FUSE(mfusepy.FUSE):
+        def write_buf(self, path: bytes | None, buf: Any, offset: int, fip: Any) -> int:
+            # mfusepy decodes the path unconditionally: a file unlinked meanwhile has none
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            return int(self.operations.write_buf(name, buf, offset, fip.contents))
+
         def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
             return int(
                 self.operations.rename(

@@ -18,7 +18,7 @@ from typing import Any
 
 import mfusepy
 
-from artifactfs.fusefs import tree
+from artifactfs.fusefs import fusebuf, tree
 from artifactfs.fusefs.catalog import Catalog
 from artifactfs.fusefs.draft_tree import DraftTree
 from artifactfs.fusefs.guard import erofs, guard
@@ -61,6 +61,18 @@ class WriteRoutes:
             self.refused.add(path)  # root wrote into cached pages of a version (writeback.py)
             raise erofs()
         return self.drafts.write(path, data, offset, fh_of(fi), cached)
+
+    @guard
+    def write_buf(self, path: str | None, buf: Any, offset: int, fi: Any) -> int:
+        """Writes (page write-backs, mostly 1 MiB) copied into the staged file by libfuse in
+        C (fusebuf.write_to_fd), without making a Python bytes object of them."""
+        if path is None:  # written back after its file was unlinked: nobody can see it
+            return int(fusebuf.buffer_size(buf))
+        cached = bool(getattr(fi, "writepage", 1)) if fi is not None else True
+        if not isinstance(tree.route(path), tree.Draft):
+            self.refused.add(path)  # root wrote into cached pages of a version (writeback.py)
+            raise erofs()
+        return self.drafts.write_buf(path, buf, offset, cached)
 
     @guard
     def fallocate(self, path: str | None, mode: int, offset: int, size: int, fi: Any) -> int:
