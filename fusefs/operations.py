@@ -342,13 +342,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             raise NotFound(path)
         return self.versions.read(node, size, offset, path)
 
-    @guard
-    def release(self, path: str, fi: Any) -> int:
-        """Only files made by `create` have handles (and releases) under no_open."""
-        fh = fh_of(fi)
-        if fh is not None and isinstance(tree.route(path), tree.Draft):
-            self.drafts.release(path, fh)
-        return 0
+    # No `release`: under no_open only files made by `create` get one, and drafts hand out no
+    # handles (draft_ops.create), so libfuse answers it in C: one Python upcall less per file.
 
     @guard
     def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
