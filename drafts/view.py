@@ -19,6 +19,7 @@ taught here first. Knows nothing about FUSE: errors are OSError with the errno a
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import stat
@@ -49,8 +50,10 @@ def parent(path: str) -> str:
     return path.rpartition("/")[0]
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def norm(path: str) -> str:
-    """Draft-relative path in canonical form; '' is the draft root."""
+    """Draft-relative path in canonical form; '' is the draft root. Cached: a pure function,
+    asked several times per FUSE request."""
     path = path.strip("/")
     return check_entry_path(path) if path else ""
 
@@ -116,6 +119,7 @@ class DraftView:
         """Owner of the stored layer's files and of directories made to hold staged ones."""
         self.lock = threading.RLock()
         self.statefile = StateFile(root)
+        self._materialized = False
         self.open_writers = 0
         if self.statefile.exists():
             self._load()
@@ -134,7 +138,11 @@ class DraftView:
 
     @property
     def materialized(self) -> bool:
-        return self.statefile.exists()
+        """Is the draft on disk? Once seen, remembered (a stat per FUSE call otherwise): only
+        its own commit or discard removes it, and they drop the Draft (close())."""
+        if not self._materialized:
+            self._materialized = self.statefile.exists()
+        return self._materialized
 
     @property
     def files(self) -> Path:
@@ -320,3 +328,4 @@ class DraftView:
     def close(self) -> None:
         self.statefile.close()
         self.staging.close()
+        self._materialized = False

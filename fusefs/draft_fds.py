@@ -99,7 +99,7 @@ class PathFds:
         flags = (flags & ~(os.O_ACCMODE | os.O_APPEND)) | os.O_RDWR | os.O_CREAT
         fd = draft.open_file(rel, flags, mode, owner)
         draft.writer_closed()
-        generation = self.forget(draft, rel)  # the name may have named another file until now
+        generation = self.forget_one(draft, rel)  # the name may have named another file
         self._done(self._keep(_Fd(draft, rel, fd, True), generation))
 
     @contextlib.contextmanager
@@ -190,6 +190,17 @@ class PathFds:
                 if v.draft is draft and (not rel or v.rel == rel or v.rel.startswith(prefix))
             ]
             closing = [fd for k in keys for fd in self._drop(k, bump=False)]
+        for fd in closing:
+            os.close(fd)
+        return generation
+
+    def forget_one(self, draft: Draft, rel: str) -> int:
+        """`forget` for a name that has no entries below it (a file just created): one key,
+        not a scan of the table."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            closing = self._drop((id(draft), rel), bump=False)
         for fd in closing:
             os.close(fd)
         return generation
