@@ -30,6 +30,7 @@ BENCHES = [
     "bench_ui",
     "bench_integrity",
     "bench_listing",
+    "bench_drafts",
 ]
 
 

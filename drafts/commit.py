@@ -3,8 +3,10 @@
 Order of a commit, and why each step is where it is:
 
 1. Build the manifest under the draft's lock (no writer can change a staged file while it is
-   hashed and uploaded). Unchanged stored entries keep digest/size/ref; staged files are hashed.
-   Same digest as the base: nothing to commit.
+   hashed and uploaded). Unchanged stored entries keep digest/size/ref; staged files are hashed;
+   symlinks resolve inside the draft, and those that cannot are listed (contents.py). Same
+   files, bytes and exec bits as the base: nothing to commit. An exec-bit change alone keeps
+   the artifact digest (W&B's digest has no modes) and still makes a new version.
 2. Write `committing.json` (atomic) naming the manifest digest and the `latest` version seen at
    the start. From here on, a crash is resolved by asking the registry (step 5).
 3. `Registry.commit`: uploads only blobs the store lacks, writes the manifest, allocates `vN`
@@ -14,7 +16,8 @@ Order of a commit, and why each step is where it is:
    The draft of the name is now a fresh view of the new `latest`, i.e. the same files.
 5. Recovery (recovery.py), on the next start of anything that opens the write dir: a draft
    that still has a `committing.json` is done if a version of its collection at or after the
-   recorded `latest` has the recorded digest, and still pending otherwise.
+   recorded `latest` has the recorded digest and manifest (the manifest tells an exec-bit-only
+   commit from the version it changes), and still pending otherwise.
 
 If `latest` moved while the draft was open, the commit still makes a new version of the draft's
 full contents (never a merge); the version records `base_version` and the result says so.
@@ -22,6 +25,7 @@ full contents (never a merge); the version records `base_version` and the result
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +34,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from artifactfs.drafts.contents import DraftDiff
+from artifactfs.drafts.contents import DraftDiff, same_contents
 from artifactfs.drafts.draft import Draft
 from artifactfs.drafts.errors import CommitError, DraftBusyError
 from artifactfs.drafts.layout import JOURNAL, retire, write_dir_of
@@ -38,6 +42,7 @@ from artifactfs.drafts.recovery import recover
 from artifactfs.drafts.state import DraftOptions, atomic_write
 from artifactfs.drafts.view import latest_record
 from artifactfs.errors import ArtifactFSError, ArtifactNotFoundError
+from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Progress
 from artifactfs.resolver.records import RunRecord
 
@@ -62,6 +67,8 @@ class CommitResult:
     diff: DraftDiff | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Symlinks not committed (dangling, outside the draft, loops), one line each."""
 
     @property
     def latest_moved(self) -> bool:
@@ -89,6 +96,13 @@ class CommitResult:
         return result
 
     def describe(self) -> str:
+        text = self._describe()
+        if self.skipped:
+            text += f"; {len(self.skipped)} symlink(s) not committed:"
+            text += "".join(f"\n  {line}" for line in self.skipped)
+        return text
+
+    def _describe(self) -> str:
         if self.status == "committed":
             text = f"{self.draft}: committed {self.version} ({self.files} files, {self.size} bytes)"
             if self.base_version is not None:
@@ -150,11 +164,15 @@ def commit_draft(
         if not draft.materialized:
             return CommitResult(draft.qualified_name, "unchanged", base_version=base)
         draft.fsync()
-        manifest = draft.build_manifest()
+        contents = draft.contents()
+        manifest = contents.manifest
         result = CommitResult(
             draft.qualified_name, "unchanged", base_version=base, files=len(manifest)
         )
         result.size = manifest.size
+        result.skipped = [s.describe() for s in contents.skipped]
+        for line in result.skipped:
+            log.warning("draft %s: symlink %s", draft.qualified_name, line)
         if not draft.has_changes(manifest):
             return result
         opts = merged_options(draft, options)
@@ -168,8 +186,14 @@ def commit_draft(
             result.diff = draft.diff(manifest)
             return result
         digest = manifest.digest()
+        dedup = (
+            latest is None
+            or latest.digest != digest
+            or same_contents(registry.manifest(latest), manifest)
+        )
         journal = {
             "digest": digest,
+            "manifest_key": keys.manifest_key(hashlib.md5(manifest.to_bytes()).hexdigest()),
             "latest_at_start": result.latest_at_start,
             "base_version": base,
             "pid": os.getpid(),
@@ -213,6 +237,7 @@ def commit_draft(
                 base_version=base,
                 source={"producer": producer, "draft": draft.qualified_name},
                 progress=progress,
+                dedup_latest=dedup,
             )
             run.logged.append(record.full_name)
             registry.save_run(run)

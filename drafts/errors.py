@@ -38,6 +38,12 @@ class DraftBusyError(DraftError):
     default_errno = errno.EBUSY
 
 
+class DraftForeignError(DraftError):
+    """The draft belongs to another registry than the one this mount serves."""
+
+    default_errno = errno.EBUSY
+
+
 class CrossDraftRenameError(DraftError):
     """A rename would move bytes between two drafts or between a draft and a version."""
 

@@ -3,7 +3,7 @@
 A commit writes `committing.json` (layout.JOURNAL) before it touches the registry. On the next
 start of anything that opens the write dir (a mount, `artifactfs commit`), a draft that still has
 that file is *done* if a version of its collection at or after the recorded `latest` has the
-recorded digest (then the draft dir is retired), and *pending* otherwise (the journal is dropped,
+recorded digest and manifest key (then the draft dir is retired), and *pending* otherwise (the journal is dropped,
 the draft stays unchanged, to be committed again).
 
 Apart from commit.py because it runs without any draft loaded, on every start, and because the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,12 @@ def _committed(resolver: Any, entity: str, project: str, name: str, journal: dic
     except ArtifactNotFoundError:
         return False
     floor = journal.get("latest_at_start")
+    key = journal.get("manifest_key")  # absent in journals of older versions
     return any(
-        v.digest == journal["digest"] and (floor is None or v.version >= floor) for v in versions
+        v.digest == journal["digest"]
+        and (floor is None or v.version >= floor)
+        and (key is None or v.manifest_key == key)
+        for v in versions
     )
 
 
@@ -59,12 +64,14 @@ def recover(resolver: Any, root: Path) -> str | None:
     return "pending"
 
 
-def recover_all(resolver: Any, write_dir: Path) -> dict[str, str]:
-    """Resolve every interrupted commit and empty the trash (start of a mount or a command)."""
+def recover_all(resolver_for: Callable[[Path], Any], write_dir: Path) -> dict[str, str]:
+    """Resolve every interrupted commit and empty the trash (start of a mount or a command).
+    `resolver_for(draft dir)` is the resolver of the registry that draft belongs to: asking
+    another registry whether the commit happened would commit it twice."""
     empty_trash(write_dir)
     out: dict[str, str] = {}
     for entity, project, name, root in list(iter_draft_dirs(write_dir)):
-        outcome = recover(resolver, root)
+        outcome = recover(resolver_for(root), root)
         if outcome:
             out[f"{entity}/{project}/{name}"] = outcome
     return out

@@ -1,9 +1,10 @@
 """The crash-safe record of a draft: a compacted state file plus an append-only journal.
 
-Staged *bytes* are ordinary files under `files/`; what cannot be told from those files is kept
-here: the base version the draft started from, the base paths deleted (whiteouts), base entries
-moved to new paths (renames reuse stored content instead of copying it), and the commit options
-(type, description, metadata, aliases).
+Staged entries are ordinary files, directories and links under `files/`; what cannot be told
+from them is kept here: the registry the draft belongs to (binding.py), the base version it
+started from, the base paths deleted (whiteouts), base entries moved to new paths (renames reuse
+stored content instead of copying it), and the commit options (type, description, metadata,
+aliases).
 
 Why two files: rewriting one JSON document on every `rm` would make `rm -r` of 10k files
 quadratic. So small operations append one JSON line to `ops.<gen>.jsonl`, and the full state is
@@ -101,6 +102,8 @@ class DraftState:
     moves: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: DraftOptions = field(default_factory=DraftOptions)
     created_at: str = field(default_factory=now_iso)
+    registry: dict[str, Any] | None = None
+    """The registry the draft belongs to (binding.Binding as JSON; None in older drafts)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +119,7 @@ class DraftState:
             "moves": self.moves,
             "options": asdict(self.options),
             "created_at": self.created_at,
+            "registry": self.registry,
         }
 
     @classmethod
@@ -140,6 +144,7 @@ class DraftState:
                 aliases=list(opts.get("aliases") or ()),
             ),
             created_at=data.get("created_at") or now_iso(),
+            registry=data.get("registry") if isinstance(data.get("registry"), dict) else None,
         )
 
 

@@ -2,8 +2,8 @@
 
 A draft of `entity/project/name` lives in `WRITE_DIR/entity/project/name/`:
 
-    state.json, ops.<gen>.jsonl   base version, whiteouts, moved entries, options (state.py)
-    files/                        staged bytes: every created or changed file (staging.py)
+    state.json, ops.<gen>.jsonl   registry, base version, whiteouts, moved entries, options
+    files/                        the staged tree: a real local directory (staging.py)
     tmp/                          copy-ups in progress (renamed into files/ when complete)
     committing.json               present only while a commit is in flight (commit.py)
 
@@ -19,6 +19,8 @@ taught here first. Knows nothing about FUSE: errors are OSError with the errno a
 from __future__ import annotations
 
 import errno
+import functools
+import hashlib
 import os
 import stat
 import threading
@@ -29,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from artifactfs.drafts.contents import DraftDiff, build_manifest, diff
+from artifactfs.drafts.binding import Binding
+from artifactfs.drafts.contents import Contents, DraftDiff, build_contents, diff, same_contents
 from artifactfs.drafts.overlay import Overlay, entry_from_json
 from artifactfs.drafts.staging import StagingArea
 from artifactfs.drafts.state import DraftOptions, DraftState, StateFile
@@ -47,23 +50,38 @@ def parent(path: str) -> str:
     return path.rpartition("/")[0]
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def norm(path: str) -> str:
-    """Draft-relative path in canonical form; '' is the draft root."""
+    """Draft-relative path in canonical form; '' is the draft root. Cached: a pure function,
+    asked several times per FUSE request."""
     path = path.strip("/")
     return check_entry_path(path) if path else ""
 
 
 @dataclass(frozen=True)
 class Node:
-    """What a path of a draft is: a staged file/dir (on disk) or a stored file/implicit dir."""
+    """What a path of a draft is: a staged entry (on disk: file, placeholder, directory,
+    symlink) or a stored file / implicit directory of the stored layer."""
 
-    kind: str  # "file" | "dir"
+    kind: str  # "file" | "dir" | "symlink"
     staged: os.stat_result | None = None
     entry: ManifestEntry | None = None
+    """Where the bytes are stored: a stored file's entry, or the one a placeholder stands for."""
+    ino: int = 0
+    """The inode number to show: the staged inode's, or the one it showed while stored."""
 
     @property
     def is_dir(self) -> bool:
         return self.kind == "dir"
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.kind == "symlink"
+
+    @property
+    def reads_stored(self) -> bool:
+        """Are this file's bytes read from the store (not from a staged copy)?"""
+        return self.kind == "file" and self.entry is not None
 
 
 def latest_record(resolver: Any, entity: str, project: str, name: str) -> VersionRecord | None:
@@ -97,8 +115,11 @@ class DraftView:
         self.name = name
         self.resolver = resolver
         self.staging = StagingArea(root)
+        self.owner = (os.getuid(), os.getgid())
+        """Owner of the stored layer's files and of directories made to hold staged ones."""
         self.lock = threading.RLock()
         self.statefile = StateFile(root)
+        self._materialized = False
         self.open_writers = 0
         if self.statefile.exists():
             self._load()
@@ -117,7 +138,11 @@ class DraftView:
 
     @property
     def materialized(self) -> bool:
-        return self.statefile.exists()
+        """Is the draft on disk? Once seen, remembered (a stat per FUSE call otherwise): only
+        its own commit or discard removes it, and they drop the Draft (close())."""
+        if not self._materialized:
+            self._materialized = self.statefile.exists()
+        return self._materialized
 
     @property
     def files(self) -> Path:
@@ -129,12 +154,21 @@ class DraftView:
         return self.state.options
 
     @property
+    def binding(self) -> Binding | None:
+        """The registry this draft belongs to (None: not recorded yet)."""
+        return Binding.from_json(self.state.registry)
+
+    @property
     def base_mtime(self) -> float:
         """Seconds since the epoch shown as the time of unchanged entries (the base's birth)."""
         try:
             return datetime.fromisoformat(self.base_created_at).timestamp()
         except ValueError:
             return time.time()
+
+    @property
+    def base_mtime_ns(self) -> int:
+        return int(self.base_mtime * 1_000_000_000)
 
     # -- loading --------------------------------------------------------------------------------
     def _base_manifest(self) -> Manifest | None:
@@ -171,18 +205,29 @@ class DraftView:
     def staged_path(self, path: str) -> Path:
         return self.staging.path(path)
 
+    def stored_ino(self, path: str) -> int:
+        """The inode number of a stored file or directory of this draft: stable for its path,
+        high bit set so it never meets a staged inode's number (kept when it is staged)."""
+        key = f"{self.qualified_name}/{path}".encode("utf-8", "surrogateescape")
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") | 1 << 63
+
     def lookup(self, path: str) -> Node | None:
         path = norm(path)
         st = self.staging.lstat(path)
         if st is not None:
-            return Node("dir" if stat.S_ISDIR(st.st_mode) else "file", staged=st)
+            if stat.S_ISLNK(st.st_mode):
+                return Node("symlink", staged=st, ino=st.st_ino)
+            entry, ino = self.staging.marks(path, st)
+            if stat.S_ISDIR(st.st_mode):
+                return Node("dir", staged=st, ino=ino)
+            return Node("file", staged=st, entry=entry, ino=ino)
         if not path:
-            return Node("dir")
+            return Node("dir", ino=self.stored_ino(path))
         entry = self.overlay.get(path)
         if entry is not None:
-            return Node("file", entry=entry)
+            return Node("file", entry=entry, ino=self.stored_ino(path))
         if self.overlay.is_dir(path):
-            return Node("dir")
+            return Node("dir", ino=self.stored_ino(path))
         return None
 
     def node(self, path: str) -> Node:
@@ -219,17 +264,28 @@ class DraftView:
         return self.staging.dirs()
 
     def staged_files(self) -> Iterator[tuple[str, Path]]:
-        """Every staged regular file: (draft path, disk path)."""
-        return self.staging.regular_files()
+        """Every staged file holding its own bytes: (draft path, host path)."""
+        for e in self.staging.entries():
+            if e.is_regular and e.stored is None:
+                yield e.rel, self.staging.path(e.rel)
 
     def staged_size(self) -> int:
-        """Bytes a commit would hash (and at most upload): the sum of staged file sizes."""
-        return sum(p.stat().st_size for _, p in self.staged_files())
+        """Bytes a commit would hash (and at most upload): staged files with their own bytes,
+        each inode once."""
+        inodes = {
+            (e.st.st_dev, e.st.st_ino): e.st.st_size
+            for e in self.staging.entries()
+            if e.is_regular and e.stored is None
+        }
+        return sum(inodes.values())
+
+    def contents(self) -> Contents:
+        """The draft's full contents and the symlinks it cannot commit (contents.py)."""
+        with self.lock:
+            return build_contents(self)
 
     def build_manifest(self) -> Manifest:
-        """The draft's full contents as a manifest (contents.build_manifest)."""
-        with self.lock:
-            return build_manifest(self.staged_files(), self.overlay.visible())
+        return self.contents().manifest
 
     def base_manifest(self) -> Manifest | None:
         return self.overlay.base
@@ -238,12 +294,15 @@ class DraftView:
         return diff(self.overlay.base, manifest if manifest is not None else self.build_manifest())
 
     def has_changes(self, manifest: Manifest | None = None) -> bool:
+        """Would a commit record anything new: other files, bytes or exec bits than the base?"""
         if not self.materialized:
             return False
         manifest = manifest if manifest is not None else self.build_manifest()
         if self.state.base_digest is None:
             return len(manifest) > 0
-        return manifest.digest() != self.state.base_digest
+        if manifest.digest() != self.state.base_digest:
+            return True
+        return not same_contents(self.overlay.base, manifest)
 
     def dirty(self) -> bool:
         """Cheap change test (no hashing): anything deleted, moved or staged."""
@@ -251,7 +310,7 @@ class DraftView:
             return False
         if self.overlay.changed():
             return True
-        return next(iter(self.staged_files()), None) is not None
+        return next(iter(self.staging.entries()), None) is not None
 
     def visible_paths(self) -> list[str]:
         """Every draft path the kernel may have cached: files (base, moved, deleted, staged),
@@ -259,7 +318,7 @@ class DraftView:
         rels: set[str] = set(self.overlay.whiteouts) | set(self.overlay.moves)
         if self.overlay.base is not None:
             rels.update(self.overlay.base.entries)
-        rels.update(rel for rel, _ in self.staged_files())
+        rels.update(e.rel for e in self.staging.entries())
         rels.update(self.staged_dirs())
         for rel in list(rels):
             parts = rel.split("/")
@@ -268,3 +327,5 @@ class DraftView:
 
     def close(self) -> None:
         self.statefile.close()
+        self.staging.close()
+        self._materialized = False

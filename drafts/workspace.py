@@ -7,6 +7,10 @@ progress in the log, the hook that tells the kernel which paths changed), answer
 commit` for a running mount, and reports status and diffs. Ownership of the write dir (one
 owner at a time, commit_requests.py) and crash recovery (recovery.py) happen in `own()`.
 
+Every draft is opened with the resolver of the registry it belongs to (binding.py), whatever the
+configuration says now; a mount (`serve_registry_only`) serves only drafts of its own registry
+and leaves the others, on disk, to `artifactfs commit` (which commits each into its registry).
+
 What it hands out is a `Draft` (draft.py): the per-draft file operations are the Draft's own.
 Apart from those modules because callers should need this one: the FUSE callbacks
 (fusefs/draft_ops.py) translate paths, file handles and errno onto it, the CLI
@@ -15,7 +19,6 @@ Apart from those modules because callers should need this one: the FUSE callback
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import threading
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.drafts import options as draft_options
+from artifactfs.drafts.binding import Binding, Resolvers, read_binding
 from artifactfs.drafts.commit import PRODUCER_CLI, PRODUCER_MOUNT, CommitResult, commit_draft
 from artifactfs.drafts.commit_requests import (
     CommitRequest,
@@ -36,22 +40,29 @@ from artifactfs.drafts.commit_requests import (
     parse_commit_request,
 )
 from artifactfs.drafts.contents import DraftDiff
-from artifactfs.drafts.draft import DIR_MODE, FILE_MODE, Draft, find_draft, open_draft
+from artifactfs.drafts.draft import (
+    DIR_MODE,
+    FILE_MODE,
+    Draft,
+    find_draft,
+    open_draft,
+    parse_spec,
+)
 from artifactfs.drafts.errors import (
     DraftBusyError,
     DraftError,
-    DraftNameError,
+    DraftForeignError,
     DraftNotFoundError,
 )
-from artifactfs.drafts.layout import JOURNAL, draft_dir, iter_draft_dirs, retire
+from artifactfs.drafts.layout import JOURNAL, draft_dir, is_materialized, iter_draft_dirs, retire
 from artifactfs.drafts.ledger import CommitLedger, ProgressLog
+from artifactfs.drafts.namespace import DraftNamespace
 from artifactfs.drafts.options import OPTION_KEYS
 from artifactfs.drafts.recovery import recover_all
 from artifactfs.drafts.state import DraftOptions
 from artifactfs.drafts.view import err
-from artifactfs.errors import ArtifactFSError, InvalidNameError
+from artifactfs.errors import ArtifactFSError
 from artifactfs.resolver.backends.base import Progress
-from artifactfs.resolver.names import check_name
 from artifactfs.resolver.resolver import Resolver
 
 __all__ = [
@@ -81,10 +92,13 @@ class DraftStatus:
     diff: DraftDiff
     interrupted: bool
     """A commit was interrupted; resolved by the next `own()` (commit or mount)."""
+    registry: str | None = None
+    """The draft's registry when it is not the configured one."""
 
 
-class DraftWorkspace:
-    """The drafts of `write_dir` (see the module docstring)."""
+class DraftWorkspace(DraftNamespace):
+    """The drafts of `write_dir` (see the module docstring; namespace.py adds entities and
+    projects)."""
 
     def __init__(
         self,
@@ -93,8 +107,13 @@ class DraftWorkspace:
         *,
         follow_ttl: float = 0.0,
         log_results: bool = False,
+        serve_registry_only: bool = False,
     ) -> None:
         self.resolver = resolver
+        self.resolvers = Resolvers(resolver)
+        self.serve_registry_only = serve_registry_only
+        """A mount: drafts of other registries are not served (DraftForeignError, EBUSY) and
+        not committed at unmount; they stay on disk for `artifactfs commit`."""
         self.write_dir = Path(write_dir)
         self.follow_ttl = max(float(follow_ttl), 0.0)
         """Seconds an unchanged draft keeps its base before `latest` is looked up again."""
@@ -109,6 +128,7 @@ class DraftWorkspace:
         self.ledger = CommitLedger()
         self._lock = threading.RLock()
         self._drafts: dict[Key, tuple[Draft, float]] = {}
+        self._foreign: dict[Key, Binding] = {}
         self._owner: WriteDirLock | None = None
         self._requests: RequestServer | None = None
 
@@ -119,7 +139,7 @@ class DraftWorkspace:
         lock = WriteDirLock(self.write_dir, kind)
         lock.acquire(timeout=timeout)
         self._owner = lock
-        for name, outcome in recover_all(self.resolver, self.write_dir).items():
+        for name, outcome in recover_all(self.resolvers.for_draft, self.write_dir).items():
             log.info("draft %s: interrupted commit %s", name, outcome)
         staged = list(iter_draft_dirs(self.write_dir))
         if staged:
@@ -138,6 +158,7 @@ class DraftWorkspace:
         if self._owner is not None:
             self._owner.release()
             self._owner = None
+        self.resolvers.close()
 
     def shutdown(self) -> None:
         """Commit every changed draft (progress in the log), then release the write dir;
@@ -146,7 +167,16 @@ class DraftWorkspace:
             self._requests.stop()
             self._requests = None
         try:
-            drafts = self.drafts()
+            drafts = []
+            for draft in self.drafts():
+                if self.is_home(draft):
+                    drafts.append(draft)
+                else:
+                    log.info(
+                        "unmount: draft %s belongs to registry %s: left for `artifactfs commit`",
+                        draft.qualified_name,
+                        draft.binding.describe() if draft.binding else "?",
+                    )
             if drafts:
                 log.info("unmount: committing %d draft(s)", len(drafts))
             for draft in drafts:
@@ -162,15 +192,31 @@ class DraftWorkspace:
 
     # -- finding drafts -------------------------------------------------------------------------
     def _open(self, entity: str, project: str, name: str) -> Draft:
-        draft = open_draft(self.resolver, self.write_dir, entity, project, name)
+        """A draft, with the resolver of the registry it belongs to."""
+        resolver = self.resolvers.for_draft(draft_dir(self.write_dir, entity, project, name))
+        draft = open_draft(resolver, self.write_dir, entity, project, name)
         draft.on_copy_up = self.ledger.copied_up
         return draft
 
-    def is_collection(self, entity: str, project: str, name: str) -> bool:
-        try:
-            return name in self.resolver.registry.collections(entity, project)
-        except InvalidNameError:
-            return False
+    def is_home(self, draft: Draft) -> bool:
+        """Does `draft` belong to this workspace's registry (or to none yet)?"""
+        return self.resolvers.is_home(draft.binding)
+
+    def _check_served(self, key: Key, root: Path) -> None:
+        """DraftForeignError when a mount must not serve the draft dir `root`."""
+        if not self.serve_registry_only:
+            return
+        binding = self._foreign.get(key)
+        if binding is None and is_materialized(root):
+            found = read_binding(root)
+            if not self.resolvers.is_home(found):
+                assert found is not None
+                binding = self._foreign[key] = found
+        if binding is not None:
+            raise DraftForeignError(
+                f"draft {'/'.join(key)} in {self.write_dir} belongs to registry "
+                f"{binding.describe()}; commit it with `artifactfs commit {'/'.join(key)}`"
+            )
 
     def draft(self, entity: str, project: str, name: str) -> Draft:
         """The draft of a name, if the name has one (a collection, or a draft on disk);
@@ -187,6 +233,7 @@ class DraftWorkspace:
             root = draft_dir(self.write_dir, entity, project, name)
             if not root.is_dir() and not self.is_collection(entity, project, name):
                 raise DraftNotFoundError(f"no draft {entity}/{project}/{name}")
+            self._check_served(key, root)
             draft = self._open(entity, project, name)
             self._drafts[key] = (draft, now)
             return draft
@@ -198,6 +245,7 @@ class DraftWorkspace:
             root = draft_dir(self.write_dir, entity, project, name)
             if root.is_dir() or self.is_collection(entity, project, name):
                 raise err(errno.EEXIST, f"{entity}/{project}/{name}")
+            self._foreign.pop((entity, project, name), None)
             draft = self._open(entity, project, name)
             draft.materialize()
             self._drafts[(entity, project, name)] = (draft, time.monotonic())
@@ -216,8 +264,10 @@ class DraftWorkspace:
             self._drafts.pop((draft.entity, draft.project, draft.name), None)
 
     def find(self, spec: str, *, readonly: bool = False) -> Draft:
-        """`entity/project/name` -> its materialized draft (DraftNotFoundError otherwise)."""
-        return find_draft(self.resolver, self.write_dir, spec, readonly=readonly)
+        """`entity/project/name` -> its materialized draft (DraftNotFoundError otherwise), with
+        the resolver of its own registry."""
+        root = draft_dir(self.write_dir, *parse_spec(spec))
+        return find_draft(self.resolvers.for_draft(root), self.write_dir, spec, readonly=readonly)
 
     def drafts(self) -> list[Draft]:
         """Every materialized draft: those in memory and those on disk only."""
@@ -232,62 +282,6 @@ class DraftWorkspace:
                     draft = cached[0]
                 out.append(draft)
         return out
-
-    # -- the namespace drafts add (new entities and projects) -----------------------------------
-    @staticmethod
-    def check_names(*parts: str) -> None:
-        """DraftNameError unless every part is a valid entity/project/name."""
-        try:
-            for part in parts:
-                check_name(part)
-        except InvalidNameError as e:
-            raise DraftNameError(str(e)) from None
-
-    def draft_names(self, entity: str, project: str) -> list[str]:
-        """Names with a draft in a project: every collection, plus new drafts on disk."""
-        names: dict[str, None] = {}
-        try:
-            names.update(dict.fromkeys(self.resolver.registry.collections(entity, project)))
-        except (ArtifactFSError, OSError) as e:
-            log.debug("no collections for %s/%s: %s", entity, project, e)
-        with contextlib.suppress(OSError):
-            names.update(
-                dict.fromkeys(
-                    p.name for p in (self.write_dir / entity / project).iterdir() if p.is_dir()
-                )
-            )
-        return list(names)
-
-    def entities(self) -> list[str]:
-        """Entities made for drafts (directories of the write dir)."""
-        with contextlib.suppress(OSError):
-            return [
-                p.name
-                for p in self.write_dir.iterdir()
-                if p.is_dir() and not p.name.startswith(".")
-            ]
-        return []
-
-    def projects(self, entity: str) -> list[str]:
-        with contextlib.suppress(OSError):
-            return [p.name for p in (self.write_dir / entity).iterdir() if p.is_dir()]
-        return []
-
-    def has_dir(self, *parts: str) -> bool:
-        """Is there an entity (one part) or project (two parts) made for drafts?"""
-        return self.write_dir.joinpath(*parts).is_dir()
-
-    def make_dir(self, *parts: str) -> None:
-        """Make an entity or project for drafts to come (EEXIST if it is there)."""
-        self.check_names(*parts)
-        target = self.write_dir.joinpath(*parts)
-        if target.is_dir():
-            raise err(errno.EEXIST, "/".join(parts))
-        target.mkdir(parents=True)
-
-    def remove_dir(self, *parts: str) -> None:
-        """Remove an empty entity or project made for drafts (ENOENT, ENOTEMPTY)."""
-        self.write_dir.joinpath(*parts).rmdir()
 
     # -- commit options as attribute text (options.py) ------------------------------------------
     option_keys = OPTION_KEYS
@@ -377,12 +371,17 @@ class DraftWorkspace:
     def status_of(self, spec: str) -> DraftStatus:
         """One materialized draft against its base (read only)."""
         draft = self.find(spec, readonly=True)
-        return DraftStatus(
-            draft.qualified_name,
-            draft.state.base_version,
-            draft.diff(),
-            (draft.root / JOURNAL).exists(),
-        )
+        try:
+            binding = draft.binding
+            return DraftStatus(
+                draft.qualified_name,
+                draft.state.base_version,
+                draft.diff(),
+                (draft.root / JOURNAL).exists(),
+                None if self.resolvers.is_home(binding) or binding is None else binding.describe(),
+            )
+        finally:
+            draft.close()
 
     def status(self) -> list[DraftStatus]:
         """Every materialized draft against its base (read only)."""

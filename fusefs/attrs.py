@@ -8,6 +8,7 @@ routing stay about *which* answer, not its shape.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -19,9 +20,25 @@ from artifactfs.resolver.records import VersionRecord
 XATTR_PREFIX = "user.artifact."
 DIR_MODE = stat.S_IFDIR | 0o555
 FILE_MODE = stat.S_IFREG | 0o444
+EXEC_MODE = stat.S_IFREG | 0o555
+"""A version file whose entry keeps the exec bit (`extra.executable`, set by drafts)."""
 LINK_MODE = stat.S_IFLNK | 0o777
 NS = 1_000_000_000
 BLOCK = 512
+FUSE_UNKNOWN_INO = 0xFFFFFFFF
+"""d_ino of listed entries (what libfuse sends when it numbers inodes itself); never 0,
+which glibc's readdir takes for a deleted entry and skips."""
+
+
+def path_ino(path: str) -> int:
+    """The inode number shown for a path the mount makes up (versions, aliases, the
+    namespace): stable for the path, high bit set (drafts show their staged inodes' numbers,
+    which never have it). The mount numbers inodes itself (use_ino) so that the names of one
+    hard-linked file in a draft show one number, as `git clone --local` checks."""
+    if path == "/":
+        return 1
+    raw = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(raw, "big") | 1 << 63
 
 
 class Attrs:

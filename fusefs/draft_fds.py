@@ -90,13 +90,16 @@ class PathFds:
         finally:
             self._done(found)
 
-    def created(self, draft: Draft, rel: str, mode: int, flags: int) -> None:
-        """Make the file at `rel` as `create(2)` with `flags` asks (O_EXCL, O_TRUNC...); its
-        fd is kept for the writes that follow (read-write: reads come by path too)."""
+    def created(
+        self, draft: Draft, rel: str, mode: int, flags: int, owner: tuple[int, int] | None = None
+    ) -> None:
+        """Make the file at `rel` as `create(2)` with `flags` asks (O_EXCL, O_TRUNC...), owned
+        by `owner`; its fd is kept for the writes that follow (read-write: reads come by path
+        too)."""
         flags = (flags & ~(os.O_ACCMODE | os.O_APPEND)) | os.O_RDWR | os.O_CREAT
-        fd = draft.open_file(rel, flags, mode)
+        fd = draft.open_file(rel, flags, mode, owner)
         draft.writer_closed()
-        generation = self.forget(draft, rel)  # the name may have named another file until now
+        generation = self.forget_one(draft, rel)  # the name may have named another file
         self._done(self._keep(_Fd(draft, rel, fd, True), generation))
 
     @contextlib.contextmanager
@@ -109,7 +112,7 @@ class PathFds:
                 node = draft.node(rel)
                 if node.is_dir:
                     raise oserr(errno.EISDIR, rel)
-                if node.staged is None:
+                if node.reads_stored:  # unchanged, or a placeholder (metadata only)
                     assert node.entry is not None
                     entry = node.entry
                 else:
@@ -187,6 +190,17 @@ class PathFds:
                 if v.draft is draft and (not rel or v.rel == rel or v.rel.startswith(prefix))
             ]
             closing = [fd for k in keys for fd in self._drop(k, bump=False)]
+        for fd in closing:
+            os.close(fd)
+        return generation
+
+    def forget_one(self, draft: Draft, rel: str) -> int:
+        """`forget` for a name that has no entries below it (a file just created): one key,
+        not a scan of the table."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            closing = self._drop((id(draft), rel), bump=False)
         for fd in closing:
             os.close(fd)
         return generation

@@ -3,15 +3,19 @@
 Thin by design: every decision about drafts lives in the drafts engine, reached through one
 object, `artifactfs.drafts.workspace.DraftWorkspace` (locating drafts, the namespace they add,
 options, commits, stats); per-draft changes are the `Draft`'s own methods. This module only
-translates FUSE vocabulary onto them: mount paths into (draft, draft path), stat dicts, xattr
-names, errno values. Files are opened without an upcall (no_open) and found by path: the
-fds behind reads and writes are draft_fds.py; which are open for writing, writers.py.
+translates FUSE vocabulary onto them: mount paths into (draft, draft path), stat dicts, the
+caller's owner, errno values. Files are opened without an upcall (no_open) and found by path:
+the fds behind reads and writes are draft_fds.py; which are open for writing, writers.py;
+xattr names, draft_xattrs.py.
 
 * The mount owns its write dir (the workspace takes it in `own()`) and answers `artifactfs
-  commit` through the workspace's request thread; `shutdown()` commits every changed draft.
-* Not supported in drafts, by decision (docs/SEMANTICS.md): symlinks and hard links (EPERM: a
-  manifest holds files only), special files. Modes and times are kept on staged files while the
-  draft lives but are not part of a version.
+  commit` through the workspace's request thread; `shutdown()` commits every changed draft of
+  the mount's registry (drafts of another registry are left alone: EBUSY, binding.py).
+* A draft is a local directory while it lives: owners (as the caller; chown as root), exact
+  modes (the kernel applied the umask), nanosecond times, user xattrs, hard links, symlinks,
+  fallocate. FIFOs, sockets and device files are refused (EPERM, docs/SEMANTICS.md).
+* Writes are cached by the kernel (writeback.py); the duties that come with it (clearing
+  suid/sgid on unprivileged writes and truncates) are done here.
 """
 
 from __future__ import annotations
@@ -22,28 +26,63 @@ import stat
 import time
 from typing import Any
 
-from artifactfs.drafts.workspace import DIR_MODE, FILE_MODE, Draft, DraftWorkspace
+import mfusepy
+
+from artifactfs.drafts.contents import stored_mode
+from artifactfs.drafts.view import Node
+from artifactfs.drafts.workspace import DIR_MODE, Draft, DraftWorkspace
 from artifactfs.fusefs.draft_fds import PathFds, oserr, read_entry
 from artifactfs.fusefs.draft_tree import DirEntry, DraftContext, Stat, split_path
+from artifactfs.fusefs.draft_xattrs import DraftXattrs
+from artifactfs.fusefs.fusebuf import write_to_fd
+from artifactfs.fusefs.writeback import Later
 from artifactfs.fusefs.writers import open_for_writing
 
-XATTR_PREFIX = "user.artifact."
 LOCK_WAIT = 30.0
 """Seconds a starting mount waits for a direct `artifactfs commit` to release the write dir."""
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
+RENAME_NOREPLACE = 1
+LINK_NOTIFY_WAIT = 0.5
+"""Seconds a link waits for the kernel to hear that the existing name's nlink changed."""
+NS = 1_000_000_000
+_KIND = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}
+
+
+def _caller() -> tuple[int, int]:
+    """(uid, gid) of the process whose request is being answered."""
+    uid, gid, _pid = mfusepy.fuse_get_context()
+    return uid, gid
+
+
+def _drop_suid(fd: int) -> None:
+    """What a disk does when an unprivileged caller writes or truncates a set-id file."""
+    mode = os.fstat(fd).st_mode
+    kill = mode & stat.S_ISUID
+    if mode & stat.S_ISGID and mode & stat.S_IXGRP:
+        kill |= stat.S_ISGID
+    if kill:
+        os.fchmod(fd, stat.S_IMODE(mode) & ~kill)
 
 
 class Drafts:
     """DraftTree over a DraftWorkspace (see draft_tree for the contract)."""
 
+    writable = True
+
     def __init__(self, ctx: DraftContext) -> None:
         self.ctx = ctx
         self.workspace = DraftWorkspace(
-            ctx.resolver, ctx.config.write_dir, follow_ttl=ctx.config.metadata_ttl, log_results=True
+            ctx.resolver,
+            ctx.config.write_dir,
+            follow_ttl=ctx.config.metadata_ttl,
+            log_results=True,
+            serve_registry_only=True,
         )
         self.workspace.invalidate = self._invalidate
         self.fds = PathFds()
+        self.xattrs = DraftXattrs(self.workspace)
+        self.later = Later(self._refresh)
         self.workspace.count_writers = self._writers
         self.workspace.own("mount", timeout=LOCK_WAIT)
         self.workspace.serve_requests()
@@ -54,6 +93,10 @@ class Drafts:
         self.fds.forget_named({"/".join(split_path(p)[:3]) for p in paths})
         if self.ctx.invalidate is not None:
             self.ctx.invalidate([f"/{p}" for p in paths])
+
+    def _refresh(self, path: str) -> None:
+        if self.ctx.invalidate is not None:
+            self.ctx.invalidate([path])
 
     def _writers(self, draft: Draft) -> int:
         """Files below the draft's directory open for writing right now, in any process: the
@@ -68,71 +111,86 @@ class Drafts:
         return self.workspace.draft(parts[0], parts[1], parts[2]), "/".join(parts[3:])
 
     # -- attributes -----------------------------------------------------------------------------
-    def _stat_dir(self, mtime: float | None = None) -> Stat:
-        t = mtime if mtime is not None else self.ctx.mount_time
+    def _stat_dir(self, t_ns: int) -> Stat:
         return {
             "st_mode": stat.S_IFDIR | DIR_MODE,
             "st_nlink": 2,
             "st_size": 0,
-            "st_mtime": t,
-            "st_ctime": t,
-            "st_atime": t,
+            "st_mtime": t_ns,
+            "st_ctime": t_ns,
+            "st_atime": t_ns,
             "st_uid": self.ctx.uid,
             "st_gid": self.ctx.gid,
         }
 
-    def _stat_real(self, st: os.stat_result) -> Stat:
+    @staticmethod
+    def _stat_real(st: os.stat_result) -> Stat:
         return {
             "st_mode": st.st_mode,
             "st_nlink": st.st_nlink,
             "st_size": st.st_size,
-            "st_mtime": st.st_mtime,
-            "st_ctime": st.st_ctime,
-            "st_atime": st.st_atime,
-            "st_uid": self.ctx.uid,
-            "st_gid": self.ctx.gid,
+            "st_mtime": st.st_mtime_ns,
+            "st_ctime": st.st_ctime_ns,
+            "st_atime": st.st_atime_ns,
+            "st_uid": st.st_uid,
+            "st_gid": st.st_gid,
             "st_blocks": st.st_blocks,
+            "st_blksize": st.st_blksize,
         }
+
+    def _stat_node(self, draft: Draft, node: Node) -> Stat:
+        if node.staged is not None:
+            out = self._stat_real(node.staged)
+            out["st_ino"] = node.ino
+            return out
+        out = self._stat_dir(draft.base_mtime_ns)
+        out["st_ino"] = node.ino
+        if not node.is_dir:
+            assert node.entry is not None
+            size = node.entry.size or 0
+            out.update(
+                st_mode=stat.S_IFREG | stored_mode(node.entry),
+                st_nlink=1,
+                st_size=size,
+                st_blocks=(size + 511) // 512,
+            )
+        return out
 
     def getattr(self, path: str, fh: int | None = None) -> Stat:
         parts = split_path(path)
         if len(parts) < 3:
             if self.workspace.has_dir(*parts):
-                return self._stat_dir()
+                return self._stat_dir(int(self.ctx.mount_time * NS))
             raise oserr(errno.ENOENT, path)
         draft, rel = self._resolve(path)
         node = draft.lookup(rel)
         if node is None:
             raise oserr(errno.ENOENT, path)
-        if node.staged is not None:
-            return self._stat_real(node.staged)
-        out = self._stat_dir(draft.base_mtime)
-        if not node.is_dir:
-            assert node.entry is not None
-            out.update(st_mode=stat.S_IFREG | FILE_MODE, st_nlink=1, st_size=node.entry.size or 0)
-        return out
+        return self._stat_node(draft, node)
 
     def readdir(self, path: str) -> list[DirEntry]:
         draft, rel = self._resolve(path)
-        return [
-            (name, stat.S_IFDIR if node.is_dir else stat.S_IFREG, 0)
-            for name, node in draft.scandir(rel)
-        ]
+        return [(name, _KIND[node.kind], 0) for name, node in draft.scandir(rel)]
 
     def readlink(self, path: str) -> str:
-        raise oserr(errno.EINVAL, path, "drafts hold no symlinks")
+        draft, rel = self._resolve(path)
+        return draft.readlink(rel)
 
     # -- namespace ------------------------------------------------------------------------------
     def mkdir(self, path: str, mode: int) -> None:
         parts = split_path(path)
         if len(parts) < 3:
             self.workspace.make_dir(*parts)
-        elif len(parts) == 3:
-            self.workspace.create(*parts)
-        else:
-            self.workspace.check_names(*parts[:3])
-            draft, rel = self._resolve(path)
-            draft.mkdir(rel, mode)
+            return
+        if len(parts) == 3:
+            draft = self.workspace.create(*parts)
+            draft.chmod("", mode & 0o7777)
+            if os.geteuid() == 0:
+                draft.chown("", *_caller())
+            return
+        self.workspace.check_names(*parts[:3])
+        draft, rel = self._resolve(path)
+        draft.mkdir(rel, mode, _caller())
 
     def rmdir(self, path: str) -> None:
         parts = split_path(path)
@@ -153,23 +211,44 @@ class Drafts:
         draft.unlink(rel)
         self.fds.forget(draft, rel)
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str, flags: int = 0) -> None:
         a, arel = self._resolve(old)
         b, brel = self._resolve(new)
+        if flags & ~RENAME_NOREPLACE:
+            raise oserr(errno.EINVAL, old, "rename flags other than RENAME_NOREPLACE")
         if a is not b:
             raise oserr(errno.EXDEV, new, "rename across drafts")
         if not arel or not brel:
             raise oserr(errno.EBUSY, old, "a draft directory itself cannot be renamed")
-        a.rename(arel, brel)
+        a.rename(arel, brel, noreplace=bool(flags & RENAME_NOREPLACE))
         self.fds.forget(a, arel)
         self.fds.forget(a, brel)
 
     def symlink(self, path: str, target: str) -> None:
-        raise oserr(errno.EPERM, path, "drafts hold files and directories only (no symlinks)")
+        draft, rel = self._resolve(path)
+        draft.symlink(rel, target, _caller())
+
+    def link(self, path: str, target: str) -> None:
+        a, arel = self._resolve(target)
+        b, brel = self._resolve(path)
+        if a is not b:
+            raise oserr(errno.EXDEV, path, "hard link across drafts")
+        a.link(arel, brel)
+        # libfuse gives each name a kernel inode of its own: the existing name's cached link
+        # count is now stale (bounded wait: the notification runs on another thread)
+        self.later.add(target, wait=LINK_NOTIFY_WAIT)
+
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        draft, rel = self._resolve(path)
+        draft.mknod(rel, mode, _caller())
 
     def chmod(self, path: str, mode: int) -> None:
         draft, rel = self._resolve(path)
         draft.chmod(rel, mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        draft, rel = self._resolve(path)
+        draft.chown(rel, uid, gid)
 
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
         draft, rel = self._resolve(path)
@@ -180,7 +259,7 @@ class Drafts:
         draft, rel = self._resolve(path)
         if not rel:
             raise oserr(errno.EISDIR, path)
-        self.fds.created(draft, rel, mode, flags)
+        self.fds.created(draft, rel, mode, flags, _caller())
         return 0  # no handle: under no_open the kernel sends no release for it
 
     def read(self, path: str, size: int, offset: int, fh: int | None) -> bytes:
@@ -190,18 +269,43 @@ class Drafts:
                 return os.pread(found, size, offset)
             return read_entry(draft, found, size, offset, path)
 
-    def write(self, path: str, data: bytes, offset: int, fh: int | None) -> int:
+    def write(
+        self, path: str, data: bytes, offset: int, fh: int | None, cached: bool = True
+    ) -> int:
         draft, rel = self._resolve(path)
         if not rel:
             raise oserr(errno.EISDIR, path)
         with self.fds.writable(draft, rel) as fd:
-            return os.pwrite(fd, data, offset)
+            n = os.pwrite(fd, data, offset)
+            if not cached:  # sent through by the kernel: maybe an unprivileged write
+                _drop_suid(fd)
+            return n
+
+    def write_buf(self, path: str, buf: Any, offset: int, cached: bool = True) -> int:
+        """`write` for libfuse's buffers: copied into the staged file in C (fusebuf)."""
+        draft, rel = self._resolve(path)
+        if not rel:
+            raise oserr(errno.EISDIR, path)
+        with self.fds.writable(draft, rel) as fd:
+            n = write_to_fd(buf, fd, offset)
+            if not cached:
+                _drop_suid(fd)
+            return n
 
     def truncate(self, path: str, length: int, fh: int | None) -> None:
         draft, rel = self._resolve(path)
         if not rel:
             raise oserr(errno.EISDIR, path)
         draft.truncate(rel, length)  # by path: the same inode as any fd draft_fds holds
+        if _caller()[0] != 0:
+            with self.fds.writable(draft, rel) as fd:
+                _drop_suid(fd)
+
+    def fallocate(self, path: str, mode: int, offset: int, length: int) -> None:
+        draft, rel = self._resolve(path)
+        if not rel:
+            raise oserr(errno.EISDIR, path)
+        draft.fallocate(rel, mode, offset, length)
 
     def release(self, path: str, fh: int) -> None:
         return None  # no handles (see create)
@@ -213,42 +317,22 @@ class Drafts:
                 (os.fdatasync if datasync else os.fsync)(found)
         draft.fsync()
 
-    # -- xattrs: commit options on the draft directory ------------------------------------------
-    def _key(self, name: str) -> str | None:
-        """`user.artifact.<key>` -> key (None: not one of ours)."""
-        return name[len(XATTR_PREFIX) :] if name.startswith(XATTR_PREFIX) else None
-
+    # -- xattrs (draft_xattrs.py) ---------------------------------------------------------------
     def getxattr(self, path: str, name: str) -> bytes:
         draft, rel = self._resolve(path)
-        draft.node(rel)
-        values = self.workspace.option_values(draft) if not rel else {}
-        key = self._key(name)
-        if key is not None and key in values:
-            return values[key]
-        raise oserr(errno.ENODATA, path)
+        return self.xattrs.get(draft, rel, name, path)
 
     def listxattr(self, path: str) -> list[str]:
         draft, rel = self._resolve(path)
-        draft.node(rel)
-        return [XATTR_PREFIX + k for k in self.workspace.option_values(draft)] if not rel else []
+        return self.xattrs.list(draft, rel)
 
     def setxattr(self, path: str, name: str, value: bytes, options: int) -> None:
         draft, rel = self._resolve(path)
-        key = self._key(name)
-        if rel or key not in self.workspace.option_keys:
-            keys = ",".join(self.workspace.option_keys)
-            why = f"settable: {XATTR_PREFIX}{{{keys}}} on the draft directory"
-            raise oserr(errno.ENOTSUP, path, why)
-        assert key is not None
-        self.workspace.set_option(draft, key, value, label=name)
+        self.xattrs.set(draft, rel, name, value, options, path)
 
     def removexattr(self, path: str, name: str) -> None:
         draft, rel = self._resolve(path)
-        key = self._key(name)
-        if rel or key not in self.workspace.option_keys:
-            raise oserr(errno.ENODATA, path)
-        assert key is not None
-        self.workspace.clear_option(draft, key)
+        self.xattrs.remove(draft, rel, name, path)
 
     # -- listings merged into the read side ------------------------------------------------------
     def draft_names(self, entity: str, project: str) -> list[str]:
@@ -280,6 +364,6 @@ def _utime_ns(draft: Draft, rel: str, times: tuple[int, int]) -> tuple[int, int]
             t = time.time_ns()
         elif t == UTIME_OMIT:
             st = current.staged if current is not None else None
-            t = (st.st_atime_ns, st.st_mtime_ns)[i] if st is not None else time.time_ns()
+            t = (st.st_atime_ns, st.st_mtime_ns)[i] if st is not None else draft.base_mtime_ns
         out.append(t)
     return out[0], out[1]

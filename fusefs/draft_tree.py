@@ -30,8 +30,12 @@ What the drafts side can rely on (operations.py and writes.py guarantee it):
   mfusepy's FuseOSError); any other exception is logged with its traceback to the mount log and
   answered EIO (guard.py). Nothing is printed.
 * `getattr` returns a fusepy-style dict (`st_mode`, `st_size`, `st_nlink`, `st_mtime`,
-  `st_ctime`, `st_atime`, `st_uid`, `st_gid`); times are float seconds. `readdir` returns
-  DirEntry tuples (name, st_mode type bits, 0), without `.` and `..`.
+  `st_ctime`, `st_atime`, `st_uid`, `st_gid`); times are integer nanoseconds (or float
+  seconds). `readdir` returns DirEntry tuples (name, st_mode type bits, 0), without `.`, `..`.
+* `writable`: True when the tree takes writes; the connection then asks for the kernel's
+  write-back cache (writeback.py): writes arrive as big page write-backs (`cached=True`), and
+  only a write the kernel sent through (an unprivileged write to a suid/sgid file, O_DIRECT)
+  comes with `cached=False`. Owners of new entries are the caller's (`fuse_get_context`).
 * `stats()` is merged into `MOUNT/.artifactfs/stats.json` under the key "drafts" (pending
   commits go there). `shutdown()` is called once on clean unmount (fusermount -u, SIGTERM,
   Ctrl-C, `artifactfs unmount`), before the process exits: commit there.
@@ -91,6 +95,8 @@ class DraftContext:
 class DraftTree(Protocol):
     """FUSE operations below draft paths, plus the few listings the read side merges in."""
 
+    writable: bool
+
     # -- tree -----------------------------------------------------------------------------------
     def getattr(self, path: str, fh: int | None = None) -> Stat: ...
     def readdir(self, path: str) -> list[DirEntry]: ...
@@ -98,9 +104,15 @@ class DraftTree(Protocol):
     def mkdir(self, path: str, mode: int) -> None: ...
     def rmdir(self, path: str) -> None: ...
     def unlink(self, path: str) -> None: ...
-    def rename(self, old: str, new: str) -> None: ...
+    def rename(self, old: str, new: str, flags: int = 0) -> None: ...
     def symlink(self, path: str, target: str) -> None: ...
+    def link(self, path: str, target: str) -> None:
+        """A hard link at `path` to the existing `target` (both in one draft)."""
+        ...
+
+    def mknod(self, path: str, mode: int, dev: int) -> None: ...
     def chmod(self, path: str, mode: int) -> None: ...
+    def chown(self, path: str, uid: int, gid: int) -> None: ...
     def utimens(self, path: str, times: tuple[int, int] | None) -> None:
         """`times` = (atime_ns, mtime_ns) or None for "now" (mfusepy use_ns)."""
         ...
@@ -108,12 +120,19 @@ class DraftTree(Protocol):
     # -- files (fh None: opened without an upcall, find the file by path) ------------------------
     def create(self, path: str, mode: int, flags: int) -> int: ...
     def read(self, path: str, size: int, offset: int, fh: int | None) -> bytes: ...
-    def write(self, path: str, data: bytes, offset: int, fh: int | None) -> int: ...
+    def write(
+        self, path: str, data: bytes, offset: int, fh: int | None, cached: bool = True
+    ) -> int: ...
+    def write_buf(self, path: str, buf: Any, offset: int, cached: bool = True) -> int:
+        """`write` with libfuse's fuse_bufvec (copy it with fusebuf.write_to_fd)."""
+        ...
+
     def truncate(self, path: str, length: int, fh: int | None) -> None: ...
+    def fallocate(self, path: str, mode: int, offset: int, length: int) -> None: ...
     def release(self, path: str, fh: int) -> None: ...
     def fsync(self, path: str, datasync: int, fh: int | None) -> None: ...
 
-    # -- xattrs (user.artifact.type/description/metadata/aliases on the draft dir) -------------
+    # -- xattrs (user xattrs; commit options user.artifact.commit.* on the draft dir) ----------
     def getxattr(self, path: str, name: str) -> bytes: ...
     def setxattr(self, path: str, name: str, value: bytes, options: int) -> None: ...
     def listxattr(self, path: str) -> list[str]: ...
@@ -148,6 +167,8 @@ class ReadOnlyDrafts:
     Used whenever the mount is read-only (`artifactfs mount --read-only`).
     """
 
+    writable = False
+
     def __init__(self, ctx: DraftContext | None = None) -> None:
         self.ctx = ctx
 
@@ -169,10 +190,25 @@ class ReadOnlyDrafts:
     def unlink(self, path: str) -> None:
         raise _erofs(path)
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str, flags: int = 0) -> None:
         raise _erofs(old)
 
     def symlink(self, path: str, target: str) -> None:
+        raise _erofs(path)
+
+    def link(self, path: str, target: str) -> None:
+        raise _erofs(path)
+
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        raise _erofs(path)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        raise _erofs(path)
+
+    def fallocate(self, path: str, mode: int, offset: int, length: int) -> None:
+        raise _erofs(path)
+
+    def write_buf(self, path: str, buf: Any, offset: int, cached: bool = True) -> int:
         raise _erofs(path)
 
     def chmod(self, path: str, mode: int) -> None:
@@ -187,7 +223,9 @@ class ReadOnlyDrafts:
     def read(self, path: str, size: int, offset: int, fh: int | None) -> bytes:
         raise _enoent(path)
 
-    def write(self, path: str, data: bytes, offset: int, fh: int | None) -> int:
+    def write(
+        self, path: str, data: bytes, offset: int, fh: int | None, cached: bool = True
+    ) -> int:
         raise _erofs(path)
 
     def truncate(self, path: str, length: int, fh: int | None) -> None:

@@ -17,6 +17,7 @@ mfusepy declares `fuse_bufvec.buf` as a pointer, but in C it is an inline array
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -91,3 +92,38 @@ def reply_bytes(bufpp: Any, data: bytes) -> int:
         vec.buf[0].mem = mem
     vec.buf[0].size = n
     return n
+
+
+def write_to_fd(src: Any, fd: int, offset: int) -> int:
+    """Copy the bytes of libfuse's `src` bufvec (a WRITE) into `fd` at `offset`, in C:
+    fuse_buf_copy writes them with the GIL released, and no Python `bytes` is made. Returns
+    the byte count (OSError with libfuse's errno when the copy fails)."""
+    lib = _fuse_lib()
+    size = int(lib.fuse_buf_size(src))
+    kind = _bufvec_type(1)
+    dst = kind()
+    dst.count = 1
+    dst.buf[0].size = size
+    dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK
+    dst.buf[0].fd = fd
+    dst.buf[0].pos = offset
+    n = int(lib.fuse_buf_copy(ctypes.byref(dst), src, 0))
+    if n < 0:
+        raise OSError(-n, os.strerror(-n))
+    return n
+
+
+def buffer_size(src: Any) -> int:
+    return int(_fuse_lib().fuse_buf_size(src))
+
+
+@cache
+def _fuse_lib() -> Any:
+    import mfusepy  # the libfuse the mount loaded (check_fuse chose it)
+
+    lib = mfusepy._libfuse
+    lib.fuse_buf_size.restype = ctypes.c_size_t
+    lib.fuse_buf_size.argtypes = [ctypes.c_void_p]
+    lib.fuse_buf_copy.restype = ctypes.c_ssize_t
+    lib.fuse_buf_copy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+    return lib

@@ -39,9 +39,18 @@ from typing import Any
 
 import mfusepy
 
-from artifactfs.fusefs import fusebuf, tree
+from artifactfs.fusefs import fusebuf, tree, writeback
 from artifactfs.fusefs.aliases import AliasWatch
-from artifactfs.fusefs.attrs import DIR_MODE, LINK_MODE, XATTR_PREFIX, Attrs, statfs, to_ns
+from artifactfs.fusefs.attrs import (
+    DIR_MODE,
+    FUSE_UNKNOWN_INO,
+    LINK_MODE,
+    XATTR_PREFIX,
+    Attrs,
+    path_ino,
+    statfs,
+    to_ns,
+)
 from artifactfs.fusefs.catalog import Catalog, NotFound
 from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.draft_tree import DirEntry, DraftTree, Stat
@@ -53,6 +62,9 @@ from artifactfs.fusefs.writes import WriteRoutes, fh_of
 from artifactfs.resolver.resolver import Resolver
 
 log = logging.getLogger(__name__)
+
+FORGET_DELAY = 0.2
+"""Seconds forget_inode waits for the refused writer's close to finish."""
 
 FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3
 FUSE_CAP_CACHE_SYMLINKS = 1 << 23
@@ -107,6 +119,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         self.aliases = AliasWatch(catalog, self.invalidate_paths, alias_ttl)
         self._later: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._later_thread: threading.Thread | None = None
+        self.refused = writeback.Later(self.forget_inode)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:
@@ -115,7 +128,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             config.entry_timeout = self.entry_timeout
             config.attr_timeout = self.attr_timeout
             config.negative_timeout = 0.0
-            config.use_ino = 0
+            config.use_ino = 1  # st_ino from getattr (attrs.path_ino; drafts: their inodes)
             # libfuse hides an unlinked or renamed-over file it believes open (as
             # .fuse_hidden*) until its release; under no_open no release ever comes, so the
             # hidden files would stay in drafts for good: remove for real, as a disk does
@@ -133,6 +146,8 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             if conn.capable & FUSE_CAP_CACHE_SYMLINKS:
                 conn.want |= FUSE_CAP_CACHE_SYMLINKS
         self._fuse = _current_fuse()
+        if self.drafts.writable:  # drafts: small writes batched in the kernel (writeback.py)
+            writeback.enable(conn, self._fuse, mfusepy._libfuse)
         if self._ready is not None:
             self._ready()
 
@@ -151,6 +166,17 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         for p in paths:
             invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
 
+    def forget_inode(self, path: str) -> None:
+        """Make the kernel drop the inode at `path` for good (its pages, and the size it keeps
+        for write-back inodes): its pages and attributes now, then the dentry of its entity
+        (nodeids are libfuse's and not ours to name, but the root's is 1), so the inode is
+        evicted once unused and the next lookup makes a fresh one. Costs the entity's cached
+        lookups; only after a refused write (root writing into a version). Never from inside
+        a callback (see invalidate_paths); a little later, so the writer's close is done."""
+        self.invalidate_paths([path])
+        time.sleep(FORGET_DELAY)
+        self._invalidate_root_entry(path.strip("/").split("/")[0])
+
     def _invalidate_later(self, rel: str) -> None:
         """Drop `/.artifactfs/<rel>` from the kernel's caches soon, from a thread of our own
         (inside a callback the notification would wait for the very page being answered)."""
@@ -168,6 +194,21 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
                 self._later.get_nowait()
             self.invalidate_paths([path])
 
+    def _invalidate_root_entry(self, name: str) -> None:
+        """Forget the kernel's dentry `/<name>` and everything below it (libfuse3 only)."""
+        if self._fuse is None or self._destroyed.is_set():
+            return
+        lib = mfusepy._libfuse
+        notify = getattr(lib, "fuse_lowlevel_notify_inval_entry", None)
+        get_session = getattr(lib, "fuse_get_session", None)
+        if notify is None or get_session is None or mfusepy.fuse_version_major != 3:
+            return
+        get_session.restype = ctypes.c_void_p
+        get_session.argtypes = [ctypes.c_void_p]
+        notify.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
+        raw = name.encode()
+        notify(get_session(self._fuse), 1, raw, len(raw))  # 1: FUSE_ROOT_ID; -ENOENT: not cached
+
     def destroy(self, path: str) -> None:
         """Unmount (any cause): let drafts commit, then release what we hold."""
         if self._destroyed.is_set():
@@ -184,7 +225,15 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
 
     # -- attributes and listings ----------------------------------------------------------------
     @guard
-    def getattr(self, path: str, fh: Any = None) -> Stat:
+    def getattr(self, path: str | None, fh: Any = None) -> Stat:
+        if path is None:  # fstat of a file unlinked meanwhile (libfuse's hard_remove)
+            raise mfusepy.FuseOSError(errno.ESTALE)
+        st = self._getattr(path, fh)
+        if "st_ino" not in st:
+            st["st_ino"] = path_ino(path)
+        return st
+
+    def _getattr(self, path: str, fh: Any = None) -> Stat:
         self.stats.add(lookups=1)
         node = tree.route(path)
         match node:
@@ -228,7 +277,11 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     def readdir(self, path: str, fh: Any) -> list[DirEntry]:
         self.stats.add(listings=1)
         node = tree.route(path)
-        dot: list[DirEntry] = [(".", DIR_MODE, 0), ("..", DIR_MODE, 0)]
+        # mfusepy fills every entry into one stat struct and sets only the mode of (name, mode,
+        # 0) entries: the first entry's d_ino (FUSE_UNKNOWN_INO, as libfuse numbering inodes
+        # would send) stays for all (use_ino is on: a 0 would make glibc skip the entry)
+        dot: list[Any] = [(".", {"st_mode": DIR_MODE, "st_ino": FUSE_UNKNOWN_INO}, 0)]
+        dot.append(("..", DIR_MODE, 0))
         match node:
             case tree.Root():
                 names = dict.fromkeys(self.catalog.entities())
@@ -290,8 +343,10 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         raise mfusepy.FuseOSError(errno.ENOSYS)
 
     @guard
-    def read_buf(self, path: str, bufpp: Any, size: int, offset: int, fi: Any) -> int:
+    def read_buf(self, path: str | None, bufpp: Any, size: int, offset: int, fi: Any) -> int:
         """Cached version bytes go to libfuse as fds (read in C, see fusebuf); the rest as bytes."""
+        if path is None:  # a draft file unlinked meanwhile: its bytes are gone (an error, never
+            raise mfusepy.FuseOSError(errno.ESTALE)  # other bytes)
         node = tree.route(path)
         if isinstance(node, tree.Version) and node.rel:
             spans = self.versions.spans(node, path, offset, size)
@@ -315,17 +370,12 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             raise NotFound(path)
         return self.versions.read(node, size, offset, path)
 
-    @guard
-    def release(self, path: str, fi: Any) -> int:
-        """Only files made by `create` have handles (and releases) under no_open."""
-        fh = fh_of(fi)
-        if fh is not None and isinstance(tree.route(path), tree.Draft):
-            self.drafts.release(path, fh)
-        return 0
+    # No `release`: under no_open only files made by `create` get one, and drafts hand out no
+    # handles (draft_ops.create), so libfuse answers it in C: one Python upcall less per file.
 
     @guard
-    def fsync(self, path: str, datasync: int, fi: Any) -> int:
-        if tree.route(path).__class__ is tree.Draft:
+    def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
+        if path is not None and tree.route(path).__class__ is tree.Draft:
             self.drafts.fsync(path, datasync, fh_of(fi))
         return 0
 

@@ -100,7 +100,7 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
     ops._ready = ready
     log.info("mounting %s (%s, %s)", mp, opts.fuse_lib, "mt" if opts.threads else "st")
     try:
-        mfusepy.FUSE(ops, mp, raw_fi=True, **fuse_kwargs)
+        _fuse_class(mfusepy)(ops, mp, raw_fi=True, **fuse_kwargs)
     except RuntimeError as e:
         if served:  # libfuse3 reports an exit by signal as a non-zero status: a clean stop
             log.info("stopped by signal (status %s); unmounted %s", e, mp)
@@ -113,6 +113,30 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
         ops.resolver.close()
     log.info("unmounted %s", mp)
     return 0
+
+
+def _fuse_class(mfusepy: Any) -> Any:
+    """mfusepy's FUSE, but rename(2) keeps its flags (mfusepy drops renameat2's, so
+    RENAME_NOREPLACE, `mv -n`, would silently replace the target), and write_buf takes the
+    path of a file unlinked meanwhile (None) instead of failing on it."""
+
+    class FUSE(mfusepy.FUSE):
+        def write_buf(self, path: bytes | None, buf: Any, offset: int, fip: Any) -> int:
+            # mfusepy decodes the path unconditionally: a file unlinked meanwhile has none
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            return int(self.operations.write_buf(name, buf, offset, fip.contents))
+
+        def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+            return int(
+                self.operations.rename(
+                    old.decode(self.encoding, self.errors),
+                    new.decode(self.encoding, self.errors),
+                    flags,
+                )
+                or 0
+            )
+
+    return FUSE
 
 
 def set_readahead(mp: str, nbytes: int) -> bool:

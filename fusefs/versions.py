@@ -17,6 +17,7 @@ from artifactfs.cache.handles import Span
 from artifactfs.fusefs import tree
 from artifactfs.fusefs.attrs import (
     DIR_MODE,
+    EXEC_MODE,
     FILE_MODE,
     LINK_MODE,
     NS,
@@ -69,7 +70,8 @@ class Versions:
         mtime = int(view.mtime * NS)
         i = view.index.find(node.rel)
         if i >= 0:
-            return self.attrs.file(view.index.size(i) or 0, mtime)
+            mode = EXEC_MODE if view.index.executable(i) else FILE_MODE
+            return self.attrs.file(view.index.size(i) or 0, mtime, mode)
         if view.index.is_dir(node.rel):
             return self.attrs.dir(mtime)
         raise NotFound(path)

@@ -130,11 +130,14 @@ def _destination_full(entry: ManifestEntry, target: Path, e: OSError) -> Destina
 
 
 def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
-    """Copy a cached object to `target` atomically; False if `target` already has the bytes."""
+    """Copy a cached object to `target` atomically; False if `target` already has the bytes.
+    Executable entries (`extra.executable`, kept by drafts) are 0755, others 0644."""
     if _up_to_date(entry, target):
+        if bool(target.stat().st_mode & 0o100) != entry.executable:
+            os.chmod(target, entry.file_mode)
         return False
     try:
-        with atomic_path(target, mode=0o644) as tmp:
+        with atomic_path(target, mode=entry.file_mode) as tmp:
             shutil.copyfile(cached, tmp)
     except OSError as e:
         if e.errno in NO_SPACE:

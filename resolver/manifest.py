@@ -19,6 +19,10 @@ from artifactfs.errors import InvalidDigestError
 from artifactfs.resolver.manifest_check import check_manifest, load_json
 from artifactfs.resolver.names import check_entry_path, shown
 
+EXECUTABLE = "executable"
+"""Key of an entry's `extra`: true when the file is executable (kept by drafts, restored by
+downloads, checkouts and the mount; not part of the digest, as in W&B, whose `extra` holds
+per-entry fields such as a reference's `etag`)."""
 STORAGE_POLICY = "wandb-storage-policy-v1"
 STORAGE_POLICY_CONFIG = {"storageLayout": "V2"}
 DIGEST_HEADER = b"wandb-artifact-manifest-v1\n"
@@ -88,6 +92,15 @@ class ManifestEntry:
     @property
     def is_reference(self) -> bool:
         return self.ref is not None
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.extra.get(EXECUTABLE))
+
+    @property
+    def file_mode(self) -> int:
+        """Permission bits of a local copy: 0755 for executables, else 0644."""
+        return 0o755 if self.executable else 0o644
 
     @property
     def stored(self) -> bool:

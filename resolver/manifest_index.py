@@ -43,7 +43,7 @@ from typing import Any
 
 from artifactfs.errors import InvalidManifestError
 from artifactfs.fsutil import atomic_path
-from artifactfs.resolver.manifest import ManifestEntry
+from artifactfs.resolver.manifest import EXECUTABLE, ManifestEntry
 from artifactfs.resolver.manifest_check import (
     MANIFEST_ERRORS,
     check_manifest,
@@ -278,6 +278,15 @@ class ManifestIndex:
         if size is not None:
             value["size"] = size
         return value
+
+    def executable(self, i: int) -> bool:
+        """Does entry i carry `extra.executable` (drafts keep the exec bit there)? Cheap for
+        the common entry, whose value is a bare digest."""
+        raw = self.meta_bytes(i)
+        if raw[:1] != b"{" or b'"executable"' not in raw:
+            return False
+        extra = json.loads(raw).get("extra") or {}
+        return bool(extra.get(EXECUTABLE))
 
     def meta_bytes(self, i: int) -> bytes:
         """Entry i's stored value as is: equal bytes mean an equal entry (diffs compare these

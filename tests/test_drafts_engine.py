@@ -279,7 +279,9 @@ def test_kill_during_commit_20_trials(tmp_path, monkeypatch):
         manifest = d.build_manifest()
         code, out = _run_child(random.uniform(0, duration * 1.2))
         assert check_registry_invariants(resolver) >= 1
-        outcome = recover_all(resolver, resolver.config.write_dir).get("acme/mnist/mnist")
+        outcome = recover_all(lambda _root: resolver, resolver.config.write_dir).get(
+            "acme/mnist/mnist"
+        )
         outcomes[outcome or "none"] += 1
         versions = resolver.registry.version_numbers("acme", "mnist", "mnist")
         made = [

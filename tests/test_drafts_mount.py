@@ -135,8 +135,8 @@ def test_commit_on_unmount_and_copy_on_write(reg, tmp_path):
         os.unlink(d / "a.txt")
         assert not (d / "a.txt").exists()
         assert (m.path / "acme/proj/ds:v0/a.txt").read_bytes() == b"alpha\n"  # versions unchanged
-        os.setxattr(d, "user.artifact.aliases", b"from-mount")
-        os.setxattr(d, "user.artifact.metadata", b'{"k": 1}')
+        os.setxattr(d, "user.artifact.commit.aliases", b"from-mount")
+        os.setxattr(d, "user.artifact.commit.metadata", b'{"k": 1}')
         assert os.getxattr(d, "user.artifact.base_version") == b"v0"
         stats = m.stats()["drafts"]
         assert stats["pending_commits"] == 1
@@ -187,10 +187,10 @@ def test_errno_at_boundaries(reg, tmp_path):
         assert (p / "other/a.txt").read_bytes() == b"alpha\n"
         assert not (p / "ds/a.txt").exists()
         with pytest.raises(OSError) as e:
-            os.symlink("sub", p / "ds/link")
-        assert e.value.errno == errno.EPERM
+            os.mkfifo(p / "ds/fifo")
+        assert e.value.errno == errno.EPERM  # FIFOs, sockets, devices: no place in a version
         with pytest.raises(OSError) as e:
-            os.setxattr(p / "ds", "user.artifact.aliases", b"v3")
+            os.setxattr(p / "ds", "user.artifact.commit.aliases", b"v3")
         assert e.value.errno == errno.EINVAL
 
 

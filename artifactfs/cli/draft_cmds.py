@@ -2,7 +2,9 @@
 
 A commit never races a mount's writers: if a mount owns the write dir, the command asks it to
 commit (drafts/commit_requests.py) and prints its answer; otherwise the command owns the write
-dir itself and commits straight from disk. `status` and `diff` only read. Everything about
+dir itself and commits straight from disk. `status` and `diff` only read. Each draft is
+committed into, and compared with, the registry it was made against (drafts/binding.py),
+whatever `--registry` or the configuration say now; `status` names it when it differs. Everything about
 drafts goes through `artifactfs.drafts.workspace.DraftWorkspace`; this module adds the terminal.
 """
 
@@ -143,6 +145,7 @@ def _row(status: DraftStatus) -> dict[str, Any]:
         "modified": len(status.diff.modified),
         "removed": len(status.diff.removed),
         "interrupted": status.interrupted,
+        "registry": status.registry,
     }
 
 
@@ -151,9 +154,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     write_dir = Path(config.write_dir)
     holder = DraftWorkspace.owner(write_dir)
     resolver = Resolver.open(config, ttl=0)
+    workspace = DraftWorkspace(resolver, write_dir)
     try:
-        rows = [_row(s) for s in DraftWorkspace(resolver, write_dir).status()]
+        rows = [_row(s) for s in workspace.status()]
     finally:
+        workspace.release()
         resolver.close()
     if holder is not None:
         print(f"write dir {write_dir} is in use by {holder.get('kind')} (pid {holder.get('pid')})")
@@ -166,6 +171,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         note = (
             "  (interrupted commit: resolved on next commit or mount)" if r["interrupted"] else ""
         )
+        if r["registry"]:
+            note += f"  (registry {r['registry']})"
         print(
             f"{r['draft']:40s} {r['base']:6s} {r['added']:7d} {r['modified']:9d} "
             f"{r['removed']:8d}{note}"
@@ -184,11 +191,14 @@ def _print_diff(
 def cmd_diff(args: argparse.Namespace) -> int:
     config = _config(args)
     resolver = Resolver.open(config, ttl=0)
+    workspace = DraftWorkspace(resolver, config.write_dir)
     try:
-        status = DraftWorkspace(resolver, config.write_dir).status_of(args.draft)
+        status = workspace.status_of(args.draft)
     finally:
+        workspace.release()
         resolver.close()
     base = status.base_version
-    print(f"# {status.draft} against {'nothing (new)' if base is None else f'v{base}'}")
+    where = f" in registry {status.registry}" if status.registry else ""
+    print(f"# {status.draft} against {'nothing (new)' if base is None else f'v{base}'}{where}")
     _print_diff(status.diff.added, status.diff.modified, status.diff.removed)
     return 0
