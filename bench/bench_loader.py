@@ -199,6 +199,24 @@ class LoaderBench:
                 )
             )
 
+        # The connection-mode trade-off (docs/SEMANTICS.md): with --write-cache every open of
+        # a file costs one GETATTR (its st_blocks invalidated at every close).
+        with self.mount(local_reg, write_cache=True) as root:
+            epoch(root)
+            ours, base = _paired(
+                med, lambda: rate(lambda: epoch(root)), lambda: rate(lambda: epoch(self.local))
+            )
+            figs.append(
+                Figure(
+                    "loader epoch, warm, mount --write-cache vs local disk",
+                    ours,
+                    base,
+                    "samples/s",
+                    "(the trade-off; no target)",
+                    None,
+                )
+            )
+
         s3 = self.start_s3()
         self.commit(s3)
         base = med(lambda: self.download_then_local(s3))

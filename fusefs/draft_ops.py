@@ -14,8 +14,8 @@ xattr names, draft_xattrs.py.
 * A draft is a local directory while it lives: owners (as the caller; chown as root), exact
   modes (the kernel applied the umask), nanosecond times, user xattrs, hard links, symlinks,
   fallocate. FIFOs, sockets and device files are refused (EPERM, docs/SEMANTICS.md).
-* Writes are cached by the kernel (writeback.py); the duties that come with it (clearing
-  suid/sgid on unprivileged writes and truncates) are done here.
+* With `--write-cache`, writes are cached by the kernel (writeback.py); the duties that come
+  with it (clearing suid/sgid on unprivileged writes and truncates) are done here.
 """
 
 from __future__ import annotations

@@ -32,10 +32,11 @@ What the drafts side can rely on (operations.py and writes.py guarantee it):
 * `getattr` returns a fusepy-style dict (`st_mode`, `st_size`, `st_nlink`, `st_mtime`,
   `st_ctime`, `st_atime`, `st_uid`, `st_gid`); times are integer nanoseconds (or float
   seconds). `readdir` returns DirEntry tuples (name, st_mode type bits, 0), without `.`, `..`.
-* `writable`: True when the tree takes writes; the connection then asks for the kernel's
-  write-back cache (writeback.py): writes arrive as big page write-backs (`cached=True`), and
-  only a write the kernel sent through (an unprivileged write to a suid/sgid file, O_DIRECT)
-  comes with `cached=False`. Owners of new entries are the caller's (`fuse_get_context`).
+* `writable`: True when the tree takes writes. With `--write-cache` the connection asks for the
+  kernel's write-back cache (writeback.py): writes arrive as big page write-backs
+  (`cached=True`), and only a write the kernel sent through (an unprivileged write to a
+  suid/sgid file, O_DIRECT) comes with `cached=False`; without it every write(2) arrives as
+  itself (`cached=False`). Owners of new entries are the caller's (`fuse_get_context`).
 * `stats()` is merged into `MOUNT/.artifactfs/stats.json` under the key "drafts" (pending
   commits go there). `shutdown()` is called once on clean unmount (fusermount -u, SIGTERM,
   Ctrl-C, `artifactfs unmount`), before the process exits: commit there.

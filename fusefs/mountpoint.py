@@ -39,6 +39,11 @@ class MountOptions:
     threads: bool = True
     read_only: bool = False
     """Do not load drafts: every write is EROFS."""
+    write_cache: bool = False
+    """Ask for the kernel's write-back cache: small draft writes are batched in the kernel
+    (local-disk speed), but then every close invalidates the file's st_blocks, so each later
+    open of ANY file (version files included) costs one GETATTR upcall. Off by default: the
+    mount's first job is reading (docs/SEMANTICS.md, "Connection modes")."""
     nonempty: bool = False
     """Mount over a directory that has entries (hidden until unmount); refused otherwise."""
     max_readahead: int = 4 << 20

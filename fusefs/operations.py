@@ -97,8 +97,10 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         mount_info: dict[str, Any] | None = None,
         readahead: SiblingReadahead | None = None,
         alias_ttl: float = 5.0,
+        write_cache: bool = False,
     ) -> None:
         self.resolver = resolver
+        self.write_cache = write_cache and drafts.writable
         self.catalog = catalog
         self.drafts = drafts
         self.stats = stats
@@ -146,7 +148,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             if conn.capable & FUSE_CAP_CACHE_SYMLINKS:
                 conn.want |= FUSE_CAP_CACHE_SYMLINKS
         self._fuse = _current_fuse()
-        if self.drafts.writable:  # drafts: small writes batched in the kernel (writeback.py)
+        if self.write_cache:  # drafts: small writes batched in the kernel (writeback.py)
             writeback.enable(conn, self._fuse, mfusepy._libfuse)
         if self._ready is not None:
             self._ready()

@@ -203,6 +203,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         "fuse_lib": opts.fuse_lib,
         "threads": opts.threads,
         "drafts": type(drafts).__name__,
+        "write_cache": opts.write_cache and not opts.read_only,
         "log_file": str(opts.log_file or default_log_file()),
     }
     ops = ArtifactOperations(
@@ -213,6 +214,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         attr_timeout=opts.attr_timeout,
         entry_timeout=opts.attr_timeout,
         max_readahead=opts.max_readahead,
+        write_cache=opts.write_cache and not opts.read_only,
         mount_info=info,
         readahead=SiblingReadahead(
             resolver, stats, files=opts.readahead_files, max_bytes=opts.readahead_bytes

@@ -71,3 +71,13 @@ def registry_url(request, tmp_path, monkeypatch):
         url = f"s3://{bucket}/artifacts"
     monkeypatch.setenv("ARTIFACTFS_REGISTRY", url)
     return url
+
+
+@pytest.fixture(params=[False, True], ids=["page-cache", "write-cache"])
+def write_cache_mode(request):
+    """Run a draft test on both connection modes: the default (the kernel keeps pages, every
+    write(2) reaches the mount) and `--write-cache` (small writes batched in the kernel)."""
+    mountutil = pytest.importorskip("mountutil")
+    mountutil.MOUNT_DEFAULTS["write_cache"] = request.param
+    yield request.param
+    mountutil.MOUNT_DEFAULTS.pop("write_cache", None)

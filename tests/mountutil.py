@@ -163,6 +163,11 @@ def wait_until(pred, timeout: float = 10.0, interval: float = 0.02) -> bool:  # 
     return pred()
 
 
+MOUNT_DEFAULTS: dict[str, Any] = {}
+"""Mount options every `mounted()` of the current test gets unless it says otherwise: the
+`write_cache_mode` fixture (conftest.py) runs draft tests once per connection mode."""
+
+
 @contextlib.contextmanager
 def mounted(
     mountpoint: Path,
@@ -190,6 +195,7 @@ def mounted(
         "fuse_lib": fuse_lib,
         "threads": threads,
         "log_file": str(log_file),
+        **MOUNT_DEFAULTS,
         **(extra_args or {}),
     }
     env = dict(os.environ)

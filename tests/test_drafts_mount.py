@@ -18,6 +18,7 @@ from mountutil import commit_files, mounted, open_registry, wait_until
 from test_drafts_support import check_registry_invariants, tree, version_files
 
 pytestmark = [
+    pytest.mark.usefixtures("write_cache_mode"),
     pytest.mark.fuse,
     pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse"),
 ]

@@ -24,15 +24,16 @@ BASE = {"stored.txt": b"stored bytes\n", "log.txt": b"start\n", "big.bin": os.ur
 CLI = [sys.executable, "-m", "artifactfs"]
 
 
-@pytest.fixture(scope="module")
-def draft(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["page-cache", "write-cache"])
+def draft(tmp_path_factory, request):
     base = tmp_path_factory.mktemp("noopen")
     url = str(base / "registry")
     res = open_registry(url, cache_dir=base / "seed-cache")
     commit_files(res.registry, base, "ds", BASE)
     res.close()
     home = base / "home"
-    with mounted(base / "mnt", registry=url, home=home) as m:
+    args = {"write_cache": request.param}
+    with mounted(base / "mnt", registry=url, home=home, extra_args=args) as m:
         (m.path / ".artifactfs" / "mount.json").read_bytes()  # the first open: no_open from now
         m.extra["env"] = {
             **os.environ,

@@ -19,6 +19,7 @@ from test_drafts_support import tree, version_files
 from artifactfs.resolver.names import parse_artifact_name
 
 pytestmark = [
+    pytest.mark.usefixtures("write_cache_mode"),
     pytest.mark.fuse,
     pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse"),
 ]

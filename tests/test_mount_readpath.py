@@ -71,6 +71,32 @@ def test_small_file_reads_cost_one_lookup_and_one_read_then_nothing(tmp_path, re
         assert wait_until(lambda: json.loads(link.read_text())["mount"]["upcalls"] != first, 5)
 
 
+def test_write_cache_costs_one_getattr_per_open_of_any_file(tmp_path):
+    """The trade-off `--write-cache` makes (docs/SEMANTICS.md, "Connection modes"): with the
+    kernel's write-back cache every close invalidates the file's st_blocks, so each later open
+    (its fstat) asks the mount once more, version files included. Without it: nothing."""
+    url = str(tmp_path / "registry")
+    res = open_registry(url)
+    commit_files(res.registry, tmp_path, "ds", FILES)
+    args = {"write_cache": True}
+    with mounted(tmp_path / "mnt", registry=url, extra_args=args) as m:
+        assert json.loads((m.path / ".artifactfs/mount.json").read_text())["write_cache"] is True
+        v = m.path / "acme/proj/ds:v0/train/c0"
+        paths = [v / n for n in sorted(os.listdir(v))[:10]]
+        _upcalls(m)
+        a = _upcalls(m)
+        b = _upcalls(m)
+        overhead = {k: b[k] - a.get(k, 0) for k in b if b[k] - a.get(k, 0)}
+        for p in paths:
+            p.read_bytes()
+        for _ in range(2):  # warm, again and again: one GETATTR per open, no READ
+            before = _upcalls(m)
+            for p in paths:
+                with open(p, "rb") as f:
+                    f.read()
+            assert _delta(m, before, overhead) == {"getattr": 10}
+
+
 @pytest.mark.parametrize("registry_url", ["s3"], indirect=True)
 def test_sibling_readahead_fetches_a_bounded_window_of_the_directory(registry_url, tmp_path):
     res = open_registry(registry_url)

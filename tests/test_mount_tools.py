@@ -25,8 +25,8 @@ V0 = {"readme.md": b"# v0\n", "data/big.bin": BIG, "data/empty": b""}
 V1 = {"readme.md": b"# v1\n", "data/big.bin": BIG, "data/nested/deep/x.txt": b"x" * 10, **SMALL}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["page-cache", "write-cache"])
+def world(tmp_path_factory, request):
     base = tmp_path_factory.mktemp("tools")
     reg_url = str(base / "registry")
     res = open_registry(reg_url, cache_dir=base / "seed-cache")
@@ -35,7 +35,8 @@ def world(tmp_path_factory):
     )
     commit_files(res.registry, base, "mnist", V1)
     commit_files(res.registry, base, "model", {"w.pt": b"weights"}, type_="model")
-    with mounted(base / "mnt", registry=reg_url, home=base / "home") as m:
+    args = {"write_cache": request.param}
+    with mounted(base / "mnt", registry=reg_url, home=base / "home", extra_args=args) as m:
         yield m
 
 

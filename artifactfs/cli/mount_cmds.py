@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="kernel attribute cache seconds for immutable paths (default %(default)s)",
     )
     p.add_argument("--read-only", action="store_true", help="no drafts: every write fails")
+    p.add_argument(
+        "--write-cache",
+        action="store_true",
+        help="batch small draft writes in the kernel (fast writes; each later open of a file "
+        "then costs one request to the mount: off for reading-heavy mounts)",
+    )
     p.add_argument("--cache-dir", help="cache directory (default: configured one)")
     p.add_argument("--write-dir", help="where drafts are staged (default: configured one)")
     p.add_argument("--log-file", help="mount log (default ~/.local/state/artifactfs/mount.log)")
@@ -90,6 +96,7 @@ def _mount(args: argparse.Namespace) -> int:
         fuse_lib=args.fuse_lib,
         threads=not args.single_threaded,
         read_only=args.read_only,
+        write_cache=args.write_cache,
         nonempty=args.nonempty,
         readahead_files=args.readahead_files,
         log_file=args.log_file,
