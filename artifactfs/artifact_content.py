@@ -29,7 +29,6 @@ from urllib.parse import urlparse
 
 from artifactfs.artifact_core import ArtifactCore
 from artifactfs.artifact_entry import ArtifactManifestEntry
-from artifactfs.config import load_config
 from artifactfs.errors import InvalidNameError, InvalidPathError
 from artifactfs.fsspec_paths import parse
 from artifactfs.lookup import open_resolver
@@ -43,6 +42,7 @@ from artifactfs.resolver.manifest import (
 from artifactfs.resolver.names import check_entry_path
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.session import RunSession, current
+from artifactfs.settings import load_config
 from artifactfs.table import Table, table_path
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from artifactfs.config import load_config
 from artifactfs.errors import ArtifactFinalizedError, ArtifactNotLoggedError
 from artifactfs.resolver.manifest import Manifest
 from artifactfs.resolver.names import check_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import check_metadata
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 MAX_TAG_LENGTH = 128
 

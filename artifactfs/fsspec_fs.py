@@ -9,7 +9,7 @@ Paths (`artifact://` optional): `entity/project/name:alias/path/in/artifact`, wi
 the entity and project (artifactfs.fsspec_paths). Read-only. Listings (`ls`, `info`, `find`, `glob`) come from the version's manifest index (the
 mount's, resolver.version_index), never a per-file call; an alias is resolved through the
 registry's metadata TTL, and an open file is pinned to the version it was opened at.
-Options are the normal configuration (artifactfs.config.load_config); every configuration key
+Options are the normal configuration (artifactfs.settings.load_config); every configuration key
 is also a storage option: `fsspec.open("artifact://...", registry="s3://bucket/prefix")`.
 """
 
@@ -28,7 +28,6 @@ from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
-from artifactfs.config import Config, load_config
 from artifactfs.errors import (
     ArtifactNotFoundError,
     ConfigError,
@@ -43,6 +42,7 @@ from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.resolver import Resolver
 from artifactfs.resolver.version_index import index_dir, open_version_index
+from artifactfs.settings import Config, load_config
 
 PROTOCOL = "artifact"
 OPEN_INDEXES = 64

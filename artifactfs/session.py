@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeVar
 
 from artifactfs.errors import ArtifactFSError, InvalidNameError, PreconditionFailedError, UsageError
 from artifactfs.lookup import open_resolver
+from artifactfs.preinit import PreInit
 from artifactfs.resolver.names import check_name
 from artifactfs.resolver.records import RunRecord, VersionRecord
 from artifactfs.resolver.registry.runs import RunStore
@@ -239,6 +240,7 @@ class RunSession:
         _live.discard(self)
         if _current is self:
             _current = None
+            publish(None)
 
     # -- attributes ------------------------------------------------------------------------------
     @property
@@ -342,6 +344,19 @@ def current(kind: type[S]) -> S | None:
 def make_current(run: RunSession | None) -> None:
     global _current
     _current = run
+    publish(run)
+
+
+def publish(run: RunSession | None) -> None:
+    """W&B's module-level globals follow the current run: `artifactfs.run`, `.config` and
+    `.summary` are plain attributes of the package, set here (as `wandb.run` is by wandb's
+    init and reset by its finish). The package is always loaded when this module is."""
+    package = sys.modules.get("artifactfs")
+    if package is None:
+        return
+    package.run = run  # type: ignore[attr-defined]
+    package.config = run.config if run is not None else PreInit("config")  # type: ignore[attr-defined]
+    package.summary = run.summary if run is not None else PreInit("summary")  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

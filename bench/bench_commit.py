@@ -42,10 +42,10 @@ def _stage(resolver, write_dir: Path, src: Path):  # type: ignore[no-untyped-def
 
 
 def run(ctx: Context) -> list[Figure]:
-    from artifactfs.config import load_config
     from artifactfs.drafts.commit import commit_draft
     from artifactfs.drafts.draft import open_draft
     from artifactfs.resolver.resolver import Resolver
+    from artifactfs.settings import load_config
 
     files, total = (1000, 64 << 20) if ctx.quick else (10_000, 1 << 30)
     runs = min(ctx.runs, 3)

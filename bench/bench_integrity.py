@@ -117,9 +117,9 @@ class _Mount:
 
 
 def _through_mount(ctx: Context, n_files: int, big_mib: int) -> list[Figure]:
-    from artifactfs.config import load_config
     from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
     from artifactfs.resolver.resolver import Resolver
+    from artifactfs.settings import load_config
 
     registry = str(ctx.workdir / "integrity-registry")
     res = Resolver.open(load_config(registry=registry), ttl=0)

@@ -57,8 +57,8 @@ class ListingBench:
         self.server.stop()
 
     def _registry(self, url: str | None = None):  # -> Registry, fresh (no caches)
-        from artifactfs.config import load_config
         from artifactfs.resolver.resolver import Resolver
+        from artifactfs.settings import load_config
 
         return Resolver.open(load_config(registry=url or self.registry), ttl=0).registry
 

@@ -78,9 +78,9 @@ class LoaderBench:
                 Image.fromarray(pixels).save(p)
 
     def commit(self, registry: str) -> None:
-        from artifactfs.config import load_config
         from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
         from artifactfs.resolver.resolver import Resolver
+        from artifactfs.settings import load_config
 
         res = Resolver.open(load_config(registry=registry), ttl=0)
         try:

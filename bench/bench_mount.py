@@ -26,9 +26,9 @@ from pathlib import Path
 
 from run import Context, Figure, drop_caches, isolated_home, mounted, read_file, timed
 
-from artifactfs.config import load_config
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 GiB = 1 << 30
 

@@ -100,7 +100,6 @@ class S3Bench:
     # -- data -----------------------------------------------------------------------------------
     def build_big(self) -> str:
         """Commit the big entry; return its object key in the bucket."""
-        from artifactfs.config import load_config
         from artifactfs.resolver.manifest import (
             Manifest,
             ManifestEntry,
@@ -108,6 +107,7 @@ class S3Bench:
             md5_b64_of_file,
         )
         from artifactfs.resolver.resolver import Resolver
+        from artifactfs.settings import load_config
 
         big = self.w / "big.bin"
         if not big.exists():
@@ -203,9 +203,9 @@ class S3Bench:
 
     # -- commit ---------------------------------------------------------------------------------
     def ours_commit(self, paths: list[Path]) -> float:
-        from artifactfs.config import load_config
         from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
         from artifactfs.resolver.resolver import Resolver
+        from artifactfs.settings import load_config
 
         root = self.w / "files"
         registry = f"s3://{self.bucket}/commit-{uuid.uuid4().hex[:8]}"

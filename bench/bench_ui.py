@@ -37,10 +37,10 @@ def _manifest(n: int, folders: int):  # type: ignore[no-untyped-def]
 
 
 def run(ctx: Context) -> list[Figure]:
-    from artifactfs.config import load_config
     from artifactfs.resolver.manifest import Manifest
     from artifactfs.resolver.resolver import Resolver
     from artifactfs.resolver.version_index import index_dir as index_dir_of
+    from artifactfs.settings import load_config
     from artifactfs.ui.server import Server
 
     work = ctx.workdir / "ui"

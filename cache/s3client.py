@@ -15,8 +15,8 @@ import logging
 import threading
 from typing import Any
 
-from artifactfs.config import request_budget
 from artifactfs.logsafe import RedactingFilter
+from artifactfs.settings import request_budget
 
 GCS_XML_ENDPOINT = "https://storage.googleapis.com"
 _lock = threading.Lock()

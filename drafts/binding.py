@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from artifactfs.config import Config
 from artifactfs.drafts.layout import STATE_FILE
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import Config
 
 log = logging.getLogger(__name__)
 

@@ -55,8 +55,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from artifactfs.config import Config
     from artifactfs.resolver.resolver import Resolver
+    from artifactfs.settings import Config
 
 Stat = dict[str, Any]
 DirEntry = tuple[str, int, int]

@@ -104,8 +104,8 @@ def check_write_dir(opts: MountOptions) -> None:
     mounts cannot share drafts (the second would wait for the lock, then fail obscurely)."""
     if opts.read_only:
         return
-    from artifactfs.config import load_config
     from artifactfs.drafts.commit_requests import lock_holder
+    from artifactfs.settings import load_config
 
     write_dir = load_config(registry=opts.registry, **opts.overrides).write_dir
     holder = lock_holder(write_dir)

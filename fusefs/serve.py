@@ -163,7 +163,6 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     """The Operations object and the libfuse options for a mount."""
     # Imported here: `artifactfs` loads this module for every command, and these pull in
     # mfusepy (which loads libfuse, after check_fuse) and the whole resolver.
-    from artifactfs.config import load_config
     from artifactfs.fusefs.catalog import Catalog
     from artifactfs.fusefs.deadline import Deadlines
     from artifactfs.fusefs.draft_ops import Drafts
@@ -173,6 +172,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     from artifactfs.fusefs.stats import MountStats
     from artifactfs.resolver.resolver import Resolver
     from artifactfs.resolver.version_index import index_dir
+    from artifactfs.settings import load_config
 
     config = load_config(registry=opts.registry, **opts.overrides)
     ttl = config.metadata_ttl if opts.ttl is None else opts.ttl

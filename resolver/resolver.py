@@ -17,11 +17,11 @@ from artifactfs.cache import BlobCache, BlobSource, SourceFactory, content_key, 
 from artifactfs.cache.filllock import STALL_SECONDS
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.source import Progress
-from artifactfs.config import Config, load_config
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends import Store, open_store
 from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
 from artifactfs.resolver.registry import Registry
+from artifactfs.settings import Config, load_config
 
 log = logging.getLogger(__name__)
 

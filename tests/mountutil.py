@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artifactfs.config import load_config
 from artifactfs.fusefs.mount import is_mounted
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import Registry
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 PY = sys.executable
 

@@ -15,7 +15,7 @@ from artifactfs.errors import (
     ArtifactTypeMismatchError,
     InvalidNameError,
 )
-from artifactfs.run import finish
+from artifactfs.wandb_run import finish
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import types
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +18,6 @@ import pytest
 import artifactfs as wandb
 from artifactfs import run_data
 from artifactfs.cli import main as cli_main
-from artifactfs.config import load_config
 from artifactfs.errors import (
     ArtifactHasAliasesError,
     ArtifactNotFoundError,
@@ -29,6 +29,7 @@ from artifactfs.errors import (
 )
 from artifactfs.resolver import keys
 from artifactfs.resolver.ttl import sweep_ttl
+from artifactfs.settings import load_config
 
 
 @pytest.fixture(autouse=True)
@@ -67,8 +68,9 @@ def test_module_globals_follow_the_current_run(registry_url):
     wandb.config.epochs = 3
     wandb.log({"loss": 1.0})
     assert wandb.summary["loss"] == 1.0
-    # the configuration module is still importable the usual way, and through the view
-    assert wandb.config.load_config is load_config
+    # plain attributes, as in wandb: no submodule hides behind them
+    assert not isinstance(wandb.config, types.ModuleType) and wandb.config is run.config
+    assert wandb.summary is run.summary
     assert wandb.init(project="other") is run  # W&B: a run in progress is returned
     new = wandb.init(project="p", reinit="create_new")
     assert new is not run and wandb.run is new
@@ -76,6 +78,8 @@ def test_module_globals_follow_the_current_run(registry_url):
     assert new.state == "finished" and wandb.run is again
     wandb.finish()
     assert wandb.run is None
+    with pytest.raises(UsageError):  # back to the pre-init placeholders, as W&B's finish does
+        wandb.config["lr"]
     stored = wandb.Api().run(f"p/{run.id}")
     assert stored.config == {"lr": 0.1, "epochs": 3}
 

@@ -25,7 +25,7 @@ MAX_LINES = 450
 BASE = {
     "artifactfs",
     "artifactfs.errors",
-    "artifactfs.config",
+    "artifactfs.settings",
     "artifactfs.fsutil",
     "artifactfs.logsafe",
 }

@@ -7,7 +7,7 @@ import json
 
 from artifactfs.cache import BlobCache, content_key
 from artifactfs.cli import main
-from artifactfs.config import load_config
+from artifactfs.settings import load_config
 
 
 def _fill(n: int, size: int) -> BlobCache:

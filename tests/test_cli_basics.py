@@ -13,7 +13,7 @@ import pytest
 
 from artifactfs.cache import BlobCache, content_key
 from artifactfs.cli import build_parser, main
-from artifactfs.config import load_config
+from artifactfs.settings import load_config
 
 CLI = [sys.executable, "-m", "artifactfs"]
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from mountutil import commit_files, open_registry
 
 from artifactfs.cli import main
-from artifactfs.config import load_config
 from artifactfs.resolver.manifest import b64_to_hex
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.prefetch import is_cached
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 FILES = {f"train/{i:02d}.bin": os.urandom(1000 + i) for i in range(12)}
 FILES.update({"val/a.bin": b"a" * 10, "readme.md": b"# hi\n"})

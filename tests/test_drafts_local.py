@@ -14,7 +14,6 @@ import sys
 import pytest
 from test_drafts_support import seed, version_files
 
-from artifactfs.config import load_config
 from artifactfs.drafts.commit import commit_draft
 from artifactfs.drafts.contents import EXEC_KEY
 from artifactfs.drafts.draft import open_draft
@@ -22,6 +21,7 @@ from artifactfs.drafts.layout import JOURNAL, draft_dir
 from artifactfs.resolver.download import checkout_manifest, download_manifest
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 BASE = {"a.txt": b"hello", "sub/b.txt": b"bee", "run.sh": b"#!/bin/sh\necho hi\n"}
 W = os.O_WRONLY | os.O_CREAT | os.O_TRUNC

@@ -30,8 +30,8 @@ from mountutil import commit_files, mounted, open_registry
 import artifactfs as af
 from artifactfs.cache import BlobCache, content_key
 from artifactfs.cli import main
-from artifactfs.config import load_config
 from artifactfs.errors import DestinationFullError, InvalidPathError
+from artifactfs.settings import load_config
 
 KiB, MiB = 1 << 10, 1 << 20
 rng = random.Random(14)

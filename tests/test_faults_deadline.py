@@ -29,7 +29,7 @@ from mountutil import commit_files, mounted, open_registry, wait_until
 
 import artifactfs as af
 from artifactfs.errors import BackendError
-from artifactfs.run import finish
+from artifactfs.wandb_run import finish
 
 servers = pytest.importorskip("servers")
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]
@@ -300,9 +300,9 @@ def test_trickling_body_fails_within_the_deadline(kind, trickling_port, monkeypa
     request's deadline (1 s here), for whole gets and for streamed downloads."""
     import io
 
-    from artifactfs.config import Config, request_budget
     from artifactfs.resolver.backends.http import HttpStore
     from artifactfs.resolver.backends.s3 import S3Store
+    from artifactfs.settings import Config, request_budget
 
     url = f"http://127.0.0.1:{trickling_port}"
     if kind == "s3":

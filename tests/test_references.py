@@ -19,8 +19,8 @@ from artifactfs.cache.references import (
     resolve_reference,
     verifiable_md5_hex,
 )
-from artifactfs.config import load_config
 from artifactfs.errors import DigestMismatchError, ObjectNotFoundError
+from artifactfs.settings import load_config
 
 KiB = 1 << 10
 

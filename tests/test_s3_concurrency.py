@@ -25,10 +25,10 @@ pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 def _writer(url: str, env: dict[str, str], workdir: str, i: int) -> None:
     os.environ.update(env)
-    from artifactfs.config import Config
     from artifactfs.resolver.backends.s3 import S3Store
     from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
     from artifactfs.resolver.registry import Registry
+    from artifactfs.settings import Config
 
     config = Config(registry=url, s3_endpoint_url=env["ARTIFACTFS_S3_ENDPOINT_URL"], retries=10)
     registry = Registry(S3Store.from_url(url, config))
@@ -47,9 +47,9 @@ def _writer(url: str, env: dict[str, str], workdir: str, i: int) -> None:
 
 
 def test_eight_processes_two_hundred_commits(s3_env, tmp_path):
-    from artifactfs.config import Config
     from artifactfs.resolver.backends.s3 import S3Store
     from artifactfs.resolver.registry import Registry
+    from artifactfs.settings import Config
 
     bucket = s3_env.create_bucket(f"conc-{uuid.uuid4().hex[:12]}")
     url = f"s3://{bucket}/team"

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from artifactfs.config import Config
 from artifactfs.errors import (
     BackendError,
     ConditionalWritesUnsupportedError,
@@ -36,6 +35,7 @@ from artifactfs.resolver.backends import LocalStore, Store
 from artifactfs.resolver.backends.http import HttpStore
 from artifactfs.resolver.backends.s3 import S3Store
 from artifactfs.resolver.export import export_registry
+from artifactfs.settings import Config
 
 servers = pytest.importorskip("servers")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import artifactfs as af
-from artifactfs.config import load_config
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 
 def png_bytes(width: int = 64, height: int = 40) -> bytes:

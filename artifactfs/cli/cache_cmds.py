@@ -11,8 +11,8 @@ import json
 
 from artifactfs.cache import BlobCache
 from artifactfs.cli.output import example, human_size
-from artifactfs.config import load_config, parse_size
 from artifactfs.progress import progress_bar
+from artifactfs.settings import load_config, parse_size
 
 
 def _open_cache() -> BlobCache:

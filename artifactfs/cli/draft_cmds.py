@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 
 from artifactfs.cli.output import example
-from artifactfs.config import Config, load_config
 from artifactfs.drafts.workspace import (
     PRODUCER_CLI,
     CommitResult,
@@ -30,6 +29,7 @@ from artifactfs.errors import ConfigError
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import Config, load_config
 
 CLI_LOCK_WAIT = 60.0
 

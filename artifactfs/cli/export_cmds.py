@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 
 from artifactfs.cli.output import example
-from artifactfs.config import load_config
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.backends import open_store
 from artifactfs.resolver.export import export_registry
+from artifactfs.settings import load_config
 
 
 def _export(args: argparse.Namespace) -> int:

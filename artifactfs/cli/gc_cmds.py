@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 
 from artifactfs.cli.output import example
-from artifactfs.config import load_config
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.gc import GarbageCollector, GcError
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.settings import load_config
 
 MIN_GRACE_DEADLINES = 4
 """The grace period must outlast a few request deadlines (a reused object's refresh, the

@@ -51,7 +51,7 @@ def _local_size(path: str) -> int | None:
 
 def cmd_put(args: argparse.Namespace) -> int:
     from artifactfs.artifact import Artifact
-    from artifactfs.run import init
+    from artifactfs.wandb_run import init
 
     if args.name and args.name_opt and args.name != args.name_opt:
         raise InvalidNameError(f"two names given: {args.name!r} and --name {args.name_opt!r}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from artifactfs.cli.output import example
-from artifactfs.config import load_config
+from artifactfs.settings import load_config
 
 
 def _ui(args: argparse.Namespace) -> int:

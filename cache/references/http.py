@@ -20,8 +20,8 @@ from urllib3.util.retry import Retry
 
 from artifactfs.cache.references.base import ReferenceHandler, ReferenceObject
 from artifactfs.cache.source import BlobSource, Progress
-from artifactfs.config import MAX_BACKOFF, RequestBudget, request_budget
 from artifactfs.errors import BackendError, DigestMismatchError, ObjectNotFoundError
+from artifactfs.settings import MAX_BACKOFF, RequestBudget, request_budget
 
 CHUNK = 1 << 20
 _sessions: dict[tuple[int, float], requests.Session] = {}

@@ -131,7 +131,7 @@ class S3Handler(ReferenceHandler):
 
     def client(self, config: Any) -> Any:
         if config is None:
-            from artifactfs.config import load_config
+            from artifactfs.settings import load_config
 
             config = load_config()
         return s3client.client_for_config(config, gcs=self.gcs)

@@ -8,7 +8,7 @@ from artifactfs.resolver.backends.base import ObjectInfo, Store
 from artifactfs.resolver.backends.local import LocalStore
 
 if TYPE_CHECKING:
-    from artifactfs.config import Config
+    from artifactfs.settings import Config
 
 __all__ = ["LocalStore", "ObjectInfo", "Store", "open_store"]
 

@@ -37,16 +37,16 @@ from cachetools import LRUCache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from artifactfs.config import MAX_BACKOFF, request_budget
 from artifactfs.errors import (
     BackendError,
     ObjectNotFoundError,
     ReadOnlyBackendError,
 )
 from artifactfs.resolver.backends.base import ObjectInfo, Progress, Store, read_body
+from artifactfs.settings import MAX_BACKOFF, request_budget
 
 if TYPE_CHECKING:
-    from artifactfs.config import Config
+    from artifactfs.settings import Config
 
 log = logging.getLogger(__name__)
 

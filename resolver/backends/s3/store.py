@@ -18,7 +18,6 @@ from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from artifactfs.cache.s3client import client_for_config
-from artifactfs.config import Config, load_config, request_budget
 from artifactfs.errors import (
     BackendError,
     DigestMismatchError,
@@ -37,6 +36,7 @@ from artifactfs.resolver.backends.s3.transfer import (
     body_into,
     pwrite_all,
 )
+from artifactfs.settings import Config, load_config, request_budget
 
 log = logging.getLogger(__name__)
 

@@ -254,7 +254,7 @@ def init(
     config_include_keys: Sequence[str] | None = None,
     **ignored: Any,
 ) -> Run:
-    """Start a run and make it the current one (`artifactfs.run`), W&B's `wandb.init`.
+    """Start a run and make it the current one (`artifactfs.wandb_run`), W&B's `wandb.init`.
 
     W&B's arguments are accepted; those a run record can carry (job type, name, group, tags,
     notes, config) are stored, `resume`/`id` resume a stored run, `reinit` follows W&B (a run
