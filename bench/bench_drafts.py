@@ -81,7 +81,7 @@ def draft_mount(work: Path, write_cache: bool) -> Iterator[Path]:
             write_cache=write_cache,
         )
     )
-    draft = mp / "bench" / "drafts" / "scratch"
+    draft = mp / "bench" / "drafts" / ("scratch-wc" if write_cache else "scratch")
     try:
         draft.mkdir(parents=True)
         yield draft

@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,8 +122,11 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def run_benches(names: list[str], ctx: Context) -> list[Figure]:
+def run_benches(names: list[str], ctx: Context) -> tuple[list[Figure], list[str]]:
+    """Every bench in turn; one that fails is reported (traceback on stderr) and the others
+    still run, so a long run is never lost to its last module."""
     figures: list[Figure] = []
+    failed: list[str] = []
     for name in names:
         try:
             module = importlib.import_module(name)
@@ -132,7 +136,14 @@ def run_benches(names: list[str], ctx: Context) -> list[Figure]:
             print(f"# {name}: not written yet", flush=True)
             continue
         print(f"# {name}", flush=True)
-        for fig in module.run(ctx):
+        try:
+            module_figures = list(module.run(ctx))
+        except Exception:
+            traceback.print_exc()
+            print(f"# {name}: FAILED (traceback above)", flush=True)
+            failed.append(name)
+            continue
+        for fig in module_figures:
             figures.append(fig)
             ratio = f"{fig.ratio:8.2f}x" if fig.ratio is not None else "         "
             base = f"{fig.baseline:12.3f}" if fig.baseline is not None else " " * 12
@@ -142,7 +153,7 @@ def run_benches(names: list[str], ctx: Context) -> list[Figure]:
                 f"{fig.target:18s} {verdict} {fig.note}",
                 flush=True,
             )
-    return figures
+    return figures, failed
 
 
 def main() -> int:
@@ -156,13 +167,13 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="artifactfs-bench-"))
     try:
-        figures = run_benches(args.only or BENCHES, Context(workdir, args.runs, args.quick))
+        figures, failed = run_benches(args.only or BENCHES, Context(workdir, args.runs, args.quick))
     finally:
         if not args.workdir:  # tens of GB of generated data: never leave it in /tmp
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(f) for f in figures], indent=2))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
