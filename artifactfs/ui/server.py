@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import threading
 from typing import Any
 
 from flask import Flask
@@ -83,6 +84,8 @@ class Server:
         self._server = server
         self.host = host
         self.port = int(server.getsockname()[1])
+        self._running = threading.Event()
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -90,11 +93,23 @@ class Server:
         return f"http://{host}:{self.port}/"
 
     def run(self) -> None:
-        self._server.run()
+        self._running.set()
+        try:
+            self._server.run()
+        finally:
+            self._stopped.set()
 
     def close(self) -> None:
         """Stop serving: the listener and every open (keep-alive) connection are closed, which
-        ends `run()`'s loop, and the worker threads finish their requests."""
+        ends `run()`'s loop, and the worker threads finish their requests.
+
+        The sockets are closed by the loop's own thread (waitress's trigger runs the thunk
+        there): closed from here, the loop's next select would meet dead descriptors (EBADF)."""
         self._server.task_dispatcher.shutdown()
-        wasyncore.close_all(self._map)
+        if self._running.is_set() and not self._stopped.is_set():
+            trigger: Any = self._server.trigger  # types-waitress has it as an int; a trigger
+            trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
+            self._stopped.wait(5.0)
+        if not self._stopped.is_set():
+            wasyncore.close_all(self._map)
         self.app.extensions["artifactfs.browser"].close()
