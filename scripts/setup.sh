@@ -12,6 +12,14 @@ cd "$(dirname "$0")/.."
 job="${1:-demo}"
 shift || true
 
+# Everything below (apt, pip, git in the tests, every `</dev/null`) trusts /dev/null. A root
+# process elsewhere that renamed a file over it leaves a regular file full of old output, which
+# then reads back as input; put the device back rather than fail in confusing ways.
+if [ "$(id -u)" = 0 ] && [ ! -c /dev/null ]; then
+    echo "setup: /dev/null was a regular file; recreating the device" >&2
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+fi
+
 packages=(fuse3 libfuse3-3 libfuse2 rsync nginx-light ca-certificates graphviz)
 # graphviz: `dot` draws the lineage pictures of `artifactfs ui`; the browser tests of the page
 # drive Debian's chromium through its chromedriver (no browser download).

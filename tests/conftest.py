@@ -8,6 +8,7 @@ directory and a real SeaweedFS S3 server (started once per session by tests/serv
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 
 import pytest
@@ -18,6 +19,22 @@ S3_ENV = (
     "AWS_DEFAULT_REGION",
     "ARTIFACTFS_S3_ENDPOINT_URL",
 )
+
+
+@pytest.fixture(autouse=True)
+def dev_null_stays_a_device():
+    """Fail the test that turns /dev/null into a regular file.
+
+    A write-to-a-path done by rename over /dev/null (root may) replaces the device with a file;
+    every later `cmd </dev/null` then reads stale text (git's pack-objects reads it as revisions).
+    The device is put back so the rest of the suite is not poisoned by one test.
+    """
+    yield
+    if not stat.S_ISCHR(os.lstat("/dev/null").st_mode):
+        os.unlink("/dev/null")
+        os.mknod("/dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod("/dev/null", 0o666)
+        pytest.fail("this test replaced /dev/null with a regular file", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,9 @@ CLI = [sys.executable, "-m", "artifactfs"]
 
 
 def run(*cmd: str, cwd: Path | None = None) -> str:
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     assert out.returncode == 0, f"{cmd}: {out.stdout}{out.stderr}"
     return out.stdout
 
