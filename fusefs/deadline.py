@@ -92,7 +92,9 @@ class Deadlines:
                 ).start()
         remaining = min(flight.started + self.seconds, time.monotonic() + wait) - time.monotonic()
         if not flight.done.wait(max(0.0, remaining)):
-            raise DeadlineExceeded(f"{what}: no answer from the backend within {self.seconds:g}s")
+            error = DeadlineExceeded(f"{what}: no answer from the backend within {self.seconds:g}s")
+            self._remember_timeout(fkey, error)
+            raise error
         if flight.error is not None:
             raise flight.error
         return flight.value
@@ -117,6 +119,16 @@ class Deadlines:
                 elif flight.error is None:
                     self._failed.pop(fkey, None)
             flight.done.set()
+
+    def _remember_timeout(self, fkey: Hashable, error: DeadlineExceeded) -> None:
+        """A caller gave up: later questions for `fkey` wait only `retry_after` while it is
+        recent, as after a failure (the kernel's retry of a failed readahead must not wait a
+        whole deadline again). The work's own end, success or failure, replaces this."""
+        marker: _Flight[Any] = _Flight()
+        marker.error, marker.ended = error, time.monotonic()
+        marker.done.set()
+        with self._lock:
+            self._failed.setdefault(fkey, marker)
 
     def in_flight(self) -> int:
         """Operations still running (some may have been given up on by their callers)."""

@@ -327,3 +327,31 @@ def test_trickling_body_fails_within_the_deadline(kind, trickling_port, monkeypa
             op()
         assert time.monotonic() - t < limit, "a trickle must not outlive the deadline"
     store.close()
+
+
+def test_after_a_caller_gives_up_the_same_question_waits_only_retry_after():
+    """One user read can become two kernel READs of one file (a failed readahead, then the
+    read itself): the second must not wait a whole deadline again while the backend is hung,
+    and a backend that answers again is asked at once."""
+    from artifactfs.fusefs.deadline import DeadlineExceeded, Deadlines
+
+    hung, release = threading.Event(), threading.Event()
+
+    def stuck() -> bytes:
+        hung.set()
+        release.wait(10)
+        return b"late"
+
+    deadlines = Deadlines(seconds=1.0, retry_after=0.2)
+    try:
+        with pytest.raises(DeadlineExceeded):
+            deadlines.call(("read", "f", 0), stuck, failure_key=("read", "f"))
+        assert hung.is_set()
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):  # another offset of the same file: new work
+            deadlines.call(("read", "f", 4096), stuck, failure_key=("read", "f"))
+        assert time.monotonic() - started < 0.8, "waited a whole deadline again"
+    finally:
+        release.set()
+    assert wait_until(lambda: deadlines.in_flight() == 0, timeout=5)
+    assert deadlines.call(("read", "f", 0), lambda: b"back", failure_key=("read", "f")) == b"back"
