@@ -327,3 +327,21 @@ def test_trickling_body_fails_within_the_deadline(kind, trickling_port, monkeypa
             op()
         assert time.monotonic() - t < limit, "a trickle must not outlive the deadline"
     store.close()
+
+
+def test_deadline_workers_are_reused_and_never_queue_behind_stalled_work():
+    """Each uncached read comes through Deadlines.call: its worker threads are reused, yet work
+    stalled on a hung server never delays another call (a new worker starts) and still gets
+    its deadline."""
+    from artifactfs.fusefs.deadline import DeadlineExceeded, Deadlines
+
+    d = Deadlines(0.5)
+    ran_on = {d.call(("read", i), threading.current_thread) for i in range(20)}
+    assert len(ran_on) == 1  # one after the other: one worker, reused
+    release = threading.Event()
+    with pytest.raises(DeadlineExceeded):
+        d.call("hung", lambda: release.wait(10))
+    t = time.monotonic()
+    assert d.call("other", lambda: 42) == 42  # not queued behind the hung one
+    assert time.monotonic() - t < 0.4
+    release.set()
