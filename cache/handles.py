@@ -154,6 +154,13 @@ class ObjectHandle:
         self.cache.touch(path)
         return True
 
+    def _find_whole(self) -> bool:
+        """Take the whole object if it is cached now (one failed open when it is not)."""
+        with self._lock:
+            if self._closed:
+                return False
+            return self._whole is not None or self._try_whole()
+
     def _unchanged(self, fd: int) -> bool:
         """Whether a held fd's file is as it was when checked (one fstat, ~1 us)."""
         try:
@@ -181,6 +188,11 @@ class ObjectHandle:
         return self._whole is not None
 
     @property
+    def full(self) -> bool:
+        """It holds `max_fds` block fds: reads of other blocks are not served by it."""
+        return len(self._blocks) >= self.max_fds
+
+    @property
     def filling(self) -> bool:
         """A background whole fill this handle joined is still fetching parts."""
         fill = self._fill
@@ -196,7 +208,8 @@ class ObjectHandle:
             if spans is not None:
                 return spans
         if self.size < self.cache.block_threshold:
-            return None  # small objects are only ever cached whole
+            # small objects are only ever cached whole: maybe filled since this handle was made
+            return self._whole_span(offset, end) if self._find_whole() else None
         fill_spans = self._fill_spans(offset, end)
         if fill_spans is not None:
             return fill_spans

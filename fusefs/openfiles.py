@@ -5,7 +5,10 @@ OPEN or RELEASE upcall ever comes, every read arrives with fh=0 and a path, and 
 reads cost no upcall at all. A read of a cached entry is still best answered as `(fd, pos, len)`
 spans that libfuse preads in C (fusebuf), so this table keeps one ObjectHandle (cache/handles.py)
 per recently read path, least recently used first out. Version paths name immutable bytes, so an
-entry never goes stale; a handle made before its bytes were cached is replaced once they are.
+entry never goes stale; a handle made before its bytes were cached finds them once they are
+(handles.py), and is kept meanwhile: it is what sees a reader go sequentially from offset 0 and
+joins the background whole fill for it. Threads that race to make a path's first handle end up
+sharing one. Only a handle whose block fds are all taken (handles.py's `max_fds`) is replaced.
 
 No RELEASE also means no "the reader stopped": a handle that joined a background whole fill
 (a sequential reader of a big remote entry) would keep that download going to the end. So a
@@ -84,19 +87,26 @@ class OpenFiles:
                 self._handles.move_to_end(path)
                 handle = self._handles[path]
                 self._pin(tid, handle)
+        spare = None
         if not known:
             view, i = locate()
             handle = self._new_handle(view, i)
             with self._lock:
-                old = self._handles.pop(path, None)
-                if old is not None:
-                    self._retired.append(old)  # a racing thread made one too
-                self._handles[path] = handle
-                while len(self._handles) > self.limit:
-                    _, gone = self._handles.popitem(last=False)
-                    if gone is not None:
-                        self._retired.append(gone)
+                first = self._handles.get(path)
+                if first is not None or (handle is None and path in self._handles):
+                    # a racing thread made one first: share it, so that one handle sees every
+                    # read of the path (its sequential-from-0 detection, its fill)
+                    spare, handle = handle, first
+                    self._handles.move_to_end(path)
+                else:
+                    self._handles[path] = handle
+                    while len(self._handles) > self.limit:
+                        _, gone = self._handles.popitem(last=False)
+                        if gone is not None:
+                            self._retired.append(gone)
                 self._pin(tid, handle)
+            if spare is not None:
+                spare.close()  # never handed out
         spans = handle.spans(offset, size) if handle is not None else None
         with self._lock:
             if handle is not None and handle.filling:
@@ -108,10 +118,15 @@ class OpenFiles:
                     self._idle_thread.start()
             if not spans:
                 self._pin(tid, None)
-            stale = spans is None and handle is not None and not handle.whole
-            if stale and handle is not None and self._handles.get(path) is handle:
-                # made before the bytes were cached (or a block is missing): the next read
-                # builds a fresh handle, which finds the cached object
+            if (
+                spans is None
+                and handle is not None
+                and handle.full
+                and not handle.filling
+                and self._handles.get(path) is handle
+            ):
+                # its block fds are all taken (a random reader of a huge entry): the next read
+                # makes a fresh handle rather than take the copying path from now on
                 del self._handles[path]
                 self._retired.append(handle)
             retired = self._close_unpinned() if self._retired else []

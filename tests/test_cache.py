@@ -379,6 +379,17 @@ def test_handle_spans_cover_cached_blocks_then_the_whole_object(tmp_path):
     cache.close()
 
 
+def test_handle_made_before_a_small_object_was_cached_serves_it_once_it_is(cache):
+    data = blob(1000)  # below block_threshold: only ever cached whole
+    key = content_key(md5(data))
+    src = MemorySource(data)
+    h = cache.open_handle(key, len(data), lambda: src, md5(data))
+    assert h.spans(0, 100) is None  # not cached yet: the caller reads through the cache
+    cache.read(key, len(data), 0, 100, lambda: src, md5(data))
+    assert _span_bytes(h.spans(0, 1000)) == data and h.whole
+    h.close()
+
+
 def test_handle_never_serves_a_wrong_sized_file(cache):
     data = blob(1000)
     key = content_key(md5(data))

@@ -357,3 +357,21 @@ def test_after_a_caller_gives_up_the_same_question_waits_only_retry_after():
         release.set()
     assert wait_until(lambda: deadlines.in_flight() == 0, timeout=5)
     assert deadlines.call(("read", "f", 0), lambda: b"back", failure_key=("read", "f")) == b"back"
+
+
+def test_deadline_workers_are_reused_and_never_queue_behind_stalled_work():
+    """Each uncached read comes through Deadlines.call: its worker threads are reused, yet work
+    stalled on a hung server never delays another call (a new worker starts) and still gets
+    its deadline."""
+    from artifactfs.fusefs.deadline import DeadlineExceeded, Deadlines
+
+    d = Deadlines(0.5)
+    ran_on = {d.call(("read", i), threading.current_thread) for i in range(20)}
+    assert len(ran_on) == 1  # one after the other: one worker, reused
+    release = threading.Event()
+    with pytest.raises(DeadlineExceeded):
+        d.call("hung", lambda: release.wait(10))
+    t = time.monotonic()
+    assert d.call("other", lambda: 42) == 42  # not queued behind the hung one
+    assert time.monotonic() - t < 0.4
+    release.set()

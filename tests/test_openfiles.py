@@ -14,13 +14,15 @@ class FakeHandle:
     def __init__(self, name: str) -> None:
         self.name = name
         self.whole = True
+        self.full = False
+        self.cached = True
         self.filling = False
         self.closed = False
         self.fill_stopped = False
 
     def spans(self, offset: int, size: int):
         assert not self.closed, f"{self.name}: fds used after close"
-        return [(99, offset, size)]
+        return [(99, offset, size)] if self.cached else None
 
     def stop_fill(self) -> None:
         self.fill_stopped = True
@@ -95,4 +97,41 @@ def test_a_handle_feeding_a_fill_stops_when_nobody_reads():
     assert not big.closed  # this thread's last reply used its fds
     files.spans("/small", lambda: (view, 1), 0, 10)  # type: ignore[arg-type]
     assert big.closed
+    files.close()
+
+
+def test_a_handle_without_cached_bytes_is_kept_and_shared():
+    """The handle that saw a read at offset 0 sees the next ones too (its sequential-from-0
+    detection joins the whole fill), however many threads race for the path's first read."""
+    res = FakeResolver()
+    made = threading.Barrier(4)
+
+    class Racing(FakeResolver):
+        def open_handle(self, entry: str) -> FakeHandle:
+            h = res.open_handle(entry)
+            h.cached = False
+            if len(res.made) <= 4:
+                made.wait(5)  # all four threads make one before any of them stores it
+            return h
+
+    files = OpenFiles(Racing())  # type: ignore[arg-type]
+    view = FakeView()
+    readers = [
+        threading.Thread(target=files.spans, args=("/big", lambda: (view, 0), i << 20, 1 << 20))
+        for i in range(4)
+    ]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(5)
+    kept = [h for h in res.made if not h.closed]
+    assert len(res.made) == 4 and len(kept) == 1 and len(files) == 1
+    assert files.spans("/big", lambda: (view, 0), 4 << 20, 1 << 20) is None  # type: ignore[arg-type]
+    assert len(res.made) == 4  # not cached yet, still the same handle
+    kept[0].cached = True
+    assert files.spans("/big", lambda: (view, 0), 5 << 20, 1 << 20) == [(99, 5 << 20, 1 << 20)]  # type: ignore[arg-type]
+    kept[0].cached, kept[0].full = False, True  # its block fds are all taken: replaced
+    files.spans("/big", lambda: (view, 0), 9 << 20, 1 << 20)  # type: ignore[arg-type]
+    files.spans("/big", lambda: (view, 0), 9 << 20, 1 << 20)  # type: ignore[arg-type]
+    assert len(res.made) == 5
     files.close()
