@@ -5,8 +5,9 @@ file (or block) for each one, then copying its bytes through Python, capped a ca
 at ~0.6 GB/s. A handle opens each cached file once, checks its length once, and hands out
 `(fd, position, length)` spans that the caller can let libfuse read in C.
 
-Safety: fds are only closed by `close()`, which the mount calls from `release`, after the kernel
-has finished every read on that open file. A span is never handed out for a file that was not
+Safety: fds are only closed by `close()`, which its owner calls once no reply that uses them can
+still be in flight (the mount's OpenFiles, fusefs/openfiles.py, closes a retired handle only
+when no FUSE thread's latest reply was served from it: under no_open there is no `release`). A span is never handed out for a file that was not
 complete (length-checked, as `BlobCache.read` does) and intact: when a handle takes an fd, the
 file is checked against its seal (seals.py; a changed file is discarded and read again through
 the cache), and every `spans` call compares an fstat of the fds it hands out with what was
