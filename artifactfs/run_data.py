@@ -80,22 +80,12 @@ def parse_config(source: Any) -> dict[str, Any]:
     raise ConfigError(f"config must be a dict, a Namespace or a YAML path, not {source!r}")
 
 
-class RunConfig:
-    """W&B's run config. `on_change(items)` is called after every change (to persist it)."""
+class _RunItems:
+    """What W&B's run config and summary share: item and attribute reads over `_items`
+    (set by each subclass with object.__setattr__, since both route attribute writes to items)."""
 
-    def __init__(self, on_change: Callable[[dict[str, Any]], None] | None = None) -> None:
-        object.__setattr__(self, "_items", {})
-        object.__setattr__(self, "_on_change", on_change)
-
-    # -- mapping ---------------------------------------------------------------------------------
-    def keys(self) -> list[str]:
-        return [k for k in self._items if not k.startswith("_")]
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(k, v) for k, v in self._items.items() if not k.startswith("_")]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._items)
+    _items: dict[str, Any]
+    _what = "run items"
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._items.get(key, default)
@@ -116,10 +106,30 @@ class RunConfig:
         try:
             return self._items[key]
         except KeyError:
-            raise AttributeError(f"run config has no key {key!r}") from None
+            raise AttributeError(f"{self._what} has no key {key!r}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._items)
 
     def __repr__(self) -> str:
         return repr(self._items)
+
+
+class RunConfig(_RunItems):
+    """W&B's run config. `on_change(items)` is called after every change (to persist it)."""
+
+    _what = "run config"
+
+    def __init__(self, on_change: Callable[[dict[str, Any]], None] | None = None) -> None:
+        object.__setattr__(self, "_items", {})
+        object.__setattr__(self, "_on_change", on_change)
+
+    # -- mapping ---------------------------------------------------------------------------------
+    def keys(self) -> list[str]:
+        return [k for k in self._items if not k.startswith("_")]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, v) for k, v in self._items.items() if not k.startswith("_")]
 
     # -- changes ---------------------------------------------------------------------------------
     def _sanitize(self, key: str, value: Any, allow_val_change: bool | None) -> tuple[str, Any]:
@@ -164,8 +174,10 @@ class RunConfig:
         self._items.update(items)
 
 
-class Summary:
+class Summary(_RunItems):
     """W&B's run summary: item and attribute access, `update()`; `dirty` until persisted."""
+
+    _what = "run summary"
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_items", dict(items or {}))
@@ -176,27 +188,6 @@ class Summary:
 
     def items(self) -> list[tuple[str, Any]]:
         return list(self._items.items())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._items.get(key, default)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._items[key]
-        except KeyError:
-            raise AttributeError(f"run summary has no key {key!r}") from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._items[str(key)] = json_friendly(value)
@@ -213,14 +204,8 @@ class Summary:
         for k, v in d.items():
             self[k] = v
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._items)
-
     def _clean(self) -> None:
         object.__setattr__(self, "dirty", False)
-
-    def __repr__(self) -> str:
-        return repr(self._items)
 
 
 class History:
