@@ -7,9 +7,10 @@ versions read unchanged; unknown fields (from newer versions) are ignored on rea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 
 def now_iso() -> str:
@@ -21,8 +22,30 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+R = TypeVar("R", bound="_StoredRecord")
+
+
+class _StoredRecord:
+    """JSON bytes for the store and back. `etag` (what was read, for compare-and-swap) is not
+    stored; unknown fields from newer versions are ignored on read (`_from_dict`)."""
+
+    etag: str | None
+    _json_default: Callable[[Any], Any] | None = None
+
+    def to_bytes(self) -> bytes:
+        data = asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+        data.pop("etag")
+        return json.dumps(data, sort_keys=True, default=self._json_default).encode()
+
+    @classmethod
+    def from_bytes(cls: type[R], raw: bytes, etag: str | None = None) -> R:
+        rec: R = _from_dict(cls, json.loads(raw))
+        rec.etag = etag
+        return rec
+
+
 @dataclass
-class CollectionRecord:
+class CollectionRecord(_StoredRecord):
     """A collection (W&B: artifact sequence or portfolio). Created once (create-only); its
     description, tags and state change by compare-and-swap (`etag`: what we read, not stored).
     `state` is ACTIVE, DELETED (every version tombstoned; a later commit revives it) or RENAMED
@@ -40,20 +63,9 @@ class CollectionRecord:
     updated_at: str | None = None
     etag: str | None = field(default=None, compare=False, repr=False)
 
-    def to_bytes(self) -> bytes:
-        data = asdict(self)
-        data.pop("etag")
-        return json.dumps(data, sort_keys=True).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, etag: str | None = None) -> CollectionRecord:
-        rec = _from_dict(cls, json.loads(raw))
-        rec.etag = etag
-        return rec
-
 
 @dataclass
-class VersionRecord:
+class VersionRecord(_StoredRecord):
     """One committed version. Created once (create-only); description/metadata/state may later
     change through compare-and-swap (`etag` remembers what we read, it is not stored)."""
 
@@ -99,20 +111,9 @@ class VersionRecord:
             return src
         return None
 
-    def to_bytes(self) -> bytes:
-        data = asdict(self)
-        data.pop("etag")
-        return json.dumps(data, sort_keys=True).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, etag: str | None = None) -> VersionRecord:
-        rec = _from_dict(cls, json.loads(raw))
-        rec.etag = etag
-        return rec
-
 
 @dataclass
-class RunRecord:
+class RunRecord(_StoredRecord):
     """A run: the unit of lineage, plus what W&B's public Run shows (config, summary, state,
     tags). `logged`/`used` hold `entity/project/name:vN` strings. The run writes it by
     compare-and-swap (`etag`: what it read; a resumed run in another process may write too);
@@ -139,21 +140,11 @@ class RunRecord:
     heartbeat_at: str | None = None
     exit_code: int | None = None
     etag: str | None = field(default=None, compare=False, repr=False)
-
-    def to_bytes(self) -> bytes:
-        data = asdict(self)
-        data.pop("etag")
-        return json.dumps(data, sort_keys=True, default=str).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, etag: str | None = None) -> RunRecord:
-        rec = _from_dict(cls, json.loads(raw))
-        rec.etag = etag
-        return rec
+    _json_default = str  # config and summary hold what users log: never fail to write them
 
 
 @dataclass
-class LinkRecord:
+class LinkRecord(_StoredRecord):
     """Which version of a portfolio links one source version (create-only, one per source):
     concurrent links of one source agree on the version the record names. `version` None
     means the link was removed (unlink), by compare-and-swap."""
@@ -162,14 +153,3 @@ class LinkRecord:
     version: int | None
     created_at: str = field(default_factory=now_iso)
     etag: str | None = field(default=None, compare=False, repr=False)
-
-    def to_bytes(self) -> bytes:
-        data = asdict(self)
-        data.pop("etag")
-        return json.dumps(data, sort_keys=True).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes, etag: str | None = None) -> LinkRecord:
-        rec = _from_dict(cls, json.loads(raw))
-        rec.etag = etag
-        return rec
