@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +37,7 @@ from artifactfs.errors import (
 )
 from artifactfs.fusefs.deadline import Deadlines
 from artifactfs.fusefs.stats import MountStats
+from artifactfs.resolver.loadonce import LoadOnceCache
 from artifactfs.resolver.manifest_check import MANIFEST_ERRORS
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
@@ -94,8 +94,9 @@ class Catalog:
         self._refused: dict[str, str] = {}
         """Versions whose manifest broke the rules: full name -> why (`.artifactfs/errors.json`).
         Manifests are immutable, so the answer stays EIO for the life of the mount."""
-        self._views: OrderedDict[tuple[str, str, str, int], VersionView] = OrderedDict()
-        self._view_locks: dict[tuple[str, str, str, int], threading.Lock] = {}
+        self._views: LoadOnceCache[tuple[str, str, str, int], VersionView] = LoadOnceCache(
+            OPEN_INDEXES, evict=lambda view: view.index.close()
+        )
 
     # -- mutable facts with last-good fallback --------------------------------------------------
     def _fresh(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
@@ -197,25 +198,9 @@ class Catalog:
     # -- immutable versions ---------------------------------------------------------------------
     def version(self, entity: str, project: str, name: str, n: int) -> VersionView:
         """The version and its manifest index, loaded once and kept (versions never change)."""
-        key = (entity, project, name, n)
-        with self._lock:
-            view = self._views.get(key)
-            if view is not None:
-                self._views.move_to_end(key)
-                return view
-            vlock = self._view_locks.setdefault(key, threading.Lock())
-        with vlock:  # one loader per version; others wait for it rather than fetch again
-            with self._lock:
-                view = self._views.get(key)
-                if view is not None:
-                    return view
-            view = self._load_version(entity, project, name, n)
-            with self._lock:
-                self._views[key] = view
-                while len(self._views) > OPEN_INDEXES:
-                    _, old = self._views.popitem(last=False)
-                    old.index.close()
-        return view
+        return self._views.get(
+            (entity, project, name, n), lambda: self._load_version(entity, project, name, n)
+        )
 
     def record(self, entity: str, project: str, name: str, n: int) -> VersionRecord:
         """A version's record, read once and kept: the mount serves a version as it first saw
@@ -278,7 +263,4 @@ class Catalog:
             return dict(self._refused)
 
     def close(self) -> None:
-        with self._lock:
-            for view in self._views.values():
-                view.index.close()
-            self._views.clear()
+        self._views.clear()

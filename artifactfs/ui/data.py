@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from artifactfs.errors import ArtifactNotFoundError
 from artifactfs.resolver import version_index
+from artifactfs.resolver.loadonce import LoadOnceCache
 from artifactfs.resolver.manifest import ManifestEntry
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.names import check_name, parse_artifact_name
@@ -133,8 +134,9 @@ class Browser:
         self.registry = resolver.registry
         self.index_dir = index_dir or version_index.index_dir(resolver.config.cache_dir)
         self._lock = threading.Lock()
-        self._indexes: OrderedDict[str, ManifestIndex] = OrderedDict()
-        self._index_locks: dict[str, threading.Lock] = {}
+        self._indexes: LoadOnceCache[str, ManifestIndex] = LoadOnceCache(
+            OPEN_INDEXES, evict=lambda index: index.close()
+        )
         self._child_counts: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._diffs: OrderedDict[tuple[str, str], Diff] = OrderedDict()
 
@@ -195,23 +197,10 @@ class Browser:
     # -- files ----------------------------------------------------------------------------------
     def index(self, record: VersionRecord) -> ManifestIndex:
         """The version's mapped manifest index: from disk, prebuilt, or built once."""
-        key = record.manifest_key
-        with self._lock:
-            index = self._indexes.get(key)
-            if index is not None:
-                self._indexes.move_to_end(key)
-                return index
-            key_lock = self._index_locks.setdefault(key, threading.Lock())
-        with key_lock:  # one loader per manifest; others wait for it rather than load again
-            with self._lock:
-                index = self._indexes.get(key)
-            if index is None:
-                index, _ = version_index.open_version_index(self.registry, record, self.index_dir)
-                with self._lock:
-                    self._indexes[key] = index
-                    while len(self._indexes) > OPEN_INDEXES:
-                        self._indexes.popitem(last=False)[1].close()
-        return index
+        return self._indexes.get(
+            record.manifest_key,
+            lambda: version_index.open_version_index(self.registry, record, self.index_dir)[0],
+        )
 
     def listing(
         self, record: VersionRecord, rel: str = "", number: int = 1, per_page: int = 200
@@ -305,10 +294,7 @@ class Browser:
         return result
 
     def close(self) -> None:
-        with self._lock:
-            for index in self._indexes.values():
-                index.close()
-            self._indexes.clear()
+        self._indexes.clear()
 
 
 def _field_changes(a: VersionRecord, b: VersionRecord) -> list[FieldChange]:
