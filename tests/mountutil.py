@@ -9,6 +9,7 @@ every other engineer on the machine.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artifactfs.cache import BlobCache, content_key
 from artifactfs.fusefs.mount import is_mounted
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, md5_b64_of_file
 from artifactfs.resolver.records import VersionRecord
@@ -255,3 +257,19 @@ def mounted(
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+def fill_cache(n: int, size: int) -> BlobCache:
+    """Put `n` distinct objects of `size` bytes into the configured blob cache."""
+    config = load_config()
+    cache = BlobCache(config.cache_dir, config.cache_size)
+    for i in range(n):
+        data = bytes([i]) * size
+
+        class Src:
+            def copy_to(self, f, progress=None, data=data):
+                f.write(data)
+                return len(data)
+
+        cache.ensure_file(content_key(hashlib.md5(data).hexdigest()), size, Src)
+    return cache

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
-from artifactfs.cache import BlobCache, content_key
+from mountutil import fill_cache
+
 from artifactfs.cli import main
-from artifactfs.settings import load_config
-
-
-def _fill(n: int, size: int) -> BlobCache:
-    config = load_config()
-    cache = BlobCache(config.cache_dir, config.cache_size)
-    for i in range(n):
-        data = bytes([i]) * size
-
-        class Src:
-            def copy_to(self, f, progress=None, data=data):
-                f.write(data)
-                return len(data)
-
-        cache.ensure_file(content_key(hashlib.md5(data).hexdigest()), size, Src)
-    return cache
 
 
 def test_cache_info_and_prune(capsys):
-    _fill(3, 100 << 10)
+    fill_cache(3, 100 << 10)
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert "300.0 KiB of 20.0 GiB allowed" in out and "3 whole file(s)" in out

@@ -4,16 +4,14 @@ and the cache commands in the words (and W&B spellings) users know."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
 
 import pytest
+from mountutil import fill_cache
 
-from artifactfs.cache import BlobCache, content_key
 from artifactfs.cli import build_parser, main
-from artifactfs.settings import load_config
 
 CLI = [sys.executable, "-m", "artifactfs"]
 
@@ -57,22 +55,8 @@ def test_errors_never_show_errno_brackets(tmp_path):
         assert proc.stderr.startswith("artifactfs: error:") and message in proc.stderr.lower()
 
 
-def _fill(n: int, size: int) -> None:
-    config = load_config()
-    cache = BlobCache(config.cache_dir, config.cache_size)
-    for i in range(n):
-        data = bytes([i]) * size
-
-        class Src:
-            def copy_to(self, f, progress=None, data=data):
-                f.write(data)
-                return len(data)
-
-        cache.ensure_file(content_key(hashlib.md5(data).hexdigest()), size, Src)
-
-
 def test_cache_info_in_plain_words_and_cleanup(capsys):
-    _fill(3, 100 << 10)
+    fill_cache(3, 100 << 10)
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
     assert "cache folder:" in out and "disk used:    300.0 KiB of 20.0 GiB allowed (0%)" in out
