@@ -214,6 +214,27 @@ class SeaweedFS:
         self.stop()
         self._spawn()
         self._wait_ready(self.workdir / "weed.log")
+        self._wait_data_readable()
+
+    def _wait_data_readable(self) -> None:
+        """After a restart the gateway lists buckets before its volume serves the bytes it
+        holds (a GET answers 500 InternalError meanwhile): wait until a stored object reads."""
+        client = self.client()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                for bucket in client.list_buckets()["Buckets"]:
+                    listed = client.list_objects_v2(Bucket=bucket["Name"], MaxKeys=1)
+                    for obj in listed.get("Contents", []):
+                        client.get_object(Bucket=bucket["Name"], Key=obj["Key"], Range="bytes=0-0")
+                        return
+                return  # nothing stored: nothing to wait for
+            except Exception as e:  # not serving its data yet
+                if time.monotonic() > deadline:
+                    raise ServerUnavailable(
+                        f"SeaweedFS data not readable after restart: {e}"
+                    ) from e
+                time.sleep(0.1)
 
     def client(self):  # -> botocore S3 client
         """A private boto3 client for fixtures (the code under test builds its own)."""
