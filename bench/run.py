@@ -35,6 +35,26 @@ BENCHES = [
 ]
 
 
+def paired(
+    med: Callable[[Callable[[], float]], float],
+    ours: Callable[[], float],
+    base: Callable[[], float],
+) -> tuple[float, float]:
+    """Medians of ours and the baseline measured in turn (A B A B...), so drift hits both."""
+    a: list[float] = []
+    b: list[float] = []
+
+    def one() -> float:
+        a.append(ours())
+        b.append(base())
+        return 0.0
+
+    med(one)
+    a.sort()
+    b.sort()
+    return a[len(a) // 2], b[len(b) // 2]
+
+
 @dataclass
 class Figure:
     name: str
