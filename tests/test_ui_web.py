@@ -158,6 +158,10 @@ def test_cli_refuses_a_remote_host_unless_asked(seeded):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C as a terminal delivers it: a suite started in the background (`cmd &` in a
+        # script) runs with SIGINT ignored, children inherit that, and Python then never
+        # raises KeyboardInterrupt (this test hung for 20 s in such a run, not on a terminal)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stderr is not None
@@ -174,4 +178,5 @@ def test_cli_refuses_a_remote_host_unless_asked(seeded):
             time.sleep(0.05)
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
