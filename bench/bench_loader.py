@@ -6,7 +6,8 @@ torchvision `ImageFolder` + `DataLoader(num_workers=2, shuffle=True)` over 4,000
 (--quick: 800) in 10 class directories, one epoch = build the dataset and iterate it once.
 Data, registries, a SeaweedFS server and mounts are made here and removed by run.py.
 
-1. warm: page caches warm on both sides (after an epoch each): mount vs local disk.
+1. warm: page caches warm on both sides (after an epoch each): mount vs local disk; then the
+   same with a loader that opens files as Python >= 3.14's `open()` does (no isatty ioctl).
 2. cold page cache, blobs cached: caches dropped before each epoch on both sides.
 3. cold from SeaweedFS (blob cache emptied, page cache dropped, a fresh mount each time):
    a. the epoch through the mount as is (its sibling read-ahead on),
