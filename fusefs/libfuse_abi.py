@@ -111,7 +111,7 @@ def bufvec_type(buf: type[ctypes.Structure], count: int) -> type[ctypes.Structur
 class Iovec(ctypes.Structure):
     """struct iovec (sys/uio.h), as fuse_custom_io's writev receives it."""
 
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 
 class CustomIo(ctypes.Structure):

@@ -103,8 +103,8 @@ class _InitPatch:
         if not self.patched:
             self.patched = True
             # iov[0] is the reply header, iov[1] the fuse_init_out of a successful INIT
-            if count >= 2 and iov[1].len >= ctypes.sizeof(InitOutHead) and iov[1].base:
-                head = InitOutHead.from_address(iov[1].base)
+            if count >= 2 and iov[1].iov_len >= ctypes.sizeof(InitOutHead) and iov[1].iov_base:
+                head = InitOutHead.from_address(iov[1].iov_base)
                 head.flags |= KERNEL_HANDLE_KILLPRIV_V2
         n = int(self.libc.writev(fd, iov, count))
         # every later reply goes to the kernel in C, as without a custom io
