@@ -123,7 +123,8 @@ def _compile_run(tmp: Path, body: str) -> str:
 
 @pytest.fixture(scope="module")
 def header_facts(tmp_path_factory) -> dict[str, int]:
-    """`size <id>`, `offset <id> <field>`, `bit <id>.<field> <byte> <value>` from the headers."""
+    """`size <id>`, `offset <id> <field>`, `fsize <id> <field>` (its size), `bit <id>.<field>
+    <byte> <value>` (the bytes one set bit touches), from the headers."""
     lines = [
         'printf("version %d\\n", FUSE_VERSION);',
         *(f'printf("scalar {c} %zu\\n", sizeof({c}));' for c in _scalars()),
@@ -138,6 +139,9 @@ def header_facts(tmp_path_factory) -> dict[str, int]:
                 )
             else:
                 lines.append(f'printf("offset {key} {name} %zu\\n", offsetof({c_name}, {name}));')
+                lines.append(
+                    f'printf("fsize {key} {name} %zu\\n", sizeof((({c_name} *)0)->{name}));'
+                )
     out = _compile_run(tmp_path_factory.mktemp("abi"), "\n".join(lines))
     facts: dict[str, int] = {}
     for line in out.splitlines():
@@ -176,9 +180,10 @@ def test_structure_layout_matches_the_headers(header_facts, key):
             if ours != theirs:
                 wrong.append(f"bitfield {name}: bytes {ours}, header {theirs}")
             continue
-        ours_at = getattr(kind, name).offset
-        if ours_at != header_facts[f"offset {key} {name}"]:
-            wrong.append(f"{name} at {ours_at}, header {header_facts[f'offset {key} {name}']}")
+        ours_at, ours_size = getattr(kind, name).offset, getattr(kind, name).size
+        at, size = header_facts[f"offset {key} {name}"], header_facts[f"fsize {key} {name}"]
+        if (ours_at, ours_size) != (at, size):
+            wrong.append(f"{name}: {ours_size} bytes at {ours_at}, header {size} at {at}")
     assert not wrong, f"{c_name} ({key}, {ABI.describe()}): " + "; ".join(wrong)
 
 
