@@ -257,6 +257,14 @@ def test_reads_across_cache_blocks_and_draft_writes_give_the_same_bytes(
         src = m.path / "acme/proj/ds:v0/model/weights.bin"
         for _ in range(2):  # cold (fetched), then from the cache's fds
             assert hashlib.sha256(src.read_bytes()).digest() == hashlib.sha256(data).digest()
+        fd = os.open(src, os.O_RDONLY)
+        try:  # kernel requests that straddle a block: one fuse_buf per block in the reply
+            for boundary in (4 << 20, 8 << 20):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # the next read asks again
+                at = boundary - (300 << 10)
+                assert os.pread(fd, 600 << 10, at) == data[at : at + (600 << 10)]
+        finally:
+            os.close(fd)
         draft = m.path / "acme/proj/ds/copy.bin"
         shutil.copyfile(src, draft)
         assert draft.read_bytes() == data
