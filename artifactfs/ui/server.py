@@ -69,13 +69,17 @@ class Server:
         allow_remote: bool = False,
         lineage_hops: int = DEFAULT_HOPS,
         threads: int = 4,
+        allow_edits: bool = False,
     ) -> None:
         # "Task queue depth is N" only says every worker is busy (a browser opens several
         # connections at once); not a warning a user of the page can act on.
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.loopback = check_host(host, allow_remote)
         trusted = [*LOOPBACK_NAMES, host] if self.loopback else None
-        self.app: Flask = create_app(resolver, lineage_hops=lineage_hops, trusted_hosts=trusted)
+        self.allow_edits = allow_edits
+        self.app: Flask = create_app(
+            resolver, lineage_hops=lineage_hops, trusted_hosts=trusted, allow_edits=allow_edits
+        )
         self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
         server = create_server(
             self.app, self._map, host=host, port=port, threads=threads, ident="artifactfs"
