@@ -79,7 +79,7 @@ def register(app: Flask, browser: Browser, record_for: Callable[..., Any]) -> No
             images=images,
             grid=grid,
             readme=_readme(rec, path),
-            snippets=usage.snippets(rec, path),
+            snippets=usage.snippets(rec, path, folder=True),
         )
 
     app.add_url_rule("/a/<entity>/<project>/<artifact>/files/", "version", version)

@@ -106,7 +106,12 @@ def create_app(
     overview = Overview(browser)
     app.extensions["artifactfs.browser"] = browser
     app.jinja_env.filters.update(
-        size=human_size, date=human_date, pretty=_pretty, md5=b64_to_hex, markdown=_markdown
+        size=human_size,
+        date=human_date,
+        pretty=_pretty,
+        md5=b64_to_hex,
+        markdown=_markdown,
+        num=_num,
     )
     app.jinja_env.globals.update(
         registry=display_url(resolver.config.registry),
@@ -243,6 +248,17 @@ def create_app(
         return render_template("run.html", r=info, plots=plots)
 
     return app
+
+
+def _num(value: Any) -> str:
+    """A statistic as people read it: 4 significant digits, -0.0 as 0, thousands grouped."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value == 0:
+        return "0"
+    return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
 
 
 def _markdown(text: str | None) -> Markup:
