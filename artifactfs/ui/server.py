@@ -10,6 +10,7 @@ explicit `allow_remote` and the caller says so out loud.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 import socket
@@ -57,6 +58,20 @@ def check_host(host: str, allow_remote: bool) -> bool:
     return False
 
 
+def warm_up(app: Flask) -> None:
+    """Pay the process's one-time costs before the first person waits: compile every template
+    and import the libraries previews use (pyarrow and numpy alone take ~1 s to import on a busy
+    machine; Jinja compiles a template on first use). Missing optional libraries are skipped,
+    their pages say what is missing."""
+    for name in app.jinja_env.list_templates():
+        app.jinja_env.get_template(name)
+    for module in ("pyarrow.parquet", "pyarrow.compute", "pyarrow.csv", "pyarrow.ipc", "PIL.Image"):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            log.debug("warm-up: %s", e)
+
+
 class Server:
     """The app bound to a socket; `run()` serves until `close()` (or Ctrl-C)."""
 
@@ -80,6 +95,7 @@ class Server:
         self.app: Flask = create_app(
             resolver, lineage_hops=lineage_hops, trusted_hosts=trusted, allow_edits=allow_edits
         )
+        warm_up(self.app)
         self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
         server = create_server(
             self.app, self._map, host=host, port=port, threads=threads, ident="artifactfs"

@@ -17,101 +17,38 @@ import bisect
 import csv
 import io
 import json
-import posixpath
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from artifactfs.resolver.manifest import ManifestEntry
-from artifactfs.ui.colstats import SAMPLE_ROWS, ColumnStats, column_stats, parquet_footer_stats
+from artifactfs.ui.colstats import SAMPLE_ROWS, column_stats, parquet_footer_stats
 from artifactfs.ui.data import Browser
-from artifactfs.ui.entryio import RangeFile, image_type
+from artifactfs.ui.entryio import RangeFile
 from artifactfs.ui.rowindex import RowIndexes
+from artifactfs.ui.tableview import (
+    COLUMNS,
+    PER_PAGE,
+    Cell,
+    Column,
+    TableUnreadable,
+    TableView,
+    arrow_rows,
+    cell,
+    columns_of,
+    image_path,
+    table_kind,
+)
 
-PER_PAGE = 50
-COLUMNS = 20
-MAX_CELL = 200
+__all__ = ["COLUMNS", "PER_PAGE", "TableUnreadable", "TableView", "Tables", "table_kind"]
+
 SAMPLE_BYTES = 1 << 20
 """Head of a text table parsed for its column types and statistics."""
 WANDB_LIMIT = 16 << 20
 KEPT_STATS = 64
-
-
-class TableUnreadable(Exception):
-    """Not a table of the kind its name says (the page falls back to text or says why)."""
-
-
-@dataclass
-class Cell:
-    text: str
-    image: str | None = None
-    """The path, in the same version, of an image this cell names."""
-
-
-@dataclass
-class Column:
-    name: str
-    type: str
-    stats: ColumnStats | None = None
-
-
-@dataclass
-class TableView:
-    """One page of rows and one window of columns of a table, with what the page says of it."""
-
-    format: str
-    columns: list[Column]
-    all_columns: list[str]
-    col_start: int
-    rows: list[list[Cell]]
-    row_start: int
-    """0-based number of the first data row shown."""
-    per_page: int
-    total_rows: int | None
-    more: bool
-    """Rows follow this page."""
-    stats_note: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def number(self) -> int:
-        return self.row_start // self.per_page + 1
-
-    @property
-    def pages(self) -> int | None:
-        return None if self.total_rows is None else max(1, -(-self.total_rows // self.per_page))
-
-    @property
-    def col_windows(self) -> list[tuple[int, int]]:
-        """(start, end) of every column window, for the "see the other columns" links."""
-        n = len(self.all_columns)
-        return [(s, min(n, s + COLUMNS)) for s in range(0, n, COLUMNS)]
-
-
-def table_kind(path: str) -> str | None:
-    """The reader for a file, by name."""
-    lower = path.lower()
-    if lower.endswith(".table.json"):
-        return "wandb"
-    for suffixes, kind in (
-        ((".parquet", ".pq"), "parquet"),
-        ((".arrow", ".feather", ".arrows", ".ipc"), "arrow"),
-        ((".csv",), "csv"),
-        ((".tsv", ".tab"), "tsv"),
-        ((".jsonl", ".ndjson"), "jsonl"),
-    ):
-        if lower.endswith(suffixes):
-            return kind
-    return None
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+KEPT_FOOTERS = 8
+"""Parquet footers kept parsed (a big file's is a few MB in memory)."""
 
 
 class Tables:
@@ -122,6 +59,8 @@ class Tables:
         self.rows = RowIndexes(browser)
         self._lock = threading.Lock()
         self._stats: OrderedDict[tuple[str, str, int], tuple[list[Column], str]] = OrderedDict()
+        self._footers: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        """Parsed Parquet footers: a 10 GB file's footer is megabytes of Thrift, parsed once."""
 
     def view(
         self,
@@ -152,9 +91,9 @@ class Tables:
         except (OSError, ValueError, UnicodeDecodeError, KeyError) as e:  # pyarrow's derive
             raise TableUnreadable(f"not a readable {kind} file: {e}") from e
         for row in view.rows:
-            for cell in row:
-                if cell.image is not None:
-                    cell.image = _image_path(cell.image, entry.path, find_image)
+            for shown in row:
+                if shown.image is not None:
+                    shown.image = image_path(shown.image, entry.path, find_image)
         return view
 
     # -- statistics, computed once per (file, column window) --------------------------------
@@ -176,8 +115,18 @@ class Tables:
     def _parquet(self, entry: ManifestEntry, first: int, c0: int) -> TableView:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(RangeFile(self.browser, entry), buffer_size=1 << 20, pre_buffer=False)
+        key = (entry.digest, entry.ref or "")
+        with self._lock:
+            footer = self._footers.get(key)
+        pf = pq.ParquetFile(
+            RangeFile(self.browser, entry), metadata=footer, buffer_size=1 << 20, pre_buffer=False
+        )
         md, schema = pf.metadata, pf.schema_arrow
+        with self._lock:
+            self._footers[key] = md
+            self._footers.move_to_end(key)
+            while len(self._footers) > KEPT_FOOTERS:
+                self._footers.popitem(last=False)
         names = list(schema.names)
         window = names[c0 : c0 + COLUMNS]
         starts = [0]
@@ -194,7 +143,7 @@ class Tables:
             ):
                 if seen + batch.num_rows > skip:
                     part = batch.slice(max(0, skip - seen), PER_PAGE - len(rows))
-                    rows.extend(_arrow_rows(part, window))
+                    rows.extend(arrow_rows(part, window))
                 seen += batch.num_rows
                 if len(rows) >= PER_PAGE:
                     break
@@ -250,7 +199,7 @@ class Tables:
             window = names[c0 : c0 + COLUMNS]
             if seen + batch.num_rows > first and len(rows) <= PER_PAGE:
                 part = batch.select(window).slice(max(0, first - seen), PER_PAGE + 1 - len(rows))
-                rows.extend(_arrow_rows(part, window))
+                rows.extend(arrow_rows(part, window))
             seen += batch.num_rows
             if len(rows) > PER_PAGE:
                 ended = False
@@ -294,7 +243,7 @@ class Tables:
             skip : skip + PER_PAGE + 1
         ]
         window = header[c0 : c0 + COLUMNS]
-        rows = [[_cell(v) for v in r[c0 : c0 + COLUMNS]] for r in parsed[:PER_PAGE]]
+        rows = [[cell(v) for v in r[c0 : c0 + COLUMNS]] for r in parsed[:PER_PAGE]]
 
         def columns() -> tuple[list[Column], str]:
             try:
@@ -331,12 +280,12 @@ class Tables:
         lines = self.browser.read(entry, start, length).splitlines()[skip : skip + PER_PAGE + 1]
         records = [json.loads(line) if line.strip() else {} for line in lines]
         rows = [
-            [_cell(r.get(n) if isinstance(r, dict) else None) for n in window]
+            [cell(r.get(n) if isinstance(r, dict) else None) for n in window]
             for r in records[:PER_PAGE]
         ]
 
         def columns() -> tuple[list[Column], str]:
-            cols = _columns_of(
+            cols = columns_of(
                 [[r.get(n) if isinstance(r, dict) else None for r in sample] for n in window],
                 window,
             )
@@ -358,10 +307,10 @@ class Tables:
         names = [str(c) for c in doc["columns"]]
         data = [r for r in doc.get("data") or [] if isinstance(r, list)]
         window = names[c0 : c0 + COLUMNS]
-        rows = [[_cell(v) for v in r[c0 : c0 + COLUMNS]] for r in data[first : first + PER_PAGE]]
+        rows = [[cell(v) for v in r[c0 : c0 + COLUMNS]] for r in data[first : first + PER_PAGE]]
         cols, note = self._columns(
             entry, c0,
-            lambda: (_columns_of([[r[j] if j < len(r) else None for r in data] for j in range(c0, c0 + len(window))], window), f"all {len(data):,} rows"),
+            lambda: (columns_of([[r[j] if j < len(r) else None for r in data] for j in range(c0, c0 + len(window))], window), f"all {len(data):,} rows"),
         )  # fmt: skip
         return TableView(
             "W&B Table", cols, names, c0, rows, first, PER_PAGE, len(data),
@@ -376,44 +325,3 @@ class Tables:
         if not whole and b"\n" in head:
             head = head[: head.rindex(b"\n") + 1]
         return head, whole
-
-
-def _cell(value: Any) -> Cell:
-    image = None
-    if isinstance(value, dict) and value.get("_type") == "image-file":
-        image = str(value.get("path") or "") or None
-    elif isinstance(value, str) and len(value) < 1024 and image_type(value):
-        image = value
-    return Cell(_text(value), image)
-
-
-def _arrow_rows(batch: Any, names: list[str]) -> list[list[Cell]]:
-    return [[_cell(r.get(n)) for n in names] for r in batch.to_pylist()]
-
-
-def _columns_of(values: list[list[Any]], names: list[str]) -> list[Column]:
-    """Types and statistics of columns held as Python values (JSON lines, W&B Tables)."""
-    import pyarrow as pa
-
-    out = []
-    for name, col in zip(names, values, strict=True):
-        try:
-            array = pa.array(col)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            out.append(Column(name, "mixed", column_stats(pa.array([_text(v) for v in col]))))
-            continue
-        out.append(Column(name, str(array.type), column_stats(array)))
-    return out
-
-
-def _image_path(value: str, table_path: str, find: Callable[[str], str | None]) -> str | None:
-    """The version path an image cell names: relative to the version root or to the table's
-    folder, never outside the version."""
-    for candidate in (value, posixpath.join(posixpath.dirname(table_path), value)):
-        clean = posixpath.normpath(candidate.lstrip("/"))
-        if clean.startswith("..") or clean == ".":
-            continue
-        found = find(clean)
-        if found is not None:
-            return found
-    return None
