@@ -10,7 +10,6 @@ which it did (`TableView.stats_note`), so a number from a sample is never passed
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,28 +58,30 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def histogram(values: list[float], integers: bool = False) -> list[Bar]:
-    """Equal-width bins over [min, max] (one bin per value for few distinct integers)."""
-    if not values:
+def histogram(values: Any, integers: bool = False) -> list[Bar]:
+    """Equal-width bins over [min, max] of a pyarrow float64 array without nulls or NaNs (one
+    bin per value for few distinct integers); counted by pyarrow.compute, in C."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(values):
         return []
-    lo, hi = min(values), max(values)
+    bounds = pc.min_max(values).as_py()
+    lo, hi = float(bounds["min"]), float(bounds["max"])
     if integers and hi - lo < BINS:
-        counts = {v: 0 for v in range(int(lo), int(hi) + 1)}
-        for v in values:
-            counts[int(v)] += 1
-        return _bars([(str(k), n) for k, n in counts.items()])
-    if lo == hi:
+        labels = [str(v) for v in range(int(lo), int(hi) + 1)]
+        index = pc.cast(pc.subtract(values, pa.scalar(lo)), pa.int64())
+    elif lo == hi:
         return _bars([(_fmt(lo), len(values))])
-    width = (hi - lo) / BINS
-    bins = [0] * BINS
-    for v in values:
-        bins[min(BINS - 1, int((v - lo) / width))] += 1
-    return _bars(
-        [
-            (f"{_fmt(lo + i * width)}\u2013{_fmt(lo + (i + 1) * width)}", n)
-            for i, n in enumerate(bins)
-        ]
-    )
+    else:
+        width = (hi - lo) / BINS
+        labels = [f"{_fmt(lo + i * width)}\u2013{_fmt(lo + (i + 1) * width)}" for i in range(BINS)]
+        scaled = pc.floor(pc.divide(pc.subtract(values, pa.scalar(lo)), pa.scalar(width)))
+        index = pc.min_element_wise(pc.cast(scaled, pa.int64()), pa.scalar(BINS - 1, pa.int64()))
+    counts = [0] * len(labels)
+    for row in pc.value_counts(index).to_pylist():
+        counts[int(row["values"])] += int(row["counts"])
+    return _bars(list(zip(labels, counts, strict=True)))
 
 
 def column_stats(column: Any) -> ColumnStats:
@@ -93,11 +94,12 @@ def column_stats(column: Any) -> ColumnStats:
     if pa.types.is_dictionary(t):
         column, t = column.cast(t.value_type), t.value_type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-        values = [float(v) for v in column.to_pylist() if v is not None]
-        values = [v for v in values if math.isfinite(v)]
-        if values:
-            stats.minimum, stats.maximum = min(values), max(values)
-            stats.mean = sum(values) / len(values)
+        values = pc.cast(column, pa.float64(), safe=False).drop_null()
+        values = values.filter(pc.is_finite(values))
+        if len(values):
+            bounds = pc.min_max(values).as_py()
+            stats.minimum, stats.maximum = bounds["min"], bounds["max"]
+            stats.mean = pc.mean(values).as_py()
             if pa.types.is_integer(t):
                 stats.minimum, stats.maximum = int(stats.minimum), int(stats.maximum)
             stats.histogram = histogram(values, integers=pa.types.is_integer(t))
@@ -112,7 +114,7 @@ def column_stats(column: Any) -> ColumnStats:
         if pa.types.is_boolean(t) or stats.distinct <= 20 or stats.distinct <= non_null // 2:
             stats.top = _bars(pairs[:TOP])
         else:
-            lengths = [float(n) for n in pc.utf8_length(column).to_pylist() if n is not None]
+            lengths = pc.cast(pc.utf8_length(column), pa.float64()).drop_null()
             stats.histogram = histogram(lengths, integers=True)
             stats.histogram_of = "lengths"
     elif pa.types.is_temporal(t):

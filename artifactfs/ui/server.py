@@ -70,6 +70,15 @@ def warm_up(app: Flask) -> None:
             importlib.import_module(module)
         except ImportError as e:
             log.debug("warm-up: %s", e)
+    try:  # pyarrow.compute's first call imports more (pandas, when installed)
+        import pyarrow as pa
+
+        from artifactfs.ui.colstats import column_stats
+
+        column_stats(pa.array([1.0, 2.0]))
+        column_stats(pa.array(["a", "b"]))
+    except ImportError as e:
+        log.debug("warm-up: %s", e)
 
 
 class Server:

@@ -136,27 +136,39 @@ class Tables:
         rows: list[list[Cell]] = []
         rg = max(0, bisect.bisect_right(starts, first) - 1)
         skip = first - starts[rg]
-        while len(rows) < PER_PAGE and rg < md.num_row_groups and first < total:
+        # The statistics' sample is the start of the page's own row group: the batches this
+        # page decodes anyway (or a few more), so it costs no second read of the file.
+        with self._lock:
+            need_sample = (entry.digest, entry.ref or "", c0) not in self._stats
+        sample_rg, sample, sampled = rg, [], 0
+
+        def wanted() -> bool:
+            return len(rows) < PER_PAGE or (need_sample and sampled < SAMPLE_ROWS)
+
+        while wanted() and rg < md.num_row_groups and first < total:
             seen = 0
-            for batch in pf.iter_batches(
-                batch_size=max(PER_PAGE, 4096), row_groups=[rg], columns=window
-            ):
-                if seen + batch.num_rows > skip:
+            for batch in pf.iter_batches(batch_size=4096, row_groups=[rg], columns=window):
+                if need_sample and sampled < SAMPLE_ROWS:
+                    sample.append(batch)
+                    sampled += batch.num_rows
+                if seen + batch.num_rows > skip and len(rows) < PER_PAGE:
                     part = batch.slice(max(0, skip - seen), PER_PAGE - len(rows))
                     rows.extend(arrow_rows(part, window))
                 seen += batch.num_rows
-                if len(rows) >= PER_PAGE:
+                if not wanted():
                     break
             rg, skip = rg + 1, 0
 
         def columns() -> tuple[list[Column], str]:
-            sample = next(pf.iter_batches(batch_size=SAMPLE_ROWS, columns=window), None)
+            import pyarrow as pa
+
+            table = pa.Table.from_batches(sample).slice(0, SAMPLE_ROWS) if sample else None
             flat = md.num_columns == len(names)
             cols = []
             for j, name in enumerate(window):
                 col = Column(name, str(schema.field(name).type))
-                if sample is not None:
-                    col.stats = column_stats(sample.column(j))
+                if table is not None:
+                    col.stats = column_stats(table.column(j))
                     if flat:
                         nulls, lo, hi = parquet_footer_stats(md, c0 + j)
                         if nulls is not None:
@@ -164,12 +176,14 @@ class Tables:
                         if lo is not None and col.stats.minimum is not None:
                             col.stats.minimum, col.stats.maximum = lo, hi
                 cols.append(col)
-            n = sample.num_rows if sample is not None else 0
+            n = table.num_rows if table is not None else 0
             if n >= total:
                 return cols, f"all {total:,} rows"
+            start = starts[sample_rg]
+            where = f"the first {n:,} rows" if not start else f"{n:,} rows from row {start + 1:,}"
             return cols, (
                 f"nulls, min and max over all {total:,} rows (Parquet footer statistics); "
-                f"mean, histograms and top values from the first {n:,} rows"
+                f"mean, histograms and top values from {where}"
             )
 
         cols, note = self._columns(entry, c0, columns)
