@@ -38,7 +38,8 @@ def _ui(args: argparse.Namespace) -> int:
     if not server.loopback:
         print(
             f"artifactfs ui: WARNING: serving on {args.host} without a login: anyone who can "
-            f"reach port {server.port} can read the registry {config.registry}",
+            f"reach port {server.port} can read the registry {config.registry}"
+            + (" and move its aliases" if args.allow_edits else ""),
             file=sys.stderr,
         )
     mode = "aliases editable" if args.allow_edits else "read-only"
