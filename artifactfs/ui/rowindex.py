@@ -22,6 +22,11 @@ from artifactfs.ui.data import Browser
 STEP = 256
 """Rows between two checkpoints."""
 CHUNK = 1 << 20
+SCAN_LIMIT = 256 << 20
+"""Bytes one request may scan forward (a far page of a huge file fills the index over a few
+requests rather than holding one for minutes)."""
+READ_LIMIT = 16 << 20
+"""Bytes read for one page: a file without line breaks is never read whole."""
 KEPT = 32
 """Indexes kept (by entry), least recently used dropped."""
 _QUOTE_OR_NEWLINE = re.compile(rb'["\n]')
@@ -58,8 +63,11 @@ class RowIndex:
     def scan_to(self, row: int) -> None:
         """Scan forward until the checkpoint at or before `row` is known (or the file ends)."""
         with self.lock:
-            while not self.complete and len(self.checkpoints) * STEP <= row + STEP:
+            budget = SCAN_LIMIT
+            while not self.complete and len(self.checkpoints) * STEP <= row + STEP and budget > 0:
+                before = self.scanned
                 self._scan_chunk()
+                budget -= self.scanned - before
 
     def _scan_chunk(self) -> None:
         chunk = self.browser.read(self.entry, self.scanned, CHUNK)
@@ -87,7 +95,7 @@ class RowIndex:
             start = self.checkpoints[k]
             end_k = (first + count) // STEP + 1
             end = self.checkpoints[end_k] if end_k < len(self.checkpoints) else self.size
-        return start, first - k * STEP, max(0, end - start)
+        return start, first - k * STEP, min(READ_LIMIT, max(0, end - start))
 
 
 class RowIndexes:
