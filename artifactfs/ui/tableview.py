@@ -116,6 +116,14 @@ def columns_of(values: list[list[Any]], names: list[str]) -> list[Column]:
 
     out = []
     for name, col in zip(names, values, strict=True):
+        present = [v for v in col if v is not None]
+        if present and all(isinstance(v, dict) and v.get("_type") for v in present):
+            kinds = {str(v["_type"]) for v in present}  # W&B media cells: image-file, ...
+            kind = kinds.pop() if len(kinds) == 1 else "media"
+            out.append(
+                Column(name, kind, ColumnStats(rows=len(col), nulls=len(col) - len(present)))
+            )
+            continue
         try:
             array = pa.array(col)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
