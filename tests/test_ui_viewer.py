@@ -12,6 +12,7 @@ import pytest
 import uiseed
 
 import artifactfs as af
+from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.ui import pictures, usage
 from artifactfs.ui.data import Browser
 from artifactfs.ui.gallery import Gallery
@@ -242,17 +243,12 @@ def test_pages_show_descriptions_readmes_and_snippets(seeded):
     assert "run.use_artifact(&#34;acme/pets/pets:v0&#34;)" in page
     assert "artifactfs get acme/pets/pets:v0 --root ./data" in page
     assert "artifact://acme/pets/pets:v0/" in page
-    file_snips = {s.id: s.code for s in usage.snippets(browser_record(seeded), "features.parquet")}
+    record = seeded.resolver.registry.resolve(parse_artifact_name("acme/pets/pets:v0"))
+    file_snips = {s.id: s.code for s in usage.snippets(record, "features.parquet")}
     assert (
         'pd.read_parquet("artifact://acme/pets/pets:v0/features.parquet")' in file_snips["fsspec"]
     )
     assert file_snips["mount"].endswith("acme/pets/pets:v0/features.parquet")
-
-
-def browser_record(seeded):
-    return seeded.resolver.registry.resolve(
-        af.resolver.names.parse_artifact_name("acme/pets/pets:v0")
-    )
 
 
 def test_counts_filters_and_run_names(seeded):
