@@ -29,6 +29,7 @@ class Cell:
     text: str
     image: str | None = None
     """The path, in the same version, of an image this cell names."""
+    null: bool = False
 
 
 @dataclass
@@ -103,7 +104,7 @@ def cell(value: Any) -> Cell:
         image = str(value.get("path") or "") or None
     elif isinstance(value, str) and len(value) < 1024 and image_type(value):
         image = value
-    return Cell(_text(value), image)
+    return Cell(_text(value), image, value is None)
 
 
 def arrow_rows(batch: Any, names: list[str]) -> list[list[Cell]]:
