@@ -32,8 +32,11 @@ from artifactfs.resolver.names import check_alias, parse_artifact_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.sdk.artifact import Artifact
 from artifactfs.sdk.lookup import open_resolver, resolve_name
+from artifactfs.sdk.metrics import Metric
 from artifactfs.sdk.run_data import parse_config
+from artifactfs.sdk.run_tables import log_tables
 from artifactfs.sdk.session import ResumeMode, RunSession, auto_run, current, make_current
+from artifactfs.sdk.wandb_settings import init_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,35 @@ MODEL_REGISTRY_PROJECT = "model-registry"
 
 class Run(RunSession):
     """One execution that logs and uses artifacts. Use as a context manager or call finish()."""
+
+    # -- history (W&B's run.log and define_metric) -----------------------------------------------
+    def log(
+        self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
+        """W&B's `run.log`; a Table value is logged as W&B does (run_tables.py)."""
+        self._ensure_open("log")
+        super().log(log_tables(self, data), step=step, commit=commit)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | Metric | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """W&B's `run.define_metric` (metrics.py: summary kinds and step_sync change what is
+        stored; `hidden` and `goal` are kept for readers)."""
+        self._ensure_open("define_metric")
+        return self._history.metrics.define(
+            Metric.of(name, step_metric, step_sync, hidden, summary, goal)
+        )
+
+    def _label(self, *args: Any, **kwargs: Any) -> None:
+        """W&B's telemetry label (`run._label(code="transformers_trainer")`): telemetry only,
+        nothing to store."""
 
     # -- outputs ---------------------------------------------------------------------------------
     def log_artifact(
@@ -258,10 +290,22 @@ def init(
 
     W&B's arguments are accepted; those a run record can carry (job type, name, group, tags,
     notes, config) are stored, `resume`/`id` resume a stored run, `reinit` follows W&B (a run
-    in progress is returned unless `reinit` is True/"finish_previous" or "create_new"), and
-    the rest (`settings`, `save_code`, `sync_tensorboard`...) is accepted and has no effect.
-    `registry` (ours) picks the registry; by default the configured one.
+    in progress is returned unless `reinit` is True/"finish_previous" or "create_new"),
+    `settings` (a `Settings` or a dict) fills the run fields its W&B names give
+    (wandb_settings.py), and the rest (`save_code`, `sync_tensorboard`...) is accepted and
+    has no effect. `registry` (ours) picks the registry; by default the configured one.
     """
+    from_settings = init_arguments(settings)
+    entity = entity or from_settings.get("entity")
+    project = project or from_settings.get("project")
+    name = name or from_settings.get("name")
+    job_type = job_type or from_settings.get("job_type")
+    id = id or from_settings.get("id")
+    dir = dir or from_settings.get("dir")
+    notes = notes or from_settings.get("notes")
+    tags = tags or from_settings.get("tags")
+    group = group or from_settings.get("group")
+    mode = mode or from_settings.get("mode")
     previous = current_run()
     if previous is not None:
         if reinit in (True, "finish_previous"):
@@ -326,6 +370,21 @@ def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = 
     _require_run("log").log(data, step=step, commit=commit)
 
 
+def define_metric(
+    name: str,
+    step_metric: str | Metric | None = None,
+    step_sync: bool | None = None,
+    hidden: bool | None = None,
+    summary: str | None = None,
+    goal: str | None = None,
+    overwrite: bool | None = None,
+) -> Metric:
+    """W&B's `wandb.define_metric`, on the current run."""
+    return _require_run("define_metric").define_metric(
+        name, step_metric, step_sync, hidden, summary, goal, overwrite
+    )
+
+
 def log_artifact(
     artifact_or_path: Artifact | str | os.PathLike[str],
     name: str | None = None,
@@ -371,6 +430,7 @@ def link_model(
 __all__ = [
     "Run",
     "current_run",
+    "define_metric",
     "finish",
     "init",
     "link_model",
