@@ -111,8 +111,10 @@ class ArtifactTypeMismatchError(ArtifactFSError, ValueError):
     """A collection already holds artifacts of another type."""
 
 
-class DigestMismatchError(ArtifactFSError, OSError):
-    """Bytes read from a backend or cache do not match the digest the manifest promises."""
+class DigestMismatchError(ArtifactFSError, OSError, ValueError):
+    """Bytes read from a backend or cache do not match the digest the manifest promises, or a
+    reference changed since it was logged. Also a ValueError, as W&B raises for a changed
+    reference (the mount still answers EIO: it is an OSError first)."""
 
 
 class BackendError(ArtifactFSError, CommError, OSError):

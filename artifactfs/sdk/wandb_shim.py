@@ -70,14 +70,17 @@ def _wandb_getattr(name: str) -> Any:
     submodule = MODULES.get(f"wandb.{name}")
     if submodule is not None:
         return importlib.import_module(submodule)
-    import artifactfs
+    return getattr(_package(), name)
 
-    return getattr(artifactfs, name)
+
+def _package() -> ModuleType:
+    """The artifactfs package, imported before any of its submodules (as session.publish
+    reaches it: importing it from here would make an import cycle)."""
+    return sys.modules["artifactfs"]
 
 
 def _wandb_module(spec: importlib.machinery.ModuleSpec) -> ModuleType:
-    import artifactfs
-
+    artifactfs = _package()
     module = ModuleType("wandb", artifactfs.__doc__)
     module.__spec__ = spec
     module.__path__ = []  # a package: `import wandb.sdk` asks this finder, no directory
@@ -111,9 +114,7 @@ class WandbDistribution(importlib.metadata.Distribution):
         return None
 
     def locate_file(self, path: str | Any) -> Path:
-        import artifactfs
-
-        return Path(artifactfs.__file__).parent / str(path)
+        return Path(str(_package().__file__)).parent / str(path)
 
 
 class WandbFinder(AliasFinder):
