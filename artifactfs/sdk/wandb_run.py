@@ -96,7 +96,8 @@ class Run(RunSession):
         self._ensure_open("log_artifact")
         if isinstance(aliases, str):
             aliases = [aliases]
-        alias_list = list(dict.fromkeys(["latest", *(aliases or [])]))
+        # An empty alias names nothing: YOLOv5 passes `"best" if best_model else ""`, W&B takes it.
+        alias_list = list(dict.fromkeys(["latest", *(a for a in aliases or [] if a != "")]))
         for a in alias_list:
             if a != "latest":
                 check_alias(a)
