@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mountutil import mounted
 
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]
