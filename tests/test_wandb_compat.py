@@ -214,3 +214,37 @@ def test_url_skip_cache_and_tracking_digest(tmp_path: Path) -> None:
     assert "skip_cache" not in logged.manifest.to_json()["contents"]["a.txt"]
     out = logged.get_entry("a.txt").download(str(tmp_path / "direct"), skip_cache=True)
     assert Path(out).read_text() == "a"
+
+
+# -- what is not implemented says so ----------------------------------------------------------------
+def test_unimplemented_w_and_b_names_raise_naming_the_guide(tmp_path: Path) -> None:
+    from artifactfs.errors import NotSupportedAttributeError
+
+    run = wandb.init(project="none")
+    assert run.url is None and run.sweep_id is None
+    art = wandb.Artifact("n", "dataset")
+    art.add_file(str(_file(tmp_path / "a.txt", "a")))
+    logged = run.log_artifact(art)
+    assert logged.file_count == 1
+    api = wandb.Api(timeout=30, api_key="ignored")
+    public_run = api.run(f"acme/none/{run.id}")
+    collection = api.artifact_collection("dataset", "acme/none/n")
+    for obj, name in (
+        (run, "upsert_artifact"),
+        (run, "finish_artifact"),
+        (logged, "history_step"),
+        (logged, "distributed_id"),
+        (logged, "linked_at"),
+        (api, "registries"),
+        (api, "create_registry"),
+        (api, "sweep"),
+        (public_run, "update"),
+        (public_run, "files"),
+        (collection, "change_type"),
+    ):
+        with pytest.raises(AttributeError, match=rf"{name}") as info:
+            getattr(obj, name)
+        if obj is not collection:
+            assert isinstance(info.value, NotSupportedAttributeError)
+            assert "MIGRATING_FROM_WANDB" in str(info.value)
+        assert not hasattr(obj, name)

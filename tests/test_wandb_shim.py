@@ -211,3 +211,36 @@ def test_cli_takes_wandb_artifact_spellings(tmp_path: Path) -> None:
     assert cache.returncode == 0, cache.stderr
     bad = cli("artifact", "delete", "proj/ds")
     assert bad.returncode == 2 and "put, get, ls, cache" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "save",
+        "restore",
+        "watch",
+        "unwatch",
+        "plot",
+        "Image",
+        "Audio",
+        "Video",
+        "Html",
+        "Histogram",
+        "Object3D",
+        "Molecule",
+        "sweep",
+        "agent",
+        "alert",
+    ],
+)
+def test_known_unsupported_w_and_b_names_say_why(name: str) -> None:
+    with pytest.raises(NotSupportedAttributeError, match=rf"wandb\.{name} \(.+\); see .*MIGRATING"):
+        getattr(artifactfs, name)
+    assert not hasattr(artifactfs, name)
+
+
+def test_table_lacks_media_methods_and_says_so() -> None:
+    table = artifactfs.Table(columns=["a"])
+    for name in ("add_computed_columns", "cast"):
+        with pytest.raises(NotSupportedAttributeError, match=rf"Table\.{name}.*MIGRATING"):
+            getattr(table, name)

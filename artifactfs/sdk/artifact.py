@@ -46,13 +46,14 @@ from artifactfs.sdk.public_run import Run as PublicRun
 from artifactfs.sdk.session import RunSession, auto_run
 from artifactfs.sdk.table import SUFFIX as TABLE_SUFFIX
 from artifactfs.sdk.table import Table, table_path
+from artifactfs.sdk.unsupported import ReportsMissingNames
 
 __all__ = ["Artifact", "ArtifactFile", "ArtifactManifestEntry"]
 
 log = logging.getLogger(__name__)
 
 
-class Artifact(ArtifactContent):
+class Artifact(ArtifactContent, ReportsMissingNames):
     """A versioned set of files with a type, description, metadata and aliases."""
 
     # -- construction from the registry ----------------------------------------------------------

@@ -8,7 +8,8 @@ and `Table(dataframe=...)`. Cells are JSON values (numbers, text, booleans, None
 numpy scalars become numbers); W&B's media cells (`wandb.Image`...) are not supported. The JSON
 keeps W&B's field names (`_type`, `columns`, `data`, `ncols`, `nrows`) so a table logged here
 reads naturally with other tools. A value the user builds, apart from the Artifact that stores
-it: it knows nothing of artifacts (and imports nothing of ours).
+it: it knows nothing of artifacts (it imports only the mixin that makes the W&B methods it
+lacks, such as `add_computed_columns`, say so).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from artifactfs.sdk.unsupported import ReportsMissingNames
+
 SUFFIX = ".table.json"
 
 
-class Table:
+class Table(ReportsMissingNames):
     """Rows of values under named columns."""
 
     artifact_type = "table"

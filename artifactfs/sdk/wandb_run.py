@@ -36,6 +36,7 @@ from artifactfs.sdk.metrics import Metric
 from artifactfs.sdk.run_data import parse_config
 from artifactfs.sdk.run_tables import log_tables
 from artifactfs.sdk.session import ResumeMode, RunSession, auto_run, current, make_current
+from artifactfs.sdk.unsupported import ReportsMissingNames
 from artifactfs.sdk.wandb_settings import init_arguments
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ MODEL_REGISTRY_PROJECT = "model-registry"
 """W&B's (legacy) model registry is the project `model-registry` of the run's entity."""
 
 
-class Run(RunSession):
+class Run(RunSession, ReportsMissingNames):
     """One execution that logs and uses artifacts. Use as a context manager or call finish()."""
 
     # -- history (W&B's run.log and define_metric) -----------------------------------------------
