@@ -297,17 +297,10 @@ def init(
     (wandb_settings.py), and the rest (`save_code`, `sync_tensorboard`...) is accepted and
     has no effect. `registry` (ours) picks the registry; by default the configured one.
     """
-    from_settings = init_arguments(settings)
-    entity = entity or from_settings.get("entity")
-    project = project or from_settings.get("project")
-    name = name or from_settings.get("name")
-    job_type = job_type or from_settings.get("job_type")
-    id = id or from_settings.get("id")
-    dir = dir or from_settings.get("dir")
-    notes = notes or from_settings.get("notes")
-    tags = tags or from_settings.get("tags")
-    group = group or from_settings.get("group")
-    mode = mode or from_settings.get("mode")
+    fields: dict[str, Any] = dict(entity=entity, project=project, name=name, job_type=job_type)
+    fields.update(id=id, dir=dir)
+    fields.update(notes=notes, tags=tags, group=group, mode=mode)
+    fields.update({k: v for k, v in init_arguments(settings).items() if fields.get(k) is None})
     previous = current_run()
     if previous is not None:
         if reinit in (True, "finish_previous"):
@@ -326,19 +319,10 @@ def init(
         cfg = {k: v for k, v in cfg.items() if k not in set(config_exclude_keys)}
     run = Run(
         open_resolver(registry),
-        entity=entity,
-        project=project,
-        name=name,
-        job_type=job_type,
         config=cfg or None,
-        id=id,
-        group=group,
-        tags=tags,
-        notes=notes,
         resume=resume,
-        dir=dir,
-        mode=mode,
         allow_val_change=allow_val_change,
+        **fields,
     )
     make_current(run)
     return run
