@@ -20,6 +20,10 @@ class ReportsMissingNames:
     if not TYPE_CHECKING:  # type checkers still see only the real attributes
 
         def __getattr__(self, name: str) -> Any:
+            if any(name in vars(klass) for klass in type(self).__mro__):
+                # A property of ours raised AttributeError (ArtifactNotLoggedError: W&B's
+                # status errors are AttributeErrors) and Python fell back here: raise its error.
+                return object.__getattribute__(self, name)
             cls = type(self).__name__
             if name.startswith("_"):
                 raise AttributeError(f"{cls!r} object has no attribute {name!r}")
