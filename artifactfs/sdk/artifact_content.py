@@ -83,12 +83,8 @@ class ArtifactContent(ArtifactCore):
         return self._tmpdir
 
     def __del__(self) -> None:
-        # try/except, not contextlib.suppress: at interpreter exit module globals such as
-        # `contextlib` may already be None when a leftover Artifact is collected.
-        try:
+        with contextlib.suppress(Exception):
             self._cleanup_tmp()
-        except Exception:
-            pass
 
     # -- adding contents -------------------------------------------------------------------------
     def _put(self, entry: ManifestEntry, overwrite: bool = False) -> ArtifactManifestEntry:
