@@ -1,15 +1,16 @@
 """Real training integrations log checkpoints through `install_as_wandb()`; the mount shows them.
 
-Each test runs one script of tests/integrations/ in a subprocess (Lightning's WandbLogger,
-Transformers' Trainer with report_to="wandb", Ultralytics-style callbacks), against the test's
-embedded registry, then mounts that registry for real and loads a checkpoint through the mount
-with the framework itself. The frameworks come from the `integrations` extra; without it these
-tests skip.
+Each test mounts the test's embedded registry for real, then runs one script of
+tests/integrations/ in a subprocess (Lightning's WandbLogger, Transformers' Trainer with
+report_to="wandb", Ultralytics-style callbacks): it trains, logs through its framework's own W&B
+code, and loads a checkpoint back through the mount with the framework itself, comparing it
+with the file training wrote (the frameworks are imported once, in that process). The test then
+checks what the registry holds through the public Api. The frameworks come from the
+`integrations` extra; without it these tests skip.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -24,7 +25,8 @@ SCRIPTS = Path(__file__).resolve().parent / "integrations"
 
 
 def _train(script: str, cwd: Path, *args: str) -> str:
-    """Run the training script; return the W&B run id it printed."""
+    """Run the training script; return the W&B run id it printed (it must have loaded a
+    checkpoint through the mount: "LOADED")."""
     cwd.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
@@ -37,16 +39,16 @@ def _train(script: str, cwd: Path, *args: str) -> str:
     )
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     lines = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("RUN ")]
-    assert lines, proc.stdout
+    assert lines and "\nLOADED " in proc.stdout, proc.stdout
     return lines[-1]
 
 
 def test_lightning_wandblogger_log_model_all(tmp_path: Path) -> None:
     pytest.importorskip("lightning")
-    torch = pytest.importorskip("torch")
     import artifactfs
 
-    run_id = _train("lightning_train.py", tmp_path / "work")
+    with mounted(tmp_path / "mnt") as m:
+        run_id = _train("lightning_train.py", tmp_path / "work", str(m.path))
     api = artifactfs.Api()
     versions = api.artifacts("model", f"lightning/model-{run_id}")
     # one checkpoint per epoch (log_model="all"), Lightning's aliases and metadata
@@ -59,25 +61,14 @@ def test_lightning_wandblogger_log_model_all(tmp_path: Path) -> None:
     run = api.run(f"acme/lightning/{run_id}")
     assert "trainer/global_step" in run.summary and "val_loss" in run.summary
 
-    spec = importlib.util.spec_from_file_location("lightning_train", SCRIPTS / "lightning_train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with mounted(tmp_path / "mnt") as m:
-        ckpt = m.path / "acme" / "lightning" / f"model-{run_id}:best" / "model.ckpt"
-        model = module.TinyRegressor.load_from_checkpoint(str(ckpt))
-        stored = torch.load(best.download(str(tmp_path / "dl")) + "/model.ckpt", weights_only=False)
-    assert torch.equal(model.layer.weight, stored["state_dict"]["layer.weight"])
-    assert model.hparams.width == 4
-
 
 def test_hf_trainer_report_to_wandb_checkpoints(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("accelerate")
-    torch = pytest.importorskip("torch")
     import artifactfs
 
-    run_id = _train("hf_train.py", tmp_path / "work")
+    with mounted(tmp_path / "mnt") as m:
+        run_id = _train("hf_train.py", tmp_path / "work", str(m.path))
     api = artifactfs.Api()
     name = f"hf/model-{run_id}"
     aliases = {a for v in api.artifacts("model", name) for a in v.aliases}
@@ -89,25 +80,15 @@ def test_hf_trainer_report_to_wandb_checkpoints(tmp_path: Path) -> None:
     }
     assert ckpt.metadata["model/num_parameters"] > 0
 
-    from transformers import BertForSequenceClassification
-
-    local = tmp_path / "work" / "out" / "checkpoint-4"
-    with mounted(tmp_path / "mnt") as m:
-        folder = m.path / "acme" / "hf" / f"model-{run_id}:checkpoint_global_step_4"
-        model = BertForSequenceClassification.from_pretrained(str(folder))
-    expected = BertForSequenceClassification.from_pretrained(str(local))
-    for (k, v), (k2, v2) in zip(
-        model.state_dict().items(), expected.state_dict().items(), strict=True
-    ):
-        assert k == k2 and torch.equal(v, v2)
-
 
 def test_ultralytics_style_callbacks(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import artifactfs
 
     save_dir = tmp_path / "runs" / "exp"
-    run_id = _train("yolo_callbacks.py", tmp_path / "work", str(save_dir))
+    with mounted(tmp_path / "mnt") as m:
+        run_id = _train("yolo_callbacks.py", tmp_path / "work", str(save_dir), str(m.path))
+        assert f"run_{run_id}_model:epoch 1" in os.listdir(m.path / "acme" / "yolo")
     api = artifactfs.Api()
     name = f"yolo/run_{run_id}_model"
     by_alias = {a: v for v in api.artifacts("model", name) for a in v.aliases}
@@ -118,13 +99,3 @@ def test_ultralytics_style_callbacks(tmp_path: Path) -> None:
     # define_metric(summary="max") keeps the best value, as W&B's summary does
     assert run.summary["metrics/mAP50(B)"] == {"max": pytest.approx(0.5)}
     assert run.config["imgsz"] == 32
-
-    with mounted(tmp_path / "mnt") as m:
-        folder = m.path / "acme" / "yolo"
-        assert f"run_{run_id}_model:epoch 1" in os.listdir(folder)
-        last = torch.load(folder / f"run_{run_id}_model:epoch 1" / "last.pt", weights_only=True)
-        best = torch.load(folder / f"run_{run_id}_model:best" / "best.pt", weights_only=True)
-    assert last["epoch"] == 1
-    local = torch.load(save_dir / "best.pt", weights_only=True)
-    for key, value in local["model"].items():
-        assert torch.equal(best["model"][key], value)

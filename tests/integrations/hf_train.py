@@ -1,10 +1,14 @@
 """Transformers' own Trainer(report_to="wandb") with WANDB_LOG_MODEL=checkpoint on a tiny BERT
-made from a config, 2 epochs on the CPU, with `import wandb` answered by artifactfs (run by
+made from a config, 2 epochs on the CPU, with `import wandb` answered by artifactfs, then the
+last checkpoint loaded with `from_pretrained` through the mount given as argv[1] (run by
 tests/test_wandb_integrations.py in a subprocess; prints the run id)."""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -56,8 +60,22 @@ def main() -> None:
         disable_tqdm=True,
     )
     Trainer(model=BertForSequenceClassification(CONFIG), args=args, train_dataset=Tokens()).train()
-    print("RUN", wandb.run.id)
+    run = wandb.run
+    print("RUN", run.id)
     wandb.finish()
+    if len(sys.argv) > 1:  # the checkpoint of step 4, loaded through the mount
+        folder = Path(sys.argv[1], run.entity, "hf", f"model-{run.id}:checkpoint_global_step_4")
+        deadline = time.monotonic() + 20
+        while not (folder / "model.safetensors").exists():
+            assert time.monotonic() < deadline, folder
+            time.sleep(0.2)
+        model = BertForSequenceClassification.from_pretrained(str(folder))
+        local = BertForSequenceClassification.from_pretrained("out/checkpoint-4")
+        for (k, v), (k2, v2) in zip(
+            model.state_dict().items(), local.state_dict().items(), strict=True
+        ):
+            assert k == k2 and torch.equal(v, v2), k
+        print("LOADED", folder)
 
 
 if __name__ == "__main__":

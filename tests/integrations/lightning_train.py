@@ -1,8 +1,13 @@
 """Lightning's own WandbLogger(log_model="all") on a tiny model, 2 epochs on the CPU, with
-`import wandb` answered by artifactfs (run by tests/test_wandb_integrations.py in a subprocess;
-prints the run id)."""
+`import wandb` answered by artifactfs, then the `best` checkpoint loaded with Lightning through
+the mount given as argv[1] (run by tests/test_wandb_integrations.py in a subprocess, which
+mounts the registry first, so the frameworks are imported once; prints the run id)."""
 
 from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -50,9 +55,26 @@ def main() -> None:
         log_every_n_steps=1,
     )
     trainer.fit(TinyRegressor(), loader, loader)
-    print("RUN", wandb.run.id)
-    print("BEST", trainer.checkpoint_callback.best_model_path)
+    run = wandb.run
+    print("RUN", run.id)
     wandb.finish()
+    if len(sys.argv) > 1:  # load the best checkpoint with Lightning, through the mount
+        ckpt = Path(sys.argv[1], run.entity, "lightning", f"model-{run.id}:best", "model.ckpt")
+        wait_for(ckpt)
+        model = TinyRegressor.load_from_checkpoint(str(ckpt))
+        local = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=False)
+        assert torch.equal(model.layer.weight, local["state_dict"]["layer.weight"])
+        assert model.hparams.width == 4
+        print("LOADED", ckpt)
+
+
+def wait_for(path: Path, timeout: float = 20.0) -> None:
+    """The mount re-reads listings after its TTL: a version logged a moment ago shows soon."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise FileNotFoundError(path)
+        time.sleep(0.2)
 
 
 if __name__ == "__main__":

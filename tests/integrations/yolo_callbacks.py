@@ -12,6 +12,7 @@ not installed: the point is the W&B calls, on a real torch checkpoint.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -91,7 +92,21 @@ def main(save_dir: Path) -> None:
             best = trainer.fitness
             torch.save(ckpt, trainer.best)
         log_model(trainer, best_model=is_best)
+    run = wb.run
     on_train_end(trainer)
+    if len(sys.argv) > 2:  # the checkpoints, loaded with torch through the mount
+        folder = Path(sys.argv[2], run.entity, "yolo")
+        last_pt = folder / f"run_{run.id}_model:epoch 1" / "last.pt"
+        best_pt = folder / f"run_{run.id}_model:best" / "best.pt"
+        deadline = time.monotonic() + 20
+        while not (last_pt.exists() and best_pt.exists()):
+            assert time.monotonic() < deadline, folder
+            time.sleep(0.2)
+        assert torch.load(last_pt, weights_only=True)["epoch"] == 1
+        best = torch.load(best_pt, weights_only=True)["model"]
+        local = torch.load(trainer.best, weights_only=True)["model"]
+        assert all(torch.equal(best[k], v) for k, v in local.items())
+        print("LOADED", folder)
 
 
 if __name__ == "__main__":
