@@ -22,9 +22,11 @@ attribute shadows a submodule.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from artifactfs import errors
+from artifactfs.module_alias import AliasFinder, table_lookup
 from artifactfs.sdk.preinit import PreInit
 
 if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers and editors
@@ -33,7 +35,12 @@ if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers a
     from artifactfs.sdk.artifact import Artifact as Artifact
     from artifactfs.sdk.artifact_entry import ArtifactManifestEntry as ArtifactManifestEntry
     from artifactfs.sdk.table import Table as Table
+    from artifactfs.sdk.util import require as require
+    from artifactfs.sdk.util import termerror as termerror
+    from artifactfs.sdk.util import termlog as termlog
+    from artifactfs.sdk.util import termwarn as termwarn
     from artifactfs.sdk.wandb_run import Run as Run
+    from artifactfs.sdk.wandb_run import define_metric as define_metric
     from artifactfs.sdk.wandb_run import finish as finish
     from artifactfs.sdk.wandb_run import init as init
     from artifactfs.sdk.wandb_run import link_model as link_model
@@ -43,6 +50,8 @@ if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers a
     from artifactfs.sdk.wandb_run import login as login
     from artifactfs.sdk.wandb_run import use_artifact as use_artifact
     from artifactfs.sdk.wandb_run import use_model as use_model
+    from artifactfs.sdk.wandb_settings import Settings as Settings
+    from artifactfs.sdk.wandb_shim import install_as_wandb as install_as_wandb
     from artifactfs.settings import Config as Config
     from artifactfs.settings import load_config as load_config
 
@@ -63,6 +72,13 @@ _EXPORTS = {
     "use_model": "artifactfs.sdk.wandb_run",
     "link_model": "artifactfs.sdk.wandb_run",
     "Api": "artifactfs.sdk.api",
+    "define_metric": "artifactfs.sdk.wandb_run",
+    "install_as_wandb": "artifactfs.sdk.wandb_shim",
+    "Settings": "artifactfs.sdk.wandb_settings",
+    "termlog": "artifactfs.sdk.util",
+    "termwarn": "artifactfs.sdk.util",
+    "termerror": "artifactfs.sdk.util",
+    "require": "artifactfs.sdk.util",
     "Config": "artifactfs.settings",
     "load_config": "artifactfs.settings",
 }
@@ -74,6 +90,63 @@ _ERRORS = [
 _EXPORTS.update({name: "artifactfs.errors" for name in _ERRORS})
 
 __all__ = sorted([*_EXPORTS, "config", "run", "summary"])
+
+_SUBMODULES = {
+    "util": "artifactfs.sdk.util",
+    "apis": "artifactfs.sdk",
+    "wandb_run": "artifactfs.sdk.wandb_run",
+}
+"""W&B's submodules scripts reach as attributes (`wandb.util.generate_id()`)."""
+
+_UNSUPPORTED = {
+    "watch": "gradient and parameter histograms are W&B media, not stored here",
+    "unwatch": "wandb.watch is not supported",
+    "save": "run files live on W&B's server; log them in an Artifact instead",
+    "restore": "run files live on W&B's server; use an Artifact instead",
+    "plot": "W&B's custom charts need its web app; log a Table instead",
+    "Image": "media types are not supported; log files in an Artifact",
+    "Audio": "media types are not supported; log files in an Artifact",
+    "Video": "media types are not supported; log files in an Artifact",
+    "Html": "media types are not supported; log files in an Artifact",
+    "Histogram": "media types are not supported; log the values or a Table",
+    "Object3D": "media types are not supported; log files in an Artifact",
+    "Molecule": "media types are not supported; log files in an Artifact",
+    "sweep": "sweeps need W&B's sweep server",
+    "agent": "sweeps need W&B's sweep server",
+    "alert": "alerts need W&B's server",
+}
+"""W&B names we know and do not implement, with the reason the error gives."""
+
+_LEGACY_MODULES = {
+    **{
+        f"artifactfs.{name}": f"artifactfs.sdk.{name}"
+        for name in [
+            "api",
+            "artifact",
+            "artifact_content",
+            "artifact_core",
+            "artifact_entry",
+            "session",
+            "wandb_run",
+            "run_data",
+            "public_run",
+            "public_collections",
+            "run_filters",
+            "lookup",
+            "table",
+            "preinit",
+        ]
+    },
+    "artifactfs.fsspec_fs": "artifactfs.fsspec.filesystem",
+    "artifactfs.fsspec_file": "artifactfs.fsspec.open_file",
+    "artifactfs.fsspec_paths": "artifactfs.fsspec.paths",
+    "artifactfs.upath_artifact": "artifactfs.fsspec.upath",
+}
+"""Import paths from before the SDK and fsspec modules moved into rooms, kept working (entry
+points installed by older versions name `artifactfs.fsspec_fs`), as the same module objects."""
+
+if not any(isinstance(f, AliasFinder) and f.lookup == _LEGACY_MODULES.get for f in sys.meta_path):
+    sys.meta_path.append(AliasFinder(table_lookup(_LEGACY_MODULES)))
 
 
 run: Any = None
@@ -89,10 +162,23 @@ if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name
     def __getattr__(name: str) -> Any:
         module = _EXPORTS.get(name)
         if module is None:
-            raise AttributeError(f"module 'artifactfs' has no attribute {name!r}")
+            if name in _SUBMODULES:
+                return importlib.import_module(_SUBMODULES[name])
+            raise _missing(name)
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
+
+
+def _missing(name: str) -> AttributeError:
+    """The error for a name we lack: an AttributeError (so `hasattr` probes answer False) that
+    names it and, for W&B's names, says why and where the migration guide is."""
+    if name.startswith("__"):
+        return AttributeError(f"module 'artifactfs' has no attribute {name!r}")
+    reason = _UNSUPPORTED.get(name, "not part of artifactfs's W&B API")
+    return errors.NotSupportedAttributeError(
+        f"artifactfs does not implement wandb.{name} ({reason}); see {errors.MIGRATION_DOC}"
+    )
 
 
 def __dir__() -> list[str]:

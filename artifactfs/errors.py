@@ -4,12 +4,46 @@ One small hierarchy so callers can catch what they can act on: a bad name is the
 a lost race is the registry's to retry, an unreachable backend is the operator's. Each subclass
 also derives from the builtin a Python user would expect (ValueError, LookupError, OSError), so
 generic handlers keep working. This module imports nothing from the package: every layer may use it.
+
+W&B's own classes (`wandb.Error`, `wandb.errors.CommError`, `UsageError`, `UnsupportedError`,
+`AuthenticationError`) are here too, and ours derive from them where W&B raises them: every error
+of ours is a `wandb.Error`; a missing artifact or a failing backend is a `CommError` (W&B's
+answer from its server), so `except wandb.errors.CommError:` in W&B code catches it.
 """
 
 from __future__ import annotations
 
+MIGRATION_DOC = "docs/MIGRATING_FROM_WANDB.md"
+"""Where an error about a W&B feature we do not implement points the user."""
 
-class ArtifactFSError(Exception):
+
+class Error(Exception):
+    """W&B's base error (`wandb.Error`, `wandb.errors.Error`). No `__init__` of its own, so the
+    builtins mixed into our subclasses (OSError's errno form) keep their constructors."""
+
+    @property
+    def message(self) -> str:
+        """W&B's `Error.message`: the error's text (subclasses may set their own)."""
+        return str(self.__dict__.get("_message", self))
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self.__dict__["_message"] = value
+
+
+class CommError(Error):
+    """W&B's `wandb.errors.CommError`: its server could not answer (here: the registry)."""
+
+    exc: BaseException | None = None
+    """W&B's attribute: the underlying exception, when there is one (it is also __cause__)."""
+
+
+class AuthenticationError(CommError):
+    """W&B's `wandb.errors.AuthenticationError` (our backends take credentials from boto3's
+    chain or the file system; raised by nothing here, defined for `except` clauses)."""
+
+
+class ArtifactFSError(Error):
     """Base class of every error artifactfs raises on purpose."""
 
 
@@ -26,8 +60,9 @@ class InvalidManifestError(ArtifactFSError, ValueError):
     an entry that is not an object, invalid JSON. Unsafe paths raise InvalidPathError."""
 
 
-class ArtifactNotFoundError(ArtifactFSError, LookupError):
-    """No such entity, project, collection, version, alias or digest in the registry."""
+class ArtifactNotFoundError(ArtifactFSError, CommError, LookupError):
+    """No such entity, project, collection, version, alias or digest in the registry (W&B's
+    server answers that with a CommError, so it is one)."""
 
 
 class InvalidMetadataError(ArtifactFSError, ValueError):
@@ -59,18 +94,30 @@ class RunNotFoundError(ArtifactNotFoundError):
 
 class UsageError(ArtifactFSError):
     """A call out of order: `log()` before `init()` or after `finish()`, resuming a run that
-    does not exist (W&B's `wandb.Error` cases)."""
+    does not exist (W&B's `wandb.errors.UsageError`)."""
+
+
+class UnsupportedError(UsageError):
+    """W&B's `wandb.errors.UnsupportedError`: a W&B feature artifactfs does not implement. The
+    message names it and points to docs/MIGRATING_FROM_WANDB.md."""
+
+
+class NotSupportedAttributeError(UnsupportedError, AttributeError):
+    """A `wandb.<name>` (or `run.<name>`) artifactfs does not implement: an AttributeError too,
+    so `hasattr(wandb, name)` (how integrations probe for features) answers False."""
 
 
 class ArtifactTypeMismatchError(ArtifactFSError, ValueError):
     """A collection already holds artifacts of another type."""
 
 
-class DigestMismatchError(ArtifactFSError, OSError):
-    """Bytes read from a backend or cache do not match the digest the manifest promises."""
+class DigestMismatchError(ArtifactFSError, OSError, ValueError):
+    """Bytes read from a backend or cache do not match the digest the manifest promises, or a
+    reference changed since it was logged. Also a ValueError, as W&B raises for a changed
+    reference (the mount still answers EIO: it is an OSError first)."""
 
 
-class BackendError(ArtifactFSError, OSError):
+class BackendError(ArtifactFSError, CommError, OSError):
     """The registry store or a reference source failed (unreachable, timed out, refused)."""
 
 

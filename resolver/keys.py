@@ -76,8 +76,37 @@ def version_page_key(entity: str, project: str, name: str, page: int) -> str:
     return f"{collection_prefix(entity, project, name)}index/p{page}.json"
 
 
+_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def encode_alias(alias: str) -> str:
+    """An alias as one key component: letters, digits, `_`, `-`, `.` as they are (so every alias
+    from before spaces were allowed keeps its key), any other character's UTF-8 bytes as `~XX`
+    (DESIGN §4: keys hold no spaces; `~` because `%` would be decoded by HTTP servers serving
+    an exported registry)."""
+    return "".join(
+        c if c in _KEY_SAFE else "".join(f"~{b:02X}" for b in c.encode("utf-8")) for c in alias
+    )
+
+
+def decode_alias(component: str) -> str:
+    """The alias encode_alias() turned into `component`."""
+    if "~" not in component:
+        return component
+    out = bytearray()
+    i = 0
+    while i < len(component):
+        if component[i] == "~":
+            out.append(int(component[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.extend(component[i].encode("utf-8"))
+            i += 1
+    return out.decode("utf-8")
+
+
 def alias_key(entity: str, project: str, name: str, alias: str) -> str:
-    return f"{aliases_prefix(entity, project, name)}{alias}.json"
+    return f"{aliases_prefix(entity, project, name)}{encode_alias(alias)}.json"
 
 
 def digest_key(entity: str, project: str, name: str, digest: str) -> str:

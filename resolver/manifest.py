@@ -88,6 +88,9 @@ class ManifestEntry:
     extra: dict[str, Any] = field(default_factory=dict)
     birth_artifact_id: str | None = None
     local_path: str | None = field(default=None, repr=False, compare=False)
+    skip_cache: bool = field(default=False, repr=False, compare=False)
+    """W&B's entry field (`add_file(skip_cache=True)`): kept on the entry, never written to the
+    manifest (W&B omits it too); uploads here never fill the cache either way."""
 
     @property
     def is_reference(self) -> bool:

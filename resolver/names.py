@@ -43,9 +43,31 @@ def check_name(value: str, what: str = "name") -> str:
     return value
 
 
+ALIAS_MAX = 128
+"""Characters in an alias: `name:alias` stays one file name (NAME_MAX bytes) in the mount."""
+
+
+def check_alias_text(alias: str) -> str:
+    """W&B's alias rule: any text without `/` or `:` (`"epoch 1"`, YOLOv5's, is fine). Also
+    refused here: control characters (they would reach a terminal through `ls`) and more than
+    ALIAS_MAX characters. Registry keys encode what S3 keys should not hold (keys.py)."""
+    if (
+        not isinstance(alias, str)
+        or not alias
+        or len(alias) > ALIAS_MAX
+        or any(c in "/:" or ord(c) < 32 or ord(c) == 127 for c in alias)
+    ):
+        shown_value = shown(alias) if isinstance(alias, str) else repr(alias)
+        raise InvalidNameError(
+            f"invalid alias {shown_value}: use 1-{ALIAS_MAX} characters, "
+            "without '/', ':' or control characters"
+        )
+    return alias
+
+
 def check_alias(alias: str) -> str:
-    """Aliases follow the name rules; `vN` is reserved for versions themselves."""
-    check_name(alias, "alias")
+    """W&B's alias rule (check_alias_text); `vN` is reserved for versions themselves."""
+    check_alias_text(alias)
     if _VERSION.match(alias):
         raise InvalidNameError(f"invalid alias {alias!r}: 'vN' names a version, not an alias")
     return alias
@@ -106,7 +128,7 @@ def parse_artifact_name(text: str) -> ArtifactRef:
     for part, what in zip(parts, ("entity", "project", "name")[-len(parts) :], strict=True):
         check_name(part, what)
     if alias and not (version_number(alias) is not None or is_digest(alias)):
-        check_name(alias, "alias")
+        check_alias_text(alias)
     entity = parts[0] if len(parts) == 3 else None
     project = parts[-2] if len(parts) >= 2 else None
     return ArtifactRef(name=parts[-1], entity=entity, project=project, alias=alias or None)

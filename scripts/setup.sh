@@ -88,6 +88,13 @@ if [ "$job" = test ] && [ -z "${ARTIFACTFS_NO_TORCH:-}" ] \
     .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 numpy \
         || echo "setup: torch unavailable; the DataLoader test will be skipped" >&2
 fi
+if [ "$job" = test ] && .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    && ! .venv/bin/python -c 'import lightning, transformers, accelerate' 2>/dev/null; then
+    # W&B integrations (tests/test_wandb_integrations.py): Lightning, Transformers and the CPU
+    # torch 2.13.0 kept on disk for Python 3.11 only (elsewhere pip would fetch a CUDA build).
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[integrations]' \
+        || echo "setup: integrations unavailable; their tests will be skipped" >&2
+fi
 if [ "$job" = bench ] && ! .venv/bin/python -c 'import torchvision, PIL' 2>/dev/null; then
     # bench_loader: ImageFolder + DataLoader epochs (torchvision needs its matching torch; big)
     .venv/bin/python -m pip install -q --disable-pip-version-check \

@@ -22,13 +22,14 @@ MAX_LINES = 450
 
 # What each room may import from the package (besides itself). The top-level modules of
 # artifactfs/ that everything may use: errors, config, fsutil, progress, logsafe (the log
-# redaction every handler carries).
+# redaction every handler carries), module_alias (one module under two import names).
 BASE = {
     "artifactfs",
     "artifactfs.errors",
     "artifactfs.settings",
     "artifactfs.fsutil",
     "artifactfs.logsafe",
+    "artifactfs.module_alias",
 }
 MAY_IMPORT = {
     "cache": {"cache"},

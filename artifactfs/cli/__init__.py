@@ -16,6 +16,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from artifactfs.cache.s3client import quiet_sdk_loggers
+from artifactfs.cli.wandb_spelling import SpellingError, accept_wandb_spelling
 from artifactfs.errors import ArtifactFSError
 from artifactfs.logsafe import protect
 
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    try:  # `artifactfs artifact put ...` as `wandb artifact put ...` (wandb_spelling.py)
+        argv = accept_wandb_spelling(sys.argv[1:] if argv is None else list(argv))
+    except SpellingError as e:
+        parser.error(str(e))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,

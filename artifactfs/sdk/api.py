@@ -33,11 +33,12 @@ from artifactfs.sdk.public_collections import (
 from artifactfs.sdk.public_run import Run
 from artifactfs.sdk.run_filters import matches, sort_runs
 from artifactfs.sdk.session import RunSession, current
+from artifactfs.sdk.unsupported import ReportsMissingNames
 
 __all__ = ["Api", "ArtifactCollection", "ArtifactType", "Run"]
 
 
-class Api:
+class Api(ReportsMissingNames):
     """Query the registry. `overrides` may hold `entity`, `project` and `registry` (W&B style)."""
 
     def __init__(

@@ -46,13 +46,14 @@ from artifactfs.sdk.public_run import Run as PublicRun
 from artifactfs.sdk.session import RunSession, auto_run
 from artifactfs.sdk.table import SUFFIX as TABLE_SUFFIX
 from artifactfs.sdk.table import Table, table_path
+from artifactfs.sdk.unsupported import ReportsMissingNames
 
 __all__ = ["Artifact", "ArtifactFile", "ArtifactManifestEntry"]
 
 log = logging.getLogger(__name__)
 
 
-class Artifact(ArtifactContent):
+class Artifact(ArtifactContent, ReportsMissingNames):
     """A versioned set of files with a type, description, metadata and aliases."""
 
     # -- construction from the registry ----------------------------------------------------------
@@ -93,12 +94,18 @@ class Artifact(ArtifactContent):
         """Commit this artifact as `run`'s output under `entity/project` and become that version
         (the caller checked the arguments). Contents identical to `latest` create no version:
         this artifact becomes the existing `latest` and the run records nothing."""
+        manifest = self.manifest
+        if self.incremental:  # W&B: the new version is latest's files plus (over) these
+            latest = run.resolver.registry.reader.fresh_latest(entity, project, self._name)
+            if latest is not None:
+                base = run.resolver.registry.manifest(latest)
+                manifest = Manifest([*base, *self.manifest])
         record = run.resolver.registry.commit(
             entity,
             project,
             self._name,
             self.type,
-            self.manifest,
+            manifest,
             description=self.description,
             metadata=self.metadata,
             aliases=aliases,
@@ -228,9 +235,10 @@ class Artifact(ArtifactContent):
     def checkout(
         self, root: str | os.PathLike[str] | None = None, *, progress: Progress | None = None
     ) -> str:
-        """Make `root` hold exactly this artifact: DELETES files that are not part of it."""
+        """Make `root` hold exactly this artifact: DELETES files that are not part of it. The
+        default root is W&B's: `<artifact dir>/<name>`, without the version."""
         resolver = self._resolver_or_raise()
-        target = Path(root) if root is not None else self._default_root()
+        target = Path(root) if root is not None else self._default_root(include_version=False)
         return str(checkout_manifest(resolver, self._manifest, target, progress=progress).root)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:

@@ -125,7 +125,7 @@ class ArtifactContent(ArtifactCore):
         """Add one local file as `name` (default: its basename). With `is_tmp`, the part of the
         file name before the first dot becomes the first 20 hex chars of its MD5 (W&B's rule),
         so temporary files with colliding names do not overwrite each other. `skip_cache` is
-        accepted (uploads never fill the cache here)."""
+        kept on the entry, as W&B's (uploads never fill the cache here)."""
         self._ensure_can_add()
         local = os.fspath(local_path)
         if not os.path.isfile(local):
@@ -139,7 +139,14 @@ class ArtifactContent(ArtifactCore):
             parts[0] = b64_to_hex(digest)[:20]
             path = posixpath.join(head, ".".join(parts)) if head else ".".join(parts)
         entry = self._put(
-            ManifestEntry(path, digest, os.path.getsize(staged), local_path=staged), overwrite
+            ManifestEntry(
+                path,
+                digest,
+                os.path.getsize(staged),
+                local_path=staged,
+                skip_cache=bool(skip_cache),
+            ),
+            overwrite,
         )
         self._added_local_paths[os.path.abspath(local)] = path
         return entry
@@ -168,7 +175,7 @@ class ArtifactContent(ArtifactCore):
                 rel = os.path.relpath(full, local).replace(os.sep, "/")
                 found.append((full, check_entry_path(f"{prefix}/{rel}" if prefix else rel)))
         for full, path in found:
-            self.add_file(full, name=path, policy=policy, overwrite=merge)
+            self.add_file(full, name=path, skip_cache=skip_cache, policy=policy, overwrite=merge)
         log.debug("added %d files from %s", len(found), local)
 
     @contextlib.contextmanager

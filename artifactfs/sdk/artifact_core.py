@@ -124,6 +124,16 @@ class ArtifactCore:
         return f"v{self._ensure_logged('version').version}"
 
     @property
+    def url(self) -> str:
+        """Where this version lives: `artifact://entity/project/name:vN`, which `fsspec.open`,
+        pandas and `UPath` open through artifactfs (W&B's is its web page, which needs its
+        server; `artifactfs ui` shows the version at `/a/entity/project/name:vN/files/`).
+        "" before the artifact is logged, as W&B's."""
+        if self._record is None:
+            return ""
+        return f"artifact://{self.qualified_name}"
+
+    @property
     def _source(self) -> dict[str, Any] | None:
         return self._record.link_source if self._record is not None else None
 
@@ -265,9 +275,11 @@ class ArtifactCore:
         self._ttl = value
         self._ttl_changed = True
 
-    def _default_root(self) -> Path:
-        """W&B's default download root: <artifact_dir>/<source name>:<version>."""
-        return default_artifact_dir() / self.source_name
+    def _default_root(self, include_version: bool = True) -> Path:
+        """W&B's default download root: <artifact_dir>/<source name>:<version> (checkout():
+        without the version, <artifact_dir>/<source name>)."""
+        name = self.source_name if include_version else self.source_name.split(":")[0]
+        return default_artifact_dir() / name
 
 
 def check_tags(tags: Sequence[str]) -> list[str]:

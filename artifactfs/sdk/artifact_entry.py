@@ -34,6 +34,7 @@ class ArtifactManifestEntry(ManifestEntry):
             extra=dict(entry.extra),
             birth_artifact_id=entry.birth_artifact_id,
             local_path=entry.local_path,
+            skip_cache=entry.skip_cache,
         )
         out._artifact = artifact
         return out
@@ -49,11 +50,18 @@ class ArtifactManifestEntry(ManifestEntry):
         skip_cache: bool | None = None,
         executor: object = None,
     ) -> str:
-        """Download this one file (through the cache) under `root`; return its local path.
-        `skip_cache` and `executor` are accepted for W&B compatibility."""
+        """Download this one file under `root`; return its local path. `skip_cache=True`
+        writes it straight there without filling the shared cache (as W&B's); `executor` is
+        accepted for W&B compatibility."""
         art = self._logged()
         base = Path(root) if root is not None else art._default_root()
-        download_manifest(art._resolver_or_raise(), art._manifest, base, paths=[self.path])
+        download_manifest(
+            art._resolver_or_raise(),
+            art._manifest,
+            base,
+            paths=[self.path],
+            skip_cache=bool(skip_cache),
+        )
         return str(Path(base).absolute() / self.path)
 
     def ref_url(self) -> str:

@@ -24,6 +24,7 @@ from artifactfs.errors import ArtifactNotFoundError
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.records import RunRecord, VersionRecord
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.sdk.unsupported import ReportsMissingNames
 
 ArtifactT = TypeVar("ArtifactT")
 
@@ -43,7 +44,7 @@ class RunSummary(dict[str, Any]):
             raise AttributeError(f"run summary has no key {key!r}") from None
 
 
-class Run(Generic[ArtifactT]):
+class Run(ReportsMissingNames, Generic[ArtifactT]):
     """A run as stored in the registry (read-only): what it logged and what it used."""
 
     def __init__(

@@ -17,6 +17,8 @@ config and summary into the run record (compare-and-swap), history rows as creat
 from __future__ import annotations
 
 import argparse
+import datetime
+import decimal
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +28,7 @@ from typing import Any
 import yaml
 
 from artifactfs.errors import ConfigError
+from artifactfs.sdk.metrics import MetricDefinitions
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +36,38 @@ FLUSH_ROWS = 1000
 FLUSH_SECONDS = 30.0
 
 
-def json_friendly(value: Any) -> Any:
+def json_friendly(value: Any, strict: bool = False) -> Any:
     """What a value is stored as: JSON types as they are, numpy/torch scalars and arrays as
-    Python numbers and lists, objects with W&B's `json_encode()` (artifacts) by that, the
-    rest by `str()`. NaN and infinities stay floats (Python's json writes them)."""
+    Python numbers and lists, objects with W&B's `json_encode()` (artifacts) by that, and
+    what W&B converts as it does (datetimes to ISO text, Decimal and complex to text, bytes
+    decoded, sets to lists). NaN and infinities stay floats (Python's json writes them).
+    Anything else is a TypeError when `strict` (`run.log`, as W&B's: "Object of type X is not
+    JSON serializable") and its `str()` otherwise (config and summary set by hand)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value
     if isinstance(value, Mapping):
-        return {str(k): json_friendly(v) for k, v in value.items()}
+        return {str(k): json_friendly(v, strict) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_friendly(v) for v in value]
+        return [json_friendly(v, strict) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, complex)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
     for method in ("json_encode", "tolist", "item"):  # Artifact, ndarray/tensor, numpy scalar
         fn = getattr(value, method, None)
         if callable(fn):
             try:
-                return json_friendly(fn())
+                return json_friendly(fn(), strict)
             except (TypeError, ValueError, RuntimeError):
                 continue
+    if strict:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
     return str(value)
 
 
@@ -218,6 +232,7 @@ class History:
         self._rows: list[dict[str, Any]] = []
         self._start = time.monotonic() - runtime_base
         self._last_flush = time.monotonic()
+        self.metrics = MetricDefinitions()
 
     def log(self, data: Mapping[str, Any], step: int | None, commit: bool | None) -> None:
         if not isinstance(data, Mapping):
@@ -238,7 +253,8 @@ class History:
                 self.step = step
         if self._pending is None:
             self._pending = {}
-        self._pending.update({k: json_friendly(v) for k, v in data.items()})
+        values = {k: json_friendly(v, strict=True) for k, v in data.items()}
+        self._pending.update(values)
         if (step is None and commit is None) or commit:
             self._commit()
 
@@ -247,10 +263,11 @@ class History:
         if self._pending is None:
             return
         row = dict(self._pending)
+        self.metrics.fill_steps(row)
         runtime = time.monotonic() - self._start
         row.update({"_step": self.step, "_runtime": runtime, "_timestamp": time.time()})
         self._rows.append(row)
-        self._summary.update(row)
+        self.metrics.update_summary(self._summary, row)
         self._pending = None
         self.step += 1
 

@@ -32,8 +32,12 @@ from artifactfs.resolver.names import check_alias, parse_artifact_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.sdk.artifact import Artifact
 from artifactfs.sdk.lookup import open_resolver, resolve_name
+from artifactfs.sdk.metrics import Metric
 from artifactfs.sdk.run_data import parse_config
+from artifactfs.sdk.run_tables import log_tables
 from artifactfs.sdk.session import ResumeMode, RunSession, auto_run, current, make_current
+from artifactfs.sdk.unsupported import ReportsMissingNames
+from artifactfs.sdk.wandb_settings import init_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +45,37 @@ MODEL_REGISTRY_PROJECT = "model-registry"
 """W&B's (legacy) model registry is the project `model-registry` of the run's entity."""
 
 
-class Run(RunSession):
+class Run(RunSession, ReportsMissingNames):
     """One execution that logs and uses artifacts. Use as a context manager or call finish()."""
+
+    # -- history (W&B's run.log and define_metric) -----------------------------------------------
+    def log(
+        self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
+        """W&B's `run.log`; a Table value is logged as W&B does (run_tables.py)."""
+        self._ensure_open("log")
+        super().log(log_tables(self, data), step=step, commit=commit)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | Metric | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """W&B's `run.define_metric` (metrics.py: summary kinds and step_sync change what is
+        stored; `hidden` and `goal` are kept for readers)."""
+        self._ensure_open("define_metric")
+        return self._history.metrics.define(
+            Metric.of(name, step_metric, step_sync, hidden, summary, goal)
+        )
+
+    def _label(self, *args: Any, **kwargs: Any) -> None:
+        """W&B's telemetry label (`run._label(code="transformers_trainer")`): telemetry only,
+        nothing to store."""
 
     # -- outputs ---------------------------------------------------------------------------------
     def log_artifact(
@@ -64,7 +97,8 @@ class Run(RunSession):
         self._ensure_open("log_artifact")
         if isinstance(aliases, str):
             aliases = [aliases]
-        alias_list = list(dict.fromkeys(["latest", *(aliases or [])]))
+        # An empty alias names nothing: YOLOv5 passes `"best" if best_model else ""`, W&B takes it.
+        alias_list = list(dict.fromkeys(["latest", *(a for a in aliases or [] if a != "")]))
         for a in alias_list:
             if a != "latest":
                 check_alias(a)
@@ -258,10 +292,15 @@ def init(
 
     W&B's arguments are accepted; those a run record can carry (job type, name, group, tags,
     notes, config) are stored, `resume`/`id` resume a stored run, `reinit` follows W&B (a run
-    in progress is returned unless `reinit` is True/"finish_previous" or "create_new"), and
-    the rest (`settings`, `save_code`, `sync_tensorboard`...) is accepted and has no effect.
-    `registry` (ours) picks the registry; by default the configured one.
+    in progress is returned unless `reinit` is True/"finish_previous" or "create_new"),
+    `settings` (a `Settings` or a dict) fills the run fields its W&B names give
+    (wandb_settings.py), and the rest (`save_code`, `sync_tensorboard`...) is accepted and
+    has no effect. `registry` (ours) picks the registry; by default the configured one.
     """
+    fields: dict[str, Any] = dict(entity=entity, project=project, name=name, job_type=job_type)
+    fields.update(id=id, dir=dir)
+    fields.update(notes=notes, tags=tags, group=group, mode=mode)
+    fields.update({k: v for k, v in init_arguments(settings).items() if fields.get(k) is None})
     previous = current_run()
     if previous is not None:
         if reinit in (True, "finish_previous"):
@@ -280,19 +319,10 @@ def init(
         cfg = {k: v for k, v in cfg.items() if k not in set(config_exclude_keys)}
     run = Run(
         open_resolver(registry),
-        entity=entity,
-        project=project,
-        name=name,
-        job_type=job_type,
         config=cfg or None,
-        id=id,
-        group=group,
-        tags=tags,
-        notes=notes,
         resume=resume,
-        dir=dir,
-        mode=mode,
         allow_val_change=allow_val_change,
+        **fields,
     )
     make_current(run)
     return run
@@ -324,6 +354,21 @@ def login(*args: Any, **kwargs: Any) -> bool:
 
 def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
     _require_run("log").log(data, step=step, commit=commit)
+
+
+def define_metric(
+    name: str,
+    step_metric: str | Metric | None = None,
+    step_sync: bool | None = None,
+    hidden: bool | None = None,
+    summary: str | None = None,
+    goal: str | None = None,
+    overwrite: bool | None = None,
+) -> Metric:
+    """W&B's `wandb.define_metric`, on the current run."""
+    return _require_run("define_metric").define_metric(
+        name, step_metric, step_sync, hidden, summary, goal, overwrite
+    )
 
 
 def log_artifact(
@@ -371,6 +416,7 @@ def link_model(
 __all__ = [
     "Run",
     "current_run",
+    "define_metric",
     "finish",
     "init",
     "link_model",

@@ -58,7 +58,7 @@ def verifiable_md5_hex(uri: str, digest: str, extra: dict[str, Any]) -> str | No
     """The MD5 (hex) the fetched bytes must have, when the recorded digest is one; else None.
 
     file:// with checksum: the base64 MD5; s3://: a single-part ETag (32 hex, no dash); gs://:
-    the base64 MD5. HTTP ETags are opaque and tracking-only URIs are hashes of the name: None.
+    the base64 MD5. HTTP ETags are opaque and tracking-only URIs are the URI itself: None.
     """
     return handler_for(uri).verifiable_md5_hex(uri, digest, extra)
 

@@ -178,9 +178,13 @@ class RegistryReader:
             for child in self.store.list_children(prefix):
                 if not child.endswith(".json"):
                     continue
+                try:
+                    alias = keys.decode_alias(child[: -len(".json")])
+                except ValueError:  # not a key encode_alias() wrote: not an alias
+                    continue
                 version, _ = self.read_alias(prefix + child)
                 if version is not None:
-                    out[child[: -len(".json")]] = version
+                    out[alias] = version
             latest = self.latest_number(entity, project, name, out.get("latest"))
             if latest is None:
                 out.pop("latest", None)
