@@ -8,6 +8,8 @@ generic handlers keep working. This module imports nothing from the package: eve
 
 from __future__ import annotations
 
+import errno
+
 
 class ArtifactFSError(Exception):
     """Base class of every error artifactfs raises on purpose."""
@@ -92,6 +94,16 @@ class ConditionalWritesUnsupportedError(BackendError):
 
 class ReadOnlyBackendError(BackendError):
     """The store cannot be written (for instance the HTTP backend)."""
+
+
+class ReferenceAccessError(ArtifactFSError, PermissionError):
+    """The user who asks may not read the local file a `file://` reference names (EACCES)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)
+
+    def __str__(self) -> str:
+        return str(self.args[1])
 
 
 class CacheError(ArtifactFSError, OSError):
