@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from artifactfs.cache import BlobCache, BlobSource, SourceFactory, content_key, reference_key
+from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.filllock import STALL_SECONDS
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.source import Progress
@@ -77,6 +78,8 @@ class EntryLocation:
     size: int | None
     md5_hex: str | None
     source: SourceFactory
+    digests: BlockDigests | None = None
+    """Per-block SHA-256 recorded at commit (resolver/blockrecord.py), for ranged reads."""
 
 
 class Resolver:
@@ -91,6 +94,7 @@ class Resolver:
             config.cache_dir,
             config.cache_size,
             fill_stall_seconds=min(STALL_SECONDS, float(config.timeout) / 2),
+            unverified_ranges=bool(config.unverified_ranges),
         )
         self.registry = Registry(
             self.store,
@@ -119,12 +123,17 @@ class Resolver:
                 entry.size,
                 md5_hex,
                 lambda: StoreObjectSource(self.store, key, entry.size),
+                self.registry.reader.block_digests.get(md5_hex),
             )
         # Imported on the first reference: the handlers pull in requests (~0.15 s), which a
         # version holding only stored content never needs. (No cycle: references import no resolver.)
         from artifactfs.cache.references import open_reference, verifiable_md5_hex
+        from artifactfs.cache.references.file import check_readable, local_file_of
 
         ref, digest, extra = entry.ref or "", entry.digest, dict(entry.extra)
+        local = local_file_of(ref)
+        if local is not None:  # read as the user who asks, cached or not (fileaccess.py)
+            check_readable(local, ref)
         version_id = extra.get("versionID")
 
         def source() -> BlobSource:
@@ -153,14 +162,16 @@ class Resolver:
     def read(self, entry: ManifestEntry, offset: int, length: int) -> bytes:
         """Bytes of an entry by range, through the cache (big entries by block)."""
         loc = self.locate(entry)
-        return self.cache.read(loc.key, loc.size, offset, length, loc.source, loc.md5_hex)
+        return self.cache.read(
+            loc.key, loc.size, offset, length, loc.source, loc.md5_hex, digests=loc.digests
+        )
 
     def open_handle(self, entry: ManifestEntry) -> ObjectHandle | None:
         """Held fds on an entry's cached bytes (None when its size is unknown)."""
         loc = self.locate(entry)
         if loc.size is None:
             return None
-        return self.cache.open_handle(loc.key, loc.size, loc.source, loc.md5_hex)
+        return self.cache.open_handle(loc.key, loc.size, loc.source, loc.md5_hex, loc.digests)
 
     def close(self) -> None:
         self.cache.close()
