@@ -80,7 +80,7 @@ class FileSource:
             raise ObjectNotFoundError(f"referenced file {uri} no longer exists") from e
         if size is not None and actual != size:
             raise DigestMismatchError(
-                f"referenced file {uri} does not have the size it was logged with ({size} bytes)"
+                f"referenced file {uri} changed since it was logged (it is not the {size} bytes recorded)"
             )
 
     def read_range(self, start: int, length: int) -> bytes:
