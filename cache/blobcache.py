@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from artifactfs.cache.accounting import PruneResult, SizeLimit
-from artifactfs.cache.blockdigests import BlockDigests, ReadCheck
+from artifactfs.cache.blockdigests import BlockDigests, ReadCheck, drop_unchecked_blocks
 from artifactfs.cache.blockreads import BlockReader
 from artifactfs.cache.blocks import NO_SPACE, read_file_range
 from artifactfs.cache.eviction import CacheInfo
@@ -85,6 +85,7 @@ class BlobCache:
         self._stats = StatsRecorder()
         # fill_stall_seconds: how long to wait for another process's fill that shows no progress
         self._files = CacheFiles(self.root, self._stats, stall_seconds=fill_stall_seconds)
+        drop_unchecked_blocks(self._files.blocks, self._files.tmp)
         self._locks = KeyLocks()
         self._limit = SizeLimit(self._files, max_bytes, low_water, self._stats)
         # A source is built on the first miss of a key and reused for its other blocks.

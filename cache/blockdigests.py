@@ -20,8 +20,14 @@ reference whose digest is not a checksum of them), or when the cache was told so
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
+import threading
 from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "sha256"
 DIGEST_SIZE = 32
@@ -29,6 +35,9 @@ DIGEST_BLOCK = 4 << 20
 """The block size digests are recorded with (the cache's default block size; a cache whose
 block size is a multiple of it checks several digests per block)."""
 HASH_CHUNK = 8 << 20
+CHECKED_MARK = ".blocks-checked-v1"
+"""Present in a cache's root once the blocks in its `blocks/` were all checked against digests
+(not inside `blocks/`, where eviction and `cache verify` would take it for a block)."""
 
 
 def _sha256(data: bytes | memoryview) -> bytes:
@@ -127,3 +136,26 @@ class ReadCheck:
 
 
 UNCHECKED = ReadCheck()
+
+
+def drop_unchecked_blocks(blocks_dir: Path, tmp_dir: Path) -> None:
+    """Blocks cached by an artifactfs before block digests were only length-checked when they
+    were fetched: drop them once, the first time this cache is opened by a version that checks
+    (the directory is renamed away at once and removed in the background)."""
+    mark = blocks_dir.parent / CHECKED_MARK
+    if mark.exists():
+        return
+    try:
+        old = list(blocks_dir.iterdir())
+        dead = tmp_dir / f".unchecked-blocks-{os.getpid()}-{threading.get_ident()}"
+        if old:
+            dead.mkdir()
+            for p in old:
+                os.rename(p, dead / p.name)
+            log.info("dropped blocks cached before block digests were checked (%s)", blocks_dir)
+            threading.Thread(
+                target=shutil.rmtree, args=(dead,), kwargs={"ignore_errors": True}, daemon=True
+            ).start()
+        mark.touch()
+    except OSError as e:  # a read-only or vanished cache: reads cope with that elsewhere
+        log.debug("cannot mark %s as checked: %s", blocks_dir, e)
