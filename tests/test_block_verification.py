@@ -28,6 +28,8 @@ import artifactfs as af
 from artifactfs import fsspec_fs
 from artifactfs.errors import DigestMismatchError
 from artifactfs.resolver import keys
+from artifactfs.resolver.blockrecord import record_key
+from artifactfs.resolver.gc import GarbageCollector
 from artifactfs.resolver.manifest import ManifestEntry
 from artifactfs.resolver.names import parse_artifact_name
 from artifactfs.resolver.resolver import Resolver
@@ -181,5 +183,22 @@ def test_an_entry_without_block_digests_is_verified_whole_before_any_byte(tmp_pa
         entry = _entry(resolver)
         assert len(resolver.read(entry, 20 << 20, 10)) == 10  # unchecked: the opt-out
         assert resolver.cache.stats().bytes_fetched < SIZE
+    finally:
+        resolver.close()
+
+
+def test_gc_keeps_the_block_digests_a_version_names(tmp_path, monkeypatch):
+    registry = tmp_path / "registry"
+    monkeypatch.setenv("ARTIFACTFS_REGISTRY", str(registry))
+    (tmp_path / "big.bin").write_bytes(os.urandom(9 << 20))
+    _commit(tmp_path / "big.bin")
+    resolver = Resolver.open(ttl=0)
+    try:
+        record = resolver.registry.resolve(parse_artifact_name(NAME))
+        assert record.block_digests is not None
+        key = record_key(record.block_digests)
+        assert (registry / key).is_file()
+        live, _ = GarbageCollector(resolver.registry, 86400.0).referenced()
+        assert key in live
     finally:
         resolver.close()
