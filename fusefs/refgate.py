@@ -32,6 +32,19 @@ from artifactfs.resolver.manifest_index import ManifestIndex
 log = logging.getLogger(__name__)
 
 
+def fuse_caller() -> Caller | None:
+    """The caller of the FUSE request this thread is answering; None outside one (the
+    daemon's own background work: read-ahead, commits), which then reads as the daemon.
+    Set as the resolver's `caller`, so reads of stored entries through drafts check too."""
+    try:
+        uid, gid, pid = mfusepy.fuse_get_context()
+    except (ValueError, AttributeError):  # no request context on this thread
+        return None
+    if pid <= 0:
+        return None
+    return Caller.of_process(pid, uid, gid)
+
+
 def local_file(index: ManifestIndex, i: int) -> str | None:
     """The local path entry `i` references (a `file://` ref), else None. Cheap for the common
     entry, whose stored value is a bare digest."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,7 +18,9 @@ from artifactfs.cache import BlobCache, BlobSource, SourceFactory, content_key, 
 from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.filllock import STALL_SECONDS
 from artifactfs.cache.handles import ObjectHandle
+from artifactfs.cache.references.fileaccess import Caller
 from artifactfs.cache.source import Progress
+from artifactfs.errors import ReferenceAccessError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends import Store, open_store
 from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
@@ -96,6 +99,9 @@ class Resolver:
             fill_stall_seconds=min(STALL_SECONDS, float(config.timeout) / 2),
             unverified_ranges=bool(config.unverified_ranges),
         )
+        self.caller: Callable[[], Caller | None] = lambda: None
+        """Who asks for the bytes being read (None: this process). The mount sets it to the
+        caller of the FUSE request, so `file://` references are read with that user's rights."""
         self.registry = Registry(
             self.store,
             ttl=config.metadata_ttl if ttl is None else ttl,
@@ -133,7 +139,13 @@ class Resolver:
         ref, digest, extra = entry.ref or "", entry.digest, dict(entry.extra)
         local = local_file_of(ref)
         if local is not None:  # read as the user who asks, cached or not (fileaccess.py)
-            check_readable(local, ref)
+            caller = self.caller()
+            try:
+                check_readable(local, ref, caller)
+            except ReferenceAccessError:
+                if caller is not None:
+                    log.warning("refused %s to uid %d: it may not read that file", ref, caller.uid)
+                raise
         version_id = extra.get("versionID")
 
         def source() -> BlobSource:

@@ -121,6 +121,12 @@ def test_the_mount_serves_a_reference_only_to_users_who_may_read_the_file(
         assert (d / "later.bin").read_bytes() == later
         assert "refused" in m.log() and "later.bin" in m.log()
 
+        # the draft of the collection shows the same entries (copy-on-write): same rule
+        draft = m.path / "acme/proj/refs"
+        assert as_nobody(lambda: read_result(draft / "secret.bin")) == {"errno": errno.EACCES}
+        assert as_nobody(lambda: read_result(draft / "public.bin")) == {"sha256": sha(public)}
+        assert (draft / "secret.bin").read_bytes() == secret
+
 
 def test_download_keeps_a_private_files_mode_and_reads_as_the_caller(
     public_dir, tmp_path, monkeypatch
