@@ -35,9 +35,9 @@ DIGEST_BLOCK = 4 << 20
 """The block size digests are recorded with (the cache's default block size; a cache whose
 block size is a multiple of it checks several digests per block)."""
 HASH_CHUNK = 8 << 20
-CHECKED_MARK = ".blocks-checked-v1"
-"""Present in a cache's root once the blocks in its `blocks/` were all checked against digests
-(not inside `blocks/`, where eviction and `cache verify` would take it for a block)."""
+CHECKED_MARK = ".checked-v1"
+"""An empty directory in a cache's `blocks/` once the blocks there were all checked against
+digests (a directory: eviction, `cache verify` and prune look at files only)."""
 
 
 def _sha256(data: bytes | memoryview) -> bytes:
@@ -65,6 +65,15 @@ class BlockDigests:
     def fits(self, block_size: int) -> bool:
         """Whether blocks of `block_size` (the cache's) can be checked with these digests."""
         return block_size > 0 and block_size % self.block_size == 0
+
+    def digest_of(self, start: int, length: int) -> bytes | None:
+        """The recorded digest of bytes [start, start+length) when they are exactly one digest
+        block (what a checked cache block's seal can record), else None."""
+        index, off = divmod(start, self.block_size)
+        if off or length != min(self.block_size, self.size - start) or length <= 0:
+            return None
+        digest = self.digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE]
+        return digest if len(digest) == DIGEST_SIZE else None
 
     def bad_block(self, start: int, data: bytes | memoryview) -> int | None:
         """Check `data`, the object's bytes from `start` (a multiple of `block_size`) to the
@@ -142,11 +151,11 @@ def drop_unchecked_blocks(blocks_dir: Path, tmp_dir: Path) -> None:
     """Blocks cached by an artifactfs before block digests were only length-checked when they
     were fetched: drop them once, the first time this cache is opened by a version that checks
     (the directory is renamed away at once and removed in the background)."""
-    mark = blocks_dir.parent / CHECKED_MARK
-    if mark.exists():
+    mark = blocks_dir / CHECKED_MARK
+    if mark.is_dir():
         return
     try:
-        old = list(blocks_dir.iterdir())
+        old = [p for p in blocks_dir.iterdir() if p.name != CHECKED_MARK]
         dead = tmp_dir / f".unchecked-blocks-{os.getpid()}-{threading.get_ident()}"
         if old:
             dead.mkdir()
@@ -156,6 +165,6 @@ def drop_unchecked_blocks(blocks_dir: Path, tmp_dir: Path) -> None:
             threading.Thread(
                 target=shutil.rmtree, args=(dead,), kwargs={"ignore_errors": True}, daemon=True
             ).start()
-        mark.touch()
+        mark.mkdir(exist_ok=True)
     except OSError as e:  # a read-only or vanished cache: reads cope with that elsewhere
         log.debug("cannot mark %s as checked: %s", blocks_dir, e)

@@ -184,6 +184,9 @@ class BlockReader:
                         return data  # fetched by the other process
                 data = self._fetch(key, index, start, blen, size, source, prefetch)
                 self._check(key, index, start, data, digests, prefetch)
+                # the seal's checksum: the block's digest when it is one block of the digests
+                # (hashed by the check already), else a CRC-32 (seals.py)
+                sha = digests.digest_of(start, blen) if digests is not None else None
                 try:
                     st = atomic_write(
                         self.files.tmp,
@@ -191,7 +194,10 @@ class BlockReader:
                         lambda f: f.write(data),
                         on_tmp=lock.record if lock is not None else None,
                     )
-                    self.files.seal(str(path), st, crc32=crc32_of(data))
+                    if sha is not None:
+                        self.files.seal(str(path), st, sha256=sha)
+                    else:
+                        self.files.seal(str(path), st, crc32=crc32_of(data))
                 except CacheError as e:
                     if e.errno not in NO_SPACE:
                         raise
