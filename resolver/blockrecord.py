@@ -112,10 +112,10 @@ class BlockDigestBook:
         when an earlier process fetched them). A record that cannot be had or does not check
         out is logged and skipped: its big entries are then verified whole."""
         ref = record.block_digests
-        if ref is None or ref in self._loaded:
+        if ref is None or (isinstance(ref, str) and ref in self._loaded):
             return
         try:
-            key = record_key(ref)
+            key = record_key(ref)  # BlockDigestError unless a SHA-256 (hex string)
             objects = decode(self._raw(key), ref)
         except (BlockDigestError, BackendError, OSError) as e:
             log.warning(

@@ -21,6 +21,7 @@ its version record exists a later run sees the reference.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from artifactfs.errors import ArtifactFSError, ObjectNotFoundError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import ObjectInfo
-from artifactfs.resolver.blockrecord import record_key
+from artifactfs.resolver.blockrecord import BlockDigestError, record_key
 from artifactfs.resolver.manifest import Manifest, b64_to_hex
 from artifactfs.resolver.manifest_check import MANIFEST_ERRORS
 from artifactfs.resolver.records import VersionRecord
@@ -113,7 +114,8 @@ class GarbageCollector:
                         if record.state != "DELETED" or self._recently_deleted(record):
                             manifests.add(record.manifest_key)
                             if record.block_digests is not None:
-                                block_records.add(record_key(record.block_digests))
+                                with contextlib.suppress(BlockDigestError):  # not a SHA-256
+                                    block_records.add(record_key(record.block_digests))
         live = set(manifests) | block_records
         missing = []
         for key in sorted(manifests):

@@ -202,3 +202,26 @@ def test_gc_keeps_the_block_digests_a_version_names(tmp_path, monkeypatch):
         assert key in live
     finally:
         resolver.close()
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", ["x"], "0" * 64])
+def test_a_bad_block_digest_reference_falls_back_to_whole_verification(bad, tmp_path, monkeypatch):
+    """A record naming no valid or no matching block-digest record: logged, and the entry is
+    verified whole (the right bytes), never a crash or unchecked bytes."""
+    registry = tmp_path / "registry"
+    monkeypatch.setenv("ARTIFACTFS_REGISTRY", str(registry))
+    data = os.urandom(SIZE)
+    (tmp_path / "big.bin").write_bytes(data)
+    _commit(tmp_path / "big.bin")
+    record_file = registry / keys.version_key("acme", "proj", "big", 0)
+    body = json.loads(record_file.read_text())
+    body["block_digests"] = bad
+    record_file.write_text(json.dumps(body))
+    _empty_cache()
+    resolver = Resolver.open(ttl=0)
+    try:
+        entry = _entry(resolver)
+        assert resolver.read(entry, 20 << 20, 10) == data[20 << 20 : (20 << 20) + 10]
+        assert resolver.cache.stats().whole_first == 1
+    finally:
+        resolver.close()
