@@ -157,8 +157,8 @@ class Drafts:
                 st_blocks=(size + 511) // 512,
             )
             local = local_file_of(node.entry.ref)
-            if local is not None:  # a file:// reference: its own owner and mode (refgate.py)
-                shown(out, local)
+            if local is not None:  # a file:// reference: its own owner and mode (refgate.py);
+                shown(out, local)["st_mode"] |= stat.S_IWUSR  # the draft's copy stays writable
         return out
 
     def getattr(self, path: str, fh: int | None = None) -> Stat:
