@@ -13,6 +13,8 @@ answer from its server), so `except wandb.errors.CommError:` in W&B code catches
 
 from __future__ import annotations
 
+import errno
+
 MIGRATION_DOC = "docs/MIGRATING_FROM_WANDB.md"
 """Where an error about a W&B feature we do not implement points the user."""
 
@@ -144,6 +146,16 @@ class ConditionalWritesUnsupportedError(BackendError):
 
 class ReadOnlyBackendError(BackendError):
     """The store cannot be written (for instance the HTTP backend)."""
+
+
+class ReferenceAccessError(ArtifactFSError, PermissionError):
+    """The user who asks may not read the local file a `file://` reference names (EACCES)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)
+
+    def __str__(self) -> str:
+        return str(self.args[1])
 
 
 class CacheError(ArtifactFSError, OSError):

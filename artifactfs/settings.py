@@ -77,6 +77,10 @@ class Config:
     gc_grace: float = 86400.0
     """Seconds an unreferenced object must have existed before `artifactfs gc` may remove it;
     commits refresh older objects they reuse (docs/SEMANTICS.md, garbage collection)."""
+    unverified_ranges: bool = False
+    """Opt-out: serve ranged reads of big entries that have no block digests (logged by W&B or
+    an older artifactfs) block by block, unverified, instead of fetching and verifying the
+    whole entry first (cache/blockdigests.py; docs/SEMANTICS.md, integrity)."""
 
     def __post_init__(self) -> None:
         if not self.registry:
@@ -102,6 +106,7 @@ ENV = {
     "ARTIFACTFS_TIMEOUT": "timeout",
     "ARTIFACTFS_RETRIES": "retries",
     "ARTIFACTFS_GC_GRACE": "gc_grace",
+    "ARTIFACTFS_UNVERIFIED_RANGES": "unverified_ranges",
 }
 
 
@@ -179,6 +184,20 @@ def _coerce(name: str, value: Any) -> Any:
             return parse_size(value)
         if name in ("cache_dir", "write_dir", "artifact_dir"):
             return Path(os.path.expanduser(str(value))).absolute()
+        if "bool" in kind:
+            if str(value).strip().lower() not in (
+                "1",
+                "true",
+                "yes",
+                "on",
+                "0",
+                "false",
+                "no",
+                "off",
+                "",
+            ):
+                raise ValueError("use true or false")
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
         if "float" in kind:
             return float(value)
         if "int" in kind:

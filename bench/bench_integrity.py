@@ -8,7 +8,12 @@ in a subprocess with those two patched for the baseline (bench code only).
 - first open of a cached 4 KiB entry in a process (what a mount's first read of a file pays),
 - a read request answered from a held fd (`ObjectHandle.spans`, once per FUSE read),
 - through a real mount, fresh each run (empty kernel page cache, cache files warm in the host's):
-  first read of 2,000 cached 4 KiB files, and a sequential read of a cached 512 MiB entry.
+  first read of 2,000 cached 4 KiB files, and a sequential read of a cached 512 MiB entry;
+- the per-block digests of issue 20: a sequential read of the same 512 MiB entry with the blob
+  cache emptied before each mount (local registry, so every block is fetched, hashed and
+  checked: the block path at its most CPU-bound), against the daemon with the digest check
+  patched out (`BlockDigests.bad_block*` answering "all match", blocks sealed with a CRC-32):
+  the work the block path did before block digests.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +29,7 @@ import time
 import timeit
 from pathlib import Path
 
-from run import Context, Figure, isolated_home, read_file
+from run import Context, Figure, drop_caches, isolated_home, read_file
 
 DAEMON = r"""
 import json, sys
@@ -31,6 +37,11 @@ if sys.argv[2] == "bypassed":
     from artifactfs.cache import handles, layout
     layout.CacheFiles.intact = lambda self, *a, **k: True
     handles.ObjectHandle._unchanged = lambda self, fd: True
+if sys.argv[2] == "unchecked":
+    from artifactfs.cache.blockdigests import BlockDigests
+    BlockDigests.bad_block = lambda self, *a: None
+    BlockDigests.bad_block_in_file = lambda self, *a: None
+    BlockDigests.digest_of = lambda self, *a: None  # blocks sealed with a CRC-32, as before
 from artifactfs.fusefs.mount import MountOptions, serve
 sys.exit(serve(MountOptions(**json.loads(sys.argv[1]))))
 """
@@ -161,6 +172,19 @@ def _through_mount(ctx: Context, n_files: int, big_mib: int) -> list[Figure]:
         finally:
             m.close()
 
+    def cold(variant: str) -> float:
+        cache = load_config().cache_dir
+        for sub in ("objects", "blocks"):
+            shutil.rmtree(Path(cache) / sub, ignore_errors=True)
+        drop_caches()
+        m = _Mount(ctx.workdir / f"mnt-{variant}", registry, variant)
+        try:
+            t = time.perf_counter()
+            n = read_file(m.mountpoint / version / "big.bin")
+            return n / (time.perf_counter() - t) / 1e9
+        finally:
+            m.close()
+
     figs = []
     for name, fn, unit in ((f"mount: first read of {n_files} cached 4 KiB files", small, "files/s"),
                            (f"mount: cached {big_mib} MiB entry, fresh mount", big, "GB/s")):  # fmt: skip
@@ -168,6 +192,16 @@ def _through_mount(ctx: Context, n_files: int, big_mib: int) -> list[Figure]:
         ours = sorted(p[0] for p in pairs)[len(pairs) // 2]
         base = sorted(p[1] for p in pairs)[len(pairs) // 2]
         figs.append(Figure(name, ours, base, unit, note="baseline: checks bypassed"))
+    pairs = [(cold("checked"), cold("unchecked")) for _ in range(ctx.runs)]  # last: empties
+    figs.append(
+        Figure(
+            f"mount: uncached {big_mib} MiB entry, blocks checked (local)",
+            sorted(p[0] for p in pairs)[len(pairs) // 2],
+            sorted(p[1] for p in pairs)[len(pairs) // 2],
+            "GB/s",
+            note="baseline: block digests not checked",
+        )
+    )
     return figs
 
 

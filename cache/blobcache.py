@@ -14,7 +14,9 @@ changed after its verification is dropped and fetched again, never served; `veri
 
 Small entries (below `block_threshold`) are fetched whole and verified (objectfill.py). Big
 entries read by range are cached in blocks of `block_size`, with sequential read-ahead
-(blockreads.py); a block can only be checked for its length (blocks.py says why). A sequential
+(blockreads.py), each checked against the entry's block digests recorded at commit; a big entry
+without digests is fetched whole and verified before a byte is served (blockdigests.py: which
+entries are checked how, and the `unverified_ranges` opt-out). A sequential
 reader of a big entry through a handle (handles.py) joins a background whole fill
 (wholefill.py). Defaults: 4 MiB blocks and a 16 MiB threshold. 4 MiB is one ranged GET of
 ~10-40 ms at 100-400 MB/s, which keeps the first byte of an uncached entry well under the
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from artifactfs.cache.accounting import PruneResult, SizeLimit
+from artifactfs.cache.blockdigests import BlockDigests, ReadCheck, drop_unchecked_blocks
 from artifactfs.cache.blockreads import BlockReader
 from artifactfs.cache.blocks import NO_SPACE, read_file_range
 from artifactfs.cache.eviction import CacheInfo
@@ -70,6 +73,7 @@ class BlobCache:
         prefetch_workers: int = 4,
         low_water: float = 0.9,
         fill_stall_seconds: float | None = None,
+        unverified_ranges: bool = False,
     ) -> None:
         if block_size <= 0 or block_threshold < 0:
             raise ValueError("block_size must be positive and block_threshold non-negative")
@@ -77,9 +81,11 @@ class BlobCache:
         self.block_size = block_size
         self.block_threshold = block_threshold
         self.low_water = low_water
+        self.unverified_ranges = unverified_ranges  # the opt-out (blockdigests.py)
         self._stats = StatsRecorder()
         # fill_stall_seconds: how long to wait for another process's fill that shows no progress
         self._files = CacheFiles(self.root, self._stats, stall_seconds=fill_stall_seconds)
+        drop_unchecked_blocks(self._files.blocks, self._files.tmp)
         self._locks = KeyLocks()
         self._limit = SizeLimit(self._files, max_bytes, low_water, self._stats)
         # A source is built on the first miss of a key and reused for its other blocks.
@@ -258,12 +264,14 @@ class BlobCache:
         md5_hex: str | None = None,
         *,
         verify: bool = False,
+        digests: BlockDigests | None = None,
     ) -> bytes:
         """Bytes [offset, offset+length) of the object, from the cache, filling it on a miss.
 
         A cached whole object serves the read. Otherwise entries of known size at or above
-        `block_threshold` are read block by block (only the overlapped blocks are fetched, with
-        read-ahead when access is sequential); smaller ones are fetched whole and verified.
+        `block_threshold` with block `digests` are read block by block (only the overlapped
+        blocks are fetched and checked, with read-ahead when access is sequential); smaller
+        ones, and big ones with an MD5 but no digests, are fetched whole and verified first.
         When the cache cannot store (disk full) the bytes come straight from the source, so the
         reader still gets them (unverified beyond length; counted in stats.direct_reads).
         """
@@ -273,12 +281,15 @@ class BlobCache:
         if data is not None:
             self._stats.add(hits=1, bytes_served=len(data))
             return data
-        if size is None or size < self.block_threshold:
+        check = self.read_check(key, md5_hex, digests)
+        if size is None or size < self.block_threshold or check.whole:
+            if size is not None and size >= self.block_threshold:
+                self._stats.add(whole_first=1)
             try:
                 path = self.ensure_file(key, size, source, md5_hex, verify=verify)
                 data = read_file_range(path, offset, length)
             except CacheError as e:
-                if e.errno not in NO_SPACE:
+                if e.errno not in NO_SPACE or check.whole:  # (a big whole: too big to hold)
                     raise
                 log.warning("%s; reading %s directly from its source", e, key)
                 data = source().read_range(offset, length)
@@ -288,7 +299,12 @@ class BlobCache:
                 self._stats.add(bytes_fetched=len(data))
             self._stats.add(bytes_served=len(data))
             return data
-        return self._blocks.read(key, size, offset, length, source)
+        return self._blocks.read(key, size, offset, length, source, check.blocks)
+
+    def read_check(self, key: str, md5_hex: str | None, digests: BlockDigests | None) -> ReadCheck:
+        """How range reads of a big object of `key` are checked (blockdigests.ReadCheck)."""
+        md5 = md5_hex or self._files.key_md5(key)
+        return ReadCheck.for_entry(digests, md5, self.block_size, self.unverified_ranges)
 
     def _read_whole(
         self,
@@ -324,16 +340,27 @@ class BlobCache:
 
     # -- for handles (handles.HandleCache) -------------------------------------------------
     def open_handle(
-        self, key: str, size: int, source: SourceFactory, md5_hex: str | None = None
+        self,
+        key: str,
+        size: int,
+        source: SourceFactory,
+        md5_hex: str | None = None,
+        digests: BlockDigests | None = None,
     ) -> ObjectHandle:
         """Fds on the cached bytes of `key` for one long-lived reader (see handles.py)."""
-        return ObjectHandle(self, key, size, source, md5_hex=md5_hex)
+        check = self.read_check(key, md5_hex, digests)
+        return ObjectHandle(self, key, size, source, md5_hex=md5_hex, check=check)
 
     def whole_fill(
-        self, key: str, size: int, source: SourceFactory, md5_hex: str | None
+        self,
+        key: str,
+        size: int,
+        source: SourceFactory,
+        md5_hex: str | None,
+        digests: BlockDigests | None = None,
     ) -> tuple[WholeFill, int] | None:
         """Join (or start) the background whole fill of `key` (WholeFills.join)."""
-        return self._whole_fills.join(key, size, source, md5_hex)
+        return self._whole_fills.join(key, size, source, md5_hex, digests)
 
     def readahead(
         self,
@@ -344,9 +371,10 @@ class BlobCache:
         last_block: int,
         source: SourceFactory,
         held: Container[int] = (),
+        digests: BlockDigests | None = None,
     ) -> None:
         """Keep sequential read-ahead going for a read served elsewhere (BlockReader)."""
-        self._blocks.readahead(key, size, offset, length, last_block, source, held)
+        self._blocks.readahead(key, size, offset, length, last_block, source, held, digests)
 
     def intact(
         self,

@@ -2,10 +2,11 @@
 
 Apart from the blob cache because blocks are their own regime: an entry of known size at or
 above the cache's `block_threshold` is never fetched whole for a range read; only the blocks a
-read overlaps are fetched (one ranged read each, once per process at a time), stored one file
-per block, and checked for their exact length only (blocks.py says why nothing more can be
-checked) before they are sealed with a CRC-32 of their bytes (seals.py), so a block changed
-after its fill is noticed on use and fetched again. One process at a time fetches a block (a
+read overlaps are fetched (one ranged read each, once per process at a time), checked for their
+exact length and against the entry's block digests (blockdigests.py; a block that does not
+match is never stored or served: DigestMismatchError, one log line) and sealed with a CRC-32 of
+their bytes (seals.py), so a block changed after its fill is noticed on use and fetched again.
+Callers only come here with digests, or for entries nothing anchors (BlobCache.read decides). One process at a time fetches a block (a
 fill lock, filllock.py); a read-ahead never waits for another process's fill of a block. A
 reader going forward gets the next blocks fetched in the background (prefetch.py); handles.py
 asks for the same read-ahead when it serves reads from block fds.
@@ -20,6 +21,7 @@ from collections.abc import Callable, Container
 from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
+from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.blocks import (
     NO_SPACE,
     atomic_write,
@@ -64,8 +66,17 @@ class BlockReader:
         self._detector = SequentialDetector(max_blocks=readahead_blocks)
         self._prefetcher = Prefetcher(prefetch_workers if readahead_blocks > 0 else 0)
 
-    def read(self, key: str, size: int, offset: int, length: int, source: SourceFactory) -> bytes:
-        """Bytes [offset, offset+length) of an object of `size` bytes, from its blocks."""
+    def read(
+        self,
+        key: str,
+        size: int,
+        offset: int,
+        length: int,
+        source: SourceFactory,
+        digests: BlockDigests | None = None,
+    ) -> bytes:
+        """Bytes [offset, offset+length) of an object of `size` bytes, from its blocks (each
+        fetched one checked against `digests` when given)."""
         blocks = block_range(offset, length, size, self.block_size)
         parts: list[bytes] = []
         missed = False
@@ -73,13 +84,13 @@ class BlockReader:
             start, blen = block_span(index, size, self.block_size)
             lo = max(offset, start) - start
             hi = min(offset + length, start + blen) - start
-            part, was_hit = self._slice(key, index, size, lo, hi - lo, source)
+            part, was_hit = self._slice(key, index, size, lo, hi - lo, source, digests)
             missed = missed or not was_hit
             parts.append(part)
         data = b"".join(parts)
         self._stats.add(bytes_served=len(data), **({"misses": 1} if missed else {"hits": 1}))
         if blocks:
-            self.readahead(key, size, offset, len(data), blocks[-1], source)
+            self.readahead(key, size, offset, len(data), blocks[-1], source, digests=digests)
         return data
 
     def readahead(
@@ -91,6 +102,7 @@ class BlockReader:
         last_block: int,
         source: SourceFactory,
         held: Container[int] = (),
+        digests: BlockDigests | None = None,
     ) -> None:
         """Tell the sequential detector about a read that ended in `last_block` and queue the
         blocks it wants next, skipping those cached already or `held` by the caller."""
@@ -100,13 +112,20 @@ class BlockReader:
         for index in self._detector.observe(key, offset, length, last_block, n_blocks):
             if index in held or os.path.exists(self.files.block_file(key, index)):
                 continue
-            fill = functools.partial(self.fill, key, index, size, source, True)
+            fill = functools.partial(self.fill, key, index, size, source, True, digests)
             if not self._prefetcher.submit(key, index, fill):
                 self._detector.rewind(key, index)
                 break
 
     def _slice(
-        self, key: str, index: int, size: int, lo: int, n: int, source: SourceFactory
+        self,
+        key: str,
+        index: int,
+        size: int,
+        lo: int,
+        n: int,
+        source: SourceFactory,
+        digests: BlockDigests | None,
     ) -> tuple[bytes, bool]:
         """Bytes [lo, lo+n) of block `index`, and whether they came from the cache."""
         path = self.files.block_file(key, index)
@@ -130,10 +149,18 @@ class BlockReader:
             if data is not None:
                 self.files.touch(path)
                 return data, True
-        block = self.fill(key, index, size, source, False)
+        block = self.fill(key, index, size, source, False, digests)
         return block[lo : lo + n], False
 
-    def fill(self, key: str, index: int, size: int, source: SourceFactory, prefetch: bool) -> bytes:
+    def fill(
+        self,
+        key: str,
+        index: int,
+        size: int,
+        source: SourceFactory,
+        prefetch: bool,
+        digests: BlockDigests | None = None,
+    ) -> bytes:
         """Fetch block `index` into the cache (once per process at a time, and once across
         processes unless one stalls) and return it.
 
@@ -156,6 +183,10 @@ class BlockReader:
                         self._stats.add(fill_waits=1)
                         return data  # fetched by the other process
                 data = self._fetch(key, index, start, blen, size, source, prefetch)
+                self._check(key, index, start, data, digests, prefetch)
+                # the seal's checksum: the block's digest when it is one block of the digests
+                # (hashed by the check already), else a CRC-32 (seals.py)
+                sha = digests.digest_of(start, blen) if digests is not None else None
                 try:
                     st = atomic_write(
                         self.files.tmp,
@@ -163,7 +194,10 @@ class BlockReader:
                         lambda f: f.write(data),
                         on_tmp=lock.record if lock is not None else None,
                     )
-                    self.files.seal(str(path), st, crc32=crc32_of(data))
+                    if sha is not None:
+                        self.files.seal(str(path), st, sha256=sha)
+                    else:
+                        self.files.seal(str(path), st, crc32=crc32_of(data))
                 except CacheError as e:
                     if e.errno not in NO_SPACE:
                         raise
@@ -209,6 +243,31 @@ class BlockReader:
                 f"(object of {size} bytes changed or is truncated)"
             )
         return data
+
+    def _check(
+        self,
+        key: str,
+        index: int,
+        start: int,
+        data: bytes,
+        digests: BlockDigests | None,
+        prefetch: bool,
+    ) -> None:
+        """DigestMismatchError (and one log line, unless a read-ahead: the foreground read that
+        needs the block reports it) if `data` is not what the commit recorded."""
+        if digests is None:
+            return
+        bad = digests.bad_block(start, data)
+        if bad is None:
+            return
+        self._stats.add(blocks_rejected=1)
+        msg = (
+            f"block {index} of {key} (bytes {start}-{start + len(data) - 1}) does not match "
+            "the digest recorded at commit: the stored object was changed; not served"
+        )
+        if not prefetch:
+            log.error("%s", msg)
+        raise DigestMismatchError(msg)
 
     def pending(self) -> int:
         """Read-ahead fills queued or running."""

@@ -25,6 +25,11 @@ A reader that goes sequentially from offset 0 past the first block joins a backg
 their parts to land in the fill's single file and are served from one fd on it, which becomes
 the verified whole object once published. Random readers never start one.
 
+Bytes are checked as the cache says (`ReadCheck`, blockdigests.py): a big entry without block
+digests but with an MD5 is served only from its verified whole object, like a small one (the
+read falls back to `BlobCache.read`, which fetches and verifies it first); blocks and fill
+parts of an entry with digests were checked when they were fetched.
+
 A handle sees the cache only through `HandleCache` (BlobCache implements it), so this module
 does not import the blob cache, which builds handles (`BlobCache.open_handle`).
 """
@@ -36,6 +41,7 @@ import threading
 from collections.abc import Container
 from typing import Protocol
 
+from artifactfs.cache.blockdigests import UNCHECKED, BlockDigests, ReadCheck
 from artifactfs.cache.blocks import block_range, block_span
 from artifactfs.cache.source import SourceFactory
 from artifactfs.cache.wholefill import WholeFill
@@ -83,7 +89,12 @@ class HandleCache(Protocol):
         ...
 
     def whole_fill(
-        self, key: str, size: int, source: SourceFactory, md5_hex: str | None
+        self,
+        key: str,
+        size: int,
+        source: SourceFactory,
+        md5_hex: str | None,
+        digests: BlockDigests | None = None,
     ) -> tuple[WholeFill, int] | None:
         """Join or start the background whole fill of `key` (None: not worth one)."""
         ...
@@ -97,6 +108,7 @@ class HandleCache(Protocol):
         last_block: int,
         source: SourceFactory,
         held: Container[int] = (),
+        digests: BlockDigests | None = None,
     ) -> None:
         """Queue the blocks a sequential reader wants next, skipping those `held`."""
         ...
@@ -113,8 +125,10 @@ class ObjectHandle:
         source: SourceFactory,
         max_fds: int = 64,
         md5_hex: str | None = None,
+        check: ReadCheck = UNCHECKED,
     ) -> None:
         self.cache = cache
+        self.check = check
         self.key = key
         self.size = size
         self.source = source
@@ -208,8 +222,9 @@ class ObjectHandle:
             spans = self._whole_span(offset, end)
             if spans is not None:
                 return spans
-        if self.size < self.cache.block_threshold:
-            # small objects are only ever cached whole: maybe filled since this handle was made
+        if self.size < self.cache.block_threshold or self.check.whole:
+            # small objects are only ever cached whole, and big ones without block digests
+            # only served whole: maybe filled since this handle was made
             return self._whole_span(offset, end) if self._find_whole() else None
         fill_spans = self._fill_spans(offset, end)
         if fill_spans is not None:
@@ -236,7 +251,14 @@ class ObjectHandle:
                 out.append((fd, lo - start, hi - lo))
         self.cache.served(end - offset)
         self.cache.readahead(
-            self.key, self.size, offset, end - offset, blocks[-1], self.source, self._blocks
+            self.key,
+            self.size,
+            offset,
+            end - offset,
+            blocks[-1],
+            self.source,
+            self._blocks,
+            self.check.blocks,
         )
         return out
 
@@ -263,7 +285,9 @@ class ObjectHandle:
             )
             if start:
                 self._fill_tried = True
-                joined = self.cache.whole_fill(self.key, self.size, self.source, self.md5_hex)
+                joined = self.cache.whole_fill(
+                    self.key, self.size, self.source, self.md5_hex, self.check.blocks
+                )
                 if joined is not None:
                     self._fill, self._fill_fd = joined
             fill, fd = self._fill, self._fill_fd

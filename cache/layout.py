@@ -9,7 +9,8 @@ layout. Keys are `md5/<hex>` for stored content and `ref/<sha256>` for reference
     objects/<kind>/<2>/<rest>.seal-<fingerprint>   its seal (seals.py): empty for md5/ keys,
                                        the fetched bytes' MD5 for references
     blocks/<kind>/<2>/<rest>/<index>   fixed-size blocks of big objects read by range
-    blocks/.../<index>.seal-<fingerprint>          a block's seal: the CRC-32 of its bytes
+    blocks/.../<index>.seal-<fingerprint>          a block's seal: the CRC-32 of its bytes, or
+                                       the SHA-256 it was checked against (blockdigests.py)
     tmp/                               private temporary files of fills under way
     locks/                             cross-process fill locks of fills under way (filllock.py)
 
@@ -20,6 +21,7 @@ a seal), which makes eviction least-recently-used across processes without any s
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -32,7 +34,7 @@ from pathlib import Path
 from artifactfs.cache.blocks import NO_SPACE, no_space_error
 from artifactfs.cache.eviction import Toucher
 from artifactfs.cache.filllock import FillLocks
-from artifactfs.cache.seals import NO_SEAL, Seals
+from artifactfs.cache.seals import NO_SEAL, SHA256_MARK, Seals
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import CacheError
 
@@ -168,12 +170,17 @@ class CacheFiles:
         *,
         md5: str | None = None,
         crc32: int | None = None,
+        sha256: bytes | None = None,
     ) -> None:
         """Seal a file just renamed into place; if that fails it is removed (an unsealed file
-        is never trusted) and the error raised (CacheError ENOSPC on a full disk)."""
-        checksum = f"{crc32:08x}" if crc32 is not None else md5
+        is never trusted) and the error raised (CacheError ENOSPC on a full disk). A block
+        checked against its digest records that SHA-256 (`sha256`, seals.SHA256_MARK)."""
+        if sha256 is not None:
+            checksum: str | None = SHA256_MARK + base64.b64encode(sha256).decode("ascii")
+        else:
+            checksum = f"{crc32:08x}" if crc32 is not None else md5
         if checksum is None:
-            raise ValueError("a seal records an MD5 or a CRC-32")
+            raise ValueError("a seal records an MD5, a CRC-32 or a SHA-256")
         try:
             self.seals.write(path, st, checksum)
         except OSError as e:

@@ -15,7 +15,8 @@ a seal named by the file's current fingerprint means nobody wrote the inode sinc
 verified; a replaced file has another inode. Checking is one `stat` of the expected name. The
 seal lives OUTSIDE the file because setting an xattr changes ctime too. A seal of a whole
 `md5/` object is empty (its key is its checksum) and costs an inode but no data block; a block's
-seal holds the CRC-32 of its bytes (computed on fill from the bytes in memory) and a
+seal holds the CRC-32 of its bytes (computed on fill from the bytes in memory), or the SHA-256
+it was checked against at its fill (blockdigests.py; `SHA256_MARK`) and a
 reference's the MD5 of what was fetched: what `artifactfs cache verify` and a suspicious file
 are checked against. A file whose fingerprint moved is re-hashed, re-sealed if its bytes are
 still right (e.g. after a chmod), discarded otherwise.
@@ -31,6 +32,7 @@ held fds (see handles.py).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -92,10 +94,23 @@ def crc32_of(data: bytes | memoryview) -> int:
     return zlib.crc32(data)
 
 
-def hash_fd(fd: int, *, block: bool) -> str:
+SHA256_MARK = "sha256:"
+"""How a block's seal records the SHA-256 it was checked against (blockdigests.py) instead of
+a CRC-32: base64 after the mark (51 characters, within what `find` reads). The fill hashed the
+block for that check already, so the seal costs no second pass over its bytes."""
+
+
+def hash_fd(fd: int, *, block: bool, like: str | None = None) -> str:
     """The checksum a seal of this kind records, of the whole open file: CRC-32 (8 hex digits)
-    for a block, MD5 (hex) for a whole object."""
+    for a block (or its SHA-256 when the recorded checksum `like` is one), MD5 (hex) for a
+    whole object."""
     pos = 0
+    if block and like is not None and like.startswith(SHA256_MARK):
+        sha = hashlib.sha256()
+        while chunk := os.pread(fd, HASH_CHUNK, pos):
+            sha.update(chunk)
+            pos += len(chunk)
+        return SHA256_MARK + base64.b64encode(sha.digest()).decode("ascii")
     if block:
         crc = 0
         while chunk := os.pread(fd, HASH_CHUNK, pos):
@@ -294,9 +309,9 @@ class Seals:
             expected = md5
         if self._stats is not None:
             self._stats.add(rehashed=1)
-        actual = hash_fd(fd, block=block)
+        actual = hash_fd(fd, block=block, like=expected)
         if actual != expected:
-            kind = "CRC-32" if block else "md5"
+            kind = ("SHA-256" if expected.startswith(SHA256_MARK) else "CRC-32") if block else "md5"
             return f"has {kind} {actual}, expected {expected} (changed after it was verified)"
         if fingerprint(os.fstat(fd)) != fp:
             return "changed while it was being checked"

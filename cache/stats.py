@@ -36,6 +36,12 @@ class CacheStats:
     """Reads served straight from the source because the cache could not store (disk full)."""
     evicted_objects: int = 0
     evicted_bytes: int = 0
+    blocks_rejected: int = 0
+    """Blocks (or background-fill parts) fetched that did not match the entry's block digests
+    (blockdigests.py): never stored, never served."""
+    whole_first: int = 0
+    """Range reads of big entries without block digests that had the whole object fetched and
+    verified before serving a byte (blockdigests.ReadCheck)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

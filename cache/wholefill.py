@@ -10,9 +10,13 @@ has landed the file is hashed, checked against the expected MD5 and size, and re
 `objects/`: the same inode, so fds handed out meanwhile now name the verified object.
 
 Guarantees kept from the block cache: nothing partial is ever visible under `objects/` (the
-temporary file lives in `tmp/` and is removed on failure or cancellation); bytes served before
-verification are unverified exactly as blocks are (length-checked only); a failed fill (source
-error, short read, ENOSPC) makes `wait` return False, so readers fall back to the block path.
+temporary file lives in `tmp/` and is removed on failure or cancellation); a part is checked
+against the entry's block digests (blockdigests.py) before it counts as landed, so no reader is
+served a byte of it before that (handles only join a fill for entries with digests); a failed
+fill (source error, short read, a part that does not match, ENOSPC) makes `wait` return False,
+so readers fall back to the block path, which checks (and reports) the block again. When every
+part was checked against the digests, the final MD5 pass is skipped: the digests, recorded at
+commit from the same bytes and named by digest in the version record, already cover every byte.
 The published object is sealed (seals.py). One whole fill of a key at a time across processes
 (filllock.py): a reader that would start one while another process fills the key waits for it
 and reads the published object; a part waits for a block fetch of its range instead of
@@ -39,6 +43,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from artifactfs.cache.accounting import SizeLimit
+from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
 from artifactfs.cache.filllock import FillLock
 from artifactfs.cache.layout import CacheFiles
@@ -72,8 +77,10 @@ class WholeFill:
             lambda index: contextlib.nullcontext()
         ),
         lock: FillLock | None = None,
+        digests: BlockDigests | None = None,
     ) -> None:
         self.source = source
+        self.digests = digests
         self.size = size
         self.md5_hex = md5_hex
         self.dest = dest
@@ -193,6 +200,16 @@ class WholeFill:
 
     def _fill_part(self, index: int) -> None:
         start, length = block_span(index, self.size, self.part_size)
+        self._land_part(index, start, length)
+        if self.digests is not None:
+            bad = self.digests.bad_block_in_file(self.fd, start, length)
+            if bad is not None:
+                raise DigestMismatchError(
+                    f"part {index} of {self.dest.name} (bytes {start}-{start + length - 1}) does "
+                    "not match the digest recorded at commit: the stored object was changed"
+                )
+
+    def _land_part(self, index: int, start: int, length: int) -> None:
         block = self._cached_part(index)
         if block is not None and self._copy_block(block, start, length):
             self.reused_parts += 1
@@ -281,6 +298,8 @@ class WholeFill:
         """The MD5 of the complete file (also when none is expected: the seal records it)."""
         if os.fstat(self.fd).st_size != self.size:
             raise OSError(f"{self.tmp_path} is not {self.size} bytes")
+        if self.digests is not None and self.md5_hex is not None:
+            return self.md5_hex  # every part was checked against its digest as it landed
         h = hashlib.md5()
         for pos in range(0, self.size, HASH_CHUNK):
             if self.cancelled:
@@ -327,7 +346,12 @@ class WholeFills:
         self._lock = threading.Lock()
 
     def join(
-        self, key: str, size: int, source: SourceFactory, md5_hex: str | None
+        self,
+        key: str,
+        size: int,
+        source: SourceFactory,
+        md5_hex: str | None,
+        digests: BlockDigests | None = None,
     ) -> tuple[WholeFill, int] | None:
         """Join (or start) the background whole fill of `key` for one sequential reader.
 
@@ -367,6 +391,7 @@ class WholeFills:
                         part_ok=lambda path, fd, st: self.files.intact(path, fd, st, block=True),
                         part_lock=lambda index: self.files.fill_locks.hold(f"{key}.{index}"),
                         lock=lock,
+                        digests=digests,
                     )
                 except OSError as e:
                     lock.release()

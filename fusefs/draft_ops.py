@@ -28,6 +28,7 @@ from typing import Any
 
 import mfusepy
 
+from artifactfs.cache.references.file import local_file_of
 from artifactfs.drafts.contents import stored_mode
 from artifactfs.drafts.view import Node
 from artifactfs.drafts.workspace import DIR_MODE, Draft, DraftWorkspace
@@ -35,6 +36,7 @@ from artifactfs.fusefs.draft_fds import PathFds, oserr, read_entry
 from artifactfs.fusefs.draft_tree import DirEntry, DraftContext, Stat, split_path
 from artifactfs.fusefs.draft_xattrs import DraftXattrs
 from artifactfs.fusefs.fusebuf import write_to_fd
+from artifactfs.fusefs.refgate import shown
 from artifactfs.fusefs.writeback import Later
 from artifactfs.fusefs.writers import open_for_writing
 
@@ -154,6 +156,9 @@ class Drafts:
                 st_size=size,
                 st_blocks=(size + 511) // 512,
             )
+            local = local_file_of(node.entry.ref)
+            if local is not None:  # a file:// reference: its own owner and mode (refgate.py);
+                shown(out, local)["st_mode"] |= stat.S_IWUSR  # the draft's copy stays writable
         return out
 
     def getattr(self, path: str, fh: int | None = None) -> Stat:

@@ -55,6 +55,7 @@ from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.draft_tree import DirEntry, DraftTree, Stat
 from artifactfs.fusefs.guard import guard
 from artifactfs.fusefs.readahead import SiblingReadahead
+from artifactfs.fusefs.refgate import fuse_caller
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.fusefs.versions import Versions
 from artifactfs.fusefs.writes import WriteRoutes, fh_of
@@ -96,6 +97,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         write_cache: bool = False,
     ) -> None:
         self.resolver = resolver
+        resolver.caller = fuse_caller  # file:// references are read as the caller (refgate.py)
         self.write_cache = write_cache and drafts.writable
         self.catalog = catalog
         self.drafts = drafts

@@ -29,6 +29,7 @@ from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView, parse_time
 from artifactfs.fusefs.draft_tree import DirEntry, Stat
 from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.readahead import SiblingReadahead
+from artifactfs.fusefs.refgate import ReferenceGate, local_file, shown
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver
 
@@ -50,6 +51,7 @@ class Versions:
         self.attrs = attrs
         self.files = OpenFiles(resolver)
         self.readahead = readahead or SiblingReadahead(resolver, stats, files=0)
+        self.references = ReferenceGate()
 
     def view(self, node: tree.Version) -> VersionView:
         return self.catalog.version(node.entity, node.project, node.name, node.version)
@@ -71,7 +73,9 @@ class Versions:
         i = view.index.find(node.rel)
         if i >= 0:
             mode = EXEC_MODE if view.index.executable(i) else FILE_MODE
-            return self.attrs.file(view.index.size(i) or 0, mtime, mode)
+            st = self.attrs.file(view.index.size(i) or 0, mtime, mode)
+            local = local_file(view.index, i)
+            return st if local is None else shown(st, local)  # refgate.py says why
         if view.index.is_dir(node.rel):
             return self.attrs.dir(mtime)
         raise NotFound(path)
@@ -106,8 +110,10 @@ class Versions:
             i = view.index.find(node.rel)
             if i < 0:
                 raise NotFound(path)
+            self.references.note(path, view.index, i)  # a local reference: may the caller?
             return view, i
 
+        self.references.check_known(path)
         return self.files.spans(path, locate, offset, size)
 
     def read(self, node: tree.Version, size: int, offset: int, path: str) -> bytes:
@@ -116,6 +122,7 @@ class Versions:
         i = view.index.find(node.rel)
         if i < 0:
             raise NotFound(path)
+        self.references.note(path, view.index, i)
         total = view.index.size(i)
         if total is not None:
             if offset >= total:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from artifactfs.cache.references.file import local_file_of
 from artifactfs.errors import CacheError, DestinationFullError, InvalidPathError, VerifyError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex
@@ -129,15 +130,32 @@ def _destination_full(entry: ManifestEntry, target: Path, e: OSError) -> Destina
     )
 
 
+def file_mode(entry: ManifestEntry) -> int:
+    """Permission bits of a local copy: 0755 for executables, else 0644 (`entry.file_mode`);
+    for a `file://` reference never wider than the referenced file's own bits, so a copy of a
+    0600 file stays 0600 (0600 if it cannot be stat'ed: then it was served from the cache)."""
+    mode = entry.file_mode
+    local = local_file_of(entry.ref)
+    if local is not None:
+        try:
+            mode &= os.stat(local).st_mode & 0o777
+        except OSError:
+            mode &= 0o600
+    return mode
+
+
 def _install(entry: ManifestEntry, cached: Path, target: Path) -> bool:
     """Copy a cached object to `target` atomically; False if `target` already has the bytes.
-    Executable entries (`extra.executable`, kept by drafts) are 0755, others 0644."""
+    Executable entries (`extra.executable`, kept by drafts) are 0755, others 0644 (references
+    to local files: see `file_mode`)."""
+    mode = file_mode(entry)
     if _up_to_date(entry, target):
-        if bool(target.stat().st_mode & 0o100) != entry.executable:
-            os.chmod(target, entry.file_mode)
+        current = target.stat().st_mode & 0o777
+        if bool(current & 0o100) != entry.executable or current & ~mode:
+            os.chmod(target, mode)
         return False
     try:
-        with atomic_path(target, mode=entry.file_mode) as tmp:
+        with atomic_path(target, mode=mode) as tmp:
             shutil.copyfile(cached, tmp)
     except OSError as e:
         if e.errno in NO_SPACE:
@@ -154,7 +172,7 @@ def _install_direct(
     if _up_to_date(entry, target):
         return False
     try:
-        with atomic_path(target, mode=0o644) as tmp, open(tmp, "wb") as f:
+        with atomic_path(target, mode=file_mode(entry)) as tmp, open(tmp, "wb") as f:
             resolver.fetch_to(entry, f, progress)
     except OSError as e:
         if e.errno in NO_SPACE and not isinstance(e, CacheError):

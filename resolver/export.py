@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 EXPORT_THREADS = 8
 RECORD_PREFIXES = ("registry/", "runs/")
 """Listed first: see the module docstring (records before the content they refer to)."""
-IMMUTABLE_PREFIXES = ("blobs/", "manifests/")
+IMMUTABLE_PREFIXES = ("blobs/", "manifests/", "blockdigests/")
 SKIP_PREFIXES = ("probe-conditional-writes-",)
 """Transient keys of the S3 backend's probe, never part of a registry."""
 

@@ -21,6 +21,7 @@ its version record exists a later run sees the reference.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from artifactfs.errors import ArtifactFSError, ObjectNotFoundError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import ObjectInfo
+from artifactfs.resolver.blockrecord import BlockDigestError, record_key
 from artifactfs.resolver.manifest import Manifest, b64_to_hex
 from artifactfs.resolver.manifest_check import MANIFEST_ERRORS
 from artifactfs.resolver.records import VersionRecord
@@ -36,7 +38,7 @@ from artifactfs.resolver.registry import Registry
 
 log = logging.getLogger(__name__)
 
-CONTENT_PREFIXES = ("blobs/", "manifests/")
+CONTENT_PREFIXES = ("blobs/", "manifests/", keys.BLOCK_DIGESTS)
 
 
 class GcError(ArtifactFSError, ValueError):
@@ -103,6 +105,7 @@ class GarbageCollector:
         """Keys of every manifest, manifest index and blob a version still needs (deleted ones
         within the grace period included), and the manifests found missing."""
         manifests: set[str] = set()
+        block_records: set[str] = set()
         reg = self.registry
         for entity in reg.entities():
             for project in reg.projects(entity):
@@ -110,7 +113,10 @@ class GarbageCollector:
                     for record in reg.all_versions(entity, project, name).values():
                         if record.state != "DELETED" or self._recently_deleted(record):
                             manifests.add(record.manifest_key)
-        live = set(manifests)
+                            if record.block_digests is not None:
+                                with contextlib.suppress(BlockDigestError):  # not a SHA-256
+                                    block_records.add(record_key(record.block_digests))
+        live = set(manifests) | block_records
         missing = []
         for key in sorted(manifests):
             live.add(keys.manifest_index_key(key))

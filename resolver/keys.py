@@ -3,6 +3,8 @@
     blobs/md5/<2 hex>/<30 hex>                       content, written once, never changed
     manifests/md5/<2 hex>/<30 hex>.json              W&B manifest v1 JSON, one per distinct manifest
     manifests/md5/<2 hex>/<30 hex>.idx               its compact index, for manifests of 100k+ entries
+    blockdigests/sha256/<2 hex>/<62 hex>.json        per-block SHA-256 of a version's big entries
+                                                     (resolver/blockrecord.py), content-addressed
     registry/<entity>/<project>/<name>/collection.json              type, created_at (create-only)
     registry/<entity>/<project>/<name>/versions/v<N>.json           version record (create-only)
     registry/<entity>/<project>/<name>/aliases/<alias>.json         {"version": N or null when removed} (CAS)
@@ -24,6 +26,7 @@ Every component is a validated name, so keys hold no `//`, spaces or leading dot
 from __future__ import annotations
 
 REGISTRY = "registry"
+BLOCK_DIGESTS = "blockdigests/sha256/"
 
 
 def blob_key(md5_hex: str) -> str:
@@ -37,6 +40,11 @@ def manifest_key(md5_hex: str) -> str:
 def manifest_index_key(manifest_key: str) -> str:
     """The prebuilt compact index of a big manifest (resolver/manifest_index.py), beside it."""
     return manifest_key.removesuffix(".json") + ".idx"
+
+
+def block_digests_key(sha256_hex: str) -> str:
+    """A block-digest record (resolver/blockrecord.py), named by its own SHA-256."""
+    return f"{BLOCK_DIGESTS}{sha256_hex[:2]}/{sha256_hex[2:]}.json"
 
 
 def entity_prefix() -> str:

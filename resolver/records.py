@@ -91,6 +91,9 @@ class VersionRecord(_StoredRecord):
     ttl: int | None = None
     """Seconds after `created_at` when the version expires (W&B's TTL); None: never. Expired
     versions are tombstoned by `artifactfs ttl-sweep` (resolver/ttl.py), not at read time."""
+    block_digests: str | None = None
+    """SHA-256 (hex) of the version's block-digest record (resolver/blockrecord.py), which
+    lets ranged reads of its big entries be checked; None: it has none (verified whole)."""
     etag: str | None = field(default=None, compare=False, repr=False)
 
     @property

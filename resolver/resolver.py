@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from artifactfs.cache import BlobCache, BlobSource, SourceFactory, content_key, reference_key
+from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.filllock import STALL_SECONDS
 from artifactfs.cache.handles import ObjectHandle
+from artifactfs.cache.references.fileaccess import Caller
 from artifactfs.cache.source import Progress
+from artifactfs.errors import ReferenceAccessError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends import Store, open_store
 from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
@@ -77,6 +81,8 @@ class EntryLocation:
     size: int | None
     md5_hex: str | None
     source: SourceFactory
+    digests: BlockDigests | None = None
+    """Per-block SHA-256 recorded at commit (resolver/blockrecord.py), for ranged reads."""
 
 
 class Resolver:
@@ -91,7 +97,11 @@ class Resolver:
             config.cache_dir,
             config.cache_size,
             fill_stall_seconds=min(STALL_SECONDS, float(config.timeout) / 2),
+            unverified_ranges=bool(config.unverified_ranges),
         )
+        self.caller: Callable[[], Caller | None] = lambda: None
+        """Who asks for the bytes being read (None: this process). The mount sets it to the
+        caller of the FUSE request, so `file://` references are read with that user's rights."""
         self.registry = Registry(
             self.store,
             ttl=config.metadata_ttl if ttl is None else ttl,
@@ -119,12 +129,23 @@ class Resolver:
                 entry.size,
                 md5_hex,
                 lambda: StoreObjectSource(self.store, key, entry.size),
+                self.registry.reader.block_digests.get(md5_hex),
             )
         # Imported on the first reference: the handlers pull in requests (~0.15 s), which a
         # version holding only stored content never needs. (No cycle: references import no resolver.)
         from artifactfs.cache.references import open_reference, verifiable_md5_hex
+        from artifactfs.cache.references.file import check_readable, local_file_of
 
         ref, digest, extra = entry.ref or "", entry.digest, dict(entry.extra)
+        local = local_file_of(ref)
+        if local is not None:  # read as the user who asks, cached or not (fileaccess.py)
+            caller = self.caller()
+            try:
+                check_readable(local, ref, caller)
+            except ReferenceAccessError:
+                if caller is not None:
+                    log.warning("refused %s to uid %d: it may not read that file", ref, caller.uid)
+                raise
         version_id = extra.get("versionID")
 
         def source() -> BlobSource:
@@ -153,14 +174,16 @@ class Resolver:
     def read(self, entry: ManifestEntry, offset: int, length: int) -> bytes:
         """Bytes of an entry by range, through the cache (big entries by block)."""
         loc = self.locate(entry)
-        return self.cache.read(loc.key, loc.size, offset, length, loc.source, loc.md5_hex)
+        return self.cache.read(
+            loc.key, loc.size, offset, length, loc.source, loc.md5_hex, digests=loc.digests
+        )
 
     def open_handle(self, entry: ManifestEntry) -> ObjectHandle | None:
         """Held fds on an entry's cached bytes (None when its size is unknown)."""
         loc = self.locate(entry)
         if loc.size is None:
             return None
-        return self.cache.open_handle(loc.key, loc.size, loc.source, loc.md5_hex)
+        return self.cache.open_handle(loc.key, loc.size, loc.source, loc.md5_hex, loc.digests)
 
     def close(self) -> None:
         self.cache.close()

@@ -46,7 +46,10 @@ def open_version_index(
 
     Raises what the registry raises when the manifest cannot be had (ObjectNotFoundError when
     it is missing, BackendError/OSError when the store fails); callers map those to their errno.
+    The version's block digests are loaded too (resolver/blockrecord.py), so ranged reads of
+    its big entries are checked block by block.
     """
+    registry.reader.block_digests.load(record)
     ipath = index_file(directory, record)
     try:
         return ManifestIndex(ipath), "cached"

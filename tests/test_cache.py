@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from artifactfs.cache import BlobCache, content_key
+from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.errors import BackendError, CacheError, DigestMismatchError
 
 KiB = 1 << 10
@@ -53,6 +54,14 @@ class MemorySource:
 
 def blob(n: int, seed: int = 0) -> bytes:
     return (hashlib.sha256(str(seed).encode()).digest() * (n // 32 + 1))[:n]
+
+
+def dig(data: bytes, block_size: int) -> BlockDigests:
+    """The block digests a commit records for `data`, in blocks of `block_size`."""
+    digests = b"".join(
+        hashlib.sha256(data[i : i + block_size]).digest() for i in range(0, len(data), block_size)
+    )
+    return BlockDigests(len(data), block_size, digests)
 
 
 def md5(data: bytes) -> str:
@@ -158,23 +167,25 @@ def test_block_reads_fetch_only_needed_blocks(tmp_path):
     )  # fmt: skip
     data = blob(1 * MiB + 123)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data)
     assert (
-        cache.read(key, len(data), 300 * KiB, 10, lambda: src, md5(data))
+        cache.read(key, len(data), 300 * KiB, 10, lambda: src, md5(data), digests=dg)
         == data[300 * KiB : 300 * KiB + 10]
     )
     assert src.ranges == [(256 * KiB, 64 * KiB)]
     # a read spanning two blocks fetches exactly those two
-    got = cache.read(key, len(data), 127 * KiB, 2 * KiB, lambda: src, md5(data))
+    got = cache.read(key, len(data), 127 * KiB, 2 * KiB, lambda: src, md5(data), digests=dg)
     assert got == data[127 * KiB : 129 * KiB]
     assert src.ranges[1:] == [(64 * KiB, 64 * KiB), (128 * KiB, 64 * KiB)]
     # the short last block, and reads past the end
-    assert cache.read(key, len(data), len(data) - 50, 500, lambda: src) == data[-50:]
+    assert cache.read(key, len(data), len(data) - 50, 500, lambda: src, digests=dg) == data[-50:]
     assert src.ranges[-1] == (16 * 64 * KiB, 123)
-    assert cache.read(key, len(data), len(data), 10, lambda: src) == b""
+    assert cache.read(key, len(data), len(data), 10, lambda: src, digests=dg) == b""
     n = len(src.ranges)
     assert (
-        cache.read(key, len(data), 300 * KiB, 10, lambda: src) == data[300 * KiB : 300 * KiB + 10]
+        cache.read(key, len(data), 300 * KiB, 10, lambda: src, digests=dg)
+        == data[300 * KiB : 300 * KiB + 10]
     )
     assert len(src.ranges) == n and src.copies == 0
     assert not cache.path_for(key).exists()  # only blocks, no whole object
@@ -183,8 +194,9 @@ def test_block_reads_fetch_only_needed_blocks(tmp_path):
 def test_ensure_file_reuses_cached_blocks_and_verifies(cache):
     data = blob(1 * MiB)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data)
-    cache.read(key, len(data), 0, 100, lambda: src)  # block 0 (+ read-ahead of block 1)
+    cache.read(key, len(data), 0, 100, lambda: src, digests=dg)  # block 0 (+ read-ahead of block 1)
     cache.wait_prefetch()
     fetched = {start for start, _ in src.ranges}
     path = cache.ensure_file(key, len(data), lambda: src, md5(data))
@@ -204,10 +216,11 @@ def test_sequential_reads_prefetch_ahead(tmp_path):
     )  # fmt: skip
     data = blob(2 * MiB)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data, delay=0.002)
     out = bytearray()
     for off in range(0, len(data), 32 * KiB):
-        out += cache.read(key, len(data), off, 32 * KiB, lambda: src)
+        out += cache.read(key, len(data), off, 32 * KiB, lambda: src, digests=dg)
     cache.wait_prefetch()
     assert bytes(out) == data
     s = cache.stats()
@@ -220,9 +233,12 @@ def test_random_reads_do_not_prefetch(tmp_path):
     cache = BlobCache(tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB)
     data = blob(4 * MiB)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data)
     for off in (3 * MiB, 1 * MiB, 2 * MiB + 5, 200 * KiB):
-        assert cache.read(key, len(data), off, 100, lambda: src) == data[off : off + 100]
+        assert (
+            cache.read(key, len(data), off, 100, lambda: src, digests=dg) == data[off : off + 100]
+        )
     cache.wait_prefetch()
     assert cache.stats().blocks_prefetched == 0
     assert len(src.ranges) == 4
@@ -303,13 +319,14 @@ def test_processes_filling_same_and_different_keys(tmp_path):
 def test_disk_full_while_filling_cleans_up_and_falls_back(cache):
     data = blob(100 * KiB)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data, fail_write_errno=errno.ENOSPC)
     with pytest.raises(CacheError, match="disk is full") as exc:
         cache.ensure_file(key, len(data), lambda: src, md5(data))
     assert exc.value.errno == errno.ENOSPC
     assert visible_files(cache.root) == []
     # the reader still gets its bytes, straight from the source
-    assert cache.read(key, len(data), 10, 20, lambda: src, md5(data)) == data[10:30]
+    assert cache.read(key, len(data), 10, 20, lambda: src, md5(data), digests=dg) == data[10:30]
     assert cache.stats().direct_reads == 1
 
 
@@ -330,6 +347,7 @@ def test_real_full_filesystem(tiny_fs):
     cache = BlobCache(tiny_fs, 100 * MiB, block_size=256 * KiB, block_threshold=1 * MiB)
     data = blob(3 * MiB)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     with pytest.raises(CacheError) as exc:
         cache.ensure_file(key, len(data), lambda: MemorySource(data), md5(data))
     assert exc.value.errno == errno.ENOSPC
@@ -337,7 +355,7 @@ def test_real_full_filesystem(tiny_fs):
     # block reads keep working past the point where the disk fills up
     out = bytearray()
     for off in range(0, len(data), 128 * KiB):
-        out += cache.read(key, len(data), off, 128 * KiB, lambda: MemorySource(data))
+        out += cache.read(key, len(data), off, 128 * KiB, lambda: MemorySource(data), digests=dg)
     cache.wait_prefetch()
     assert bytes(out) == data
     assert cache.stats().direct_reads > 0
@@ -361,10 +379,11 @@ def test_handle_spans_cover_cached_blocks_then_the_whole_object(tmp_path):
     )  # fmt: skip
     data = blob(1 * MiB + 123)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data)
-    h = cache.open_handle(key, len(data), lambda: src)
+    h = cache.open_handle(key, len(data), lambda: src, digests=dg)
     assert h.spans(100 * KiB, 50 * KiB) is None  # nothing cached yet: caller takes the slow path
-    cache.read(key, len(data), 100 * KiB, 50 * KiB, lambda: src, md5(data))
+    cache.read(key, len(data), 100 * KiB, 50 * KiB, lambda: src, md5(data), digests=dg)
     spans = h.spans(100 * KiB, 50 * KiB)  # spans blocks 1 and 2, now cached
     assert len(spans) == 2 and _span_bytes(spans) == data[100 * KiB : 150 * KiB]
     assert h.spans(len(data) - 10, 100) is None  # the last block is not cached
@@ -373,7 +392,7 @@ def test_handle_spans_cover_cached_blocks_then_the_whole_object(tmp_path):
     assert _span_bytes(tail) == data[-10:] and h.whole
     assert h.spans(len(data), 10) == []
     h.close()
-    h2 = cache.open_handle(key, len(data), lambda: src)
+    h2 = cache.open_handle(key, len(data), lambda: src, digests=dg)
     assert h2.whole and _span_bytes(h2.spans(0, 4096)) == data[:4096]
     h2.close()
     cache.close()
@@ -451,12 +470,13 @@ def test_whole_fill_honours_the_parallelism_hint_only(tmp_path):
     )  # fmt: skip
     data = blob(1 * MiB, seed=6)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = MemorySource(data)
     assert cache.whole_fill(key, len(data), lambda: src, md5(data)) is None
-    h = cache.open_handle(key, len(data), lambda: src, md5(data))
+    h = cache.open_handle(key, len(data), lambda: src, md5(data), digests=dg)
     for off in range(0, 512 * KiB, 64 * KiB):
         if h.spans(off, 64 * KiB) is None:
-            cache.read(key, len(data), off, 64 * KiB, lambda: src, md5(data))
+            cache.read(key, len(data), off, 64 * KiB, lambda: src, md5(data), digests=dg)
     assert not cache.path_for(key).exists() and not cache._fills
     assert sum(n for _, n in src.ranges) == 512 * KiB
     h.close()
@@ -470,11 +490,12 @@ def test_random_reader_never_starts_a_whole_fill(tmp_path):
     )  # fmt: skip
     data = blob(64 * MiB, seed=7)
     key = content_key(md5(data))
+    dg = dig(data, cache.block_size)
     src = ParallelSource(data)
-    h = cache.open_handle(key, len(data), lambda: src, md5(data))
+    h = cache.open_handle(key, len(data), lambda: src, md5(data), digests=dg)
     for off in (0, 40 * MiB, 64 * KiB, 20 * MiB, 128 * KiB):
         assert h.spans(off, 4 * KiB) is None  # not cached: the caller reads by block
-        cache.read(key, len(data), off, 4 * KiB, lambda: src, md5(data))
+        cache.read(key, len(data), off, 4 * KiB, lambda: src, md5(data), digests=dg)
     assert not cache._fills and sum(n for _, n in src.ranges) == 5 * 64 * KiB
     h.close()
     cache.close()

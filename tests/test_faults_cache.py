@@ -29,6 +29,7 @@ from mountutil import commit_files, mounted, open_registry
 
 import artifactfs as af
 from artifactfs.cache import BlobCache, content_key
+from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cli import main
 from artifactfs.errors import DestinationFullError, InvalidPathError
 from artifactfs.settings import load_config
@@ -88,16 +89,29 @@ def test_flipped_byte_in_cached_object_is_dropped_and_refetched_by_download(regi
     assert stats.corrupt_discarded == 3 and stats.bytes_fetched == 4 * len(data)
 
 
+def dig(data: bytes, block_size: int) -> BlockDigests:
+    """The block digests a commit records for `data`, in blocks of `block_size`."""
+    digests = b"".join(
+        hashlib.sha256(data[i : i + block_size]).digest() for i in range(0, len(data), block_size)
+    )
+    return BlockDigests(len(data), block_size, digests)
+
+
 def test_flipped_byte_in_cached_block_is_dropped_and_refetched(tmp_path):
     cache = BlobCache(tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
                       readahead_blocks=0)  # fmt: skip
     data = rng.randbytes(1 * MiB)
     key = content_key(md5(data))
     src = Slow(data)
-    assert cache.read(key, len(data), 0, len(data), lambda: src) == data
+    assert (
+        cache.read(key, len(data), 0, len(data), lambda: src, digests=dig(data, cache.block_size))
+        == data
+    )
     flip(cache.block_path(key, 3), 17)
     assert (
-        cache.read(key, len(data), 3 * 64 * KiB, 64 * KiB, lambda: src)
+        cache.read(
+            key, len(data), 3 * 64 * KiB, 64 * KiB, lambda: src, digests=dig(data, cache.block_size)
+        )
         == data[192 * KiB :][: 64 * KiB]
     )
     s = cache.stats()
@@ -152,7 +166,14 @@ def test_cache_verify_drops_changed_files_and_reseals_moved_ones(tmp_path, capsy
     for d in (good, bad):
         cache.ensure_file(content_key(md5(d)), len(d), lambda d=d: Slow(d), md5(d))
     big = rng.randbytes(20 * MiB)  # block-cached (default 4 MiB blocks, 16 MiB threshold)
-    cache.read(content_key(md5(big)), len(big), 0, 10 * MiB, lambda: Slow(big))
+    cache.read(
+        content_key(md5(big)),
+        len(big),
+        0,
+        10 * MiB,
+        lambda: Slow(big),
+        digests=dig(big, cache.block_size),
+    )
     flip(cache.path_for(content_key(md5(bad))), 5)
     flip(cache.block_path(content_key(md5(big)), 1), 5)
     os.chmod(cache.path_for(content_key(md5(good))), 0o600)  # ctime moves, bytes do not
@@ -180,7 +201,7 @@ def test_seals_go_with_their_files_and_caches_from_before_seals_are_checked(tmp_
     small, big = rng.randbytes(10 * KiB), rng.randbytes(512 * KiB)
     ks, kb = content_key(md5(small)), content_key(md5(big))
     cache.ensure_file(ks, len(small), lambda: Slow(small), md5(small))
-    cache.read(kb, len(big), 0, len(big), lambda: Slow(big))
+    cache.read(kb, len(big), 0, len(big), lambda: Slow(big), digests=dig(big, cache.block_size))
     seals = [p for p in root.rglob("*") if ".seal-" in p.name]
     assert len(seals) == 1 + 8 and [p.stat().st_size for p in seals if "objects" in str(p)] == [0]
     # a cache written before seals existed: the object is re-hashed and sealed on first use,
@@ -190,7 +211,10 @@ def test_seals_go_with_their_files_and_caches_from_before_seals_are_checked(tmp_
     fresh = BlobCache(root, 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,
                       readahead_blocks=0)  # fmt: skip
     assert fresh.cached_path(ks, len(small), md5(small)) is not None
-    assert fresh.read(kb, len(big), 0, 64 * KiB, lambda: Slow(big)) == big[: 64 * KiB]
+    assert (
+        fresh.read(kb, len(big), 0, 64 * KiB, lambda: Slow(big), digests=dig(big, 64 * KiB))
+        == big[: 64 * KiB]
+    )
     s = fresh.stats()
     assert (s.rehashed, s.corrupt_discarded, s.blocks_fetched) == (1, 0, 1)  # not corrupt
     # eviction takes a file's seal with it and leaves nothing behind

@@ -36,7 +36,7 @@ from artifactfs.errors import (
 from artifactfs.fsspec.open_file import ArtifactFile
 from artifactfs.fsspec.paths import Location, ReadOnlyError, not_found, parse
 from artifactfs.fsutil import atomic_path
-from artifactfs.resolver.download import FETCH_THREADS
+from artifactfs.resolver.download import FETCH_THREADS, file_mode
 from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
@@ -83,6 +83,7 @@ def reset() -> None:
 
 
 def _version_index(resolver: Resolver, record: VersionRecord) -> ManifestIndex:
+    resolver.registry.reader.block_digests.load(record)  # once per record: ranged reads check
     key = record.manifest_key
     with _lock:
         index = _indexes.get(key)
@@ -340,7 +341,7 @@ class ArtifactFileSystem(AbstractFileSystem):
             return
         _, entry = self._entry(rpath)
         cached = self.resolver.fetch(entry)
-        with atomic_path(lpath, mode=0o644) as tmp:
+        with atomic_path(lpath, mode=file_mode(entry)) as tmp:  # never wider than a local ref
             shutil.copyfile(cached, tmp)
         if callback is not None:
             callback.relative_update(entry.size or 0)

@@ -2,7 +2,14 @@
 
 Digests follow W&B: with checksum=True the base64 MD5 of the bytes (so fills are verified);
 with checksum=False the base64 MD5 of the file's absolute `file://` URI, so the digest changes
-only when the path does and nothing is read at add time.
+only when the path does and nothing is read at add time (and nothing can be verified: the
+bytes are whatever the file holds when read).
+
+A referenced file is read with the rights of whoever asks (fileaccess.py): a process reading
+for itself must be able to read it (`FileSource` checks before anything else, so a refused
+caller learns nothing about the file), and the mount checks the caller of each read. The size
+recorded at add time is checked before any byte is served; the message never says the real
+size (it would leak a file the caller may not read).
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from artifactfs.cache.references.base import (
     check_max_objects,
     uri_digest,
 )
+from artifactfs.cache.references.fileaccess import Caller, may_read
 from artifactfs.cache.source import BlobSource, Progress
-from artifactfs.errors import DigestMismatchError, ObjectNotFoundError
+from artifactfs.errors import DigestMismatchError, ObjectNotFoundError, ReferenceAccessError
 
 HASH_CHUNK = 1 << 20
 
@@ -36,6 +44,20 @@ def uri_to_path(uri: str) -> str:
     return unquote(parsed.path)
 
 
+def local_file_of(ref: str | None) -> str | None:
+    """The local path a `file://` reference names; None for anything else."""
+    if ref is None or ref[:5].lower() != "file:":
+        return None
+    return uri_to_path(ref)
+
+
+def check_readable(path: str, uri: str, caller: Caller | None = None) -> None:
+    """ReferenceAccessError (EACCES) unless `caller` (default: this process) may read the
+    referenced file itself; says nothing else about the file."""
+    if not may_read(path, caller or Caller.current()):
+        raise ReferenceAccessError(f"referenced file {uri}: permission denied")
+
+
 def _md5_file_b64(path: str) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -45,18 +67,20 @@ def _md5_file_b64(path: str) -> str:
 
 
 class FileSource:
-    """Bytes of a local file; checks the size recorded at add time before every read."""
+    """Bytes of a local file that this process may read itself; checks the size recorded at
+    add time before any read."""
 
     def __init__(self, path: str, size: int | None, uri: str) -> None:
         self.path = path
         self.uri = uri
+        check_readable(path, uri)
         try:
             actual = os.path.getsize(path)
         except FileNotFoundError as e:
             raise ObjectNotFoundError(f"referenced file {uri} no longer exists") from e
         if size is not None and actual != size:
             raise DigestMismatchError(
-                f"referenced file {uri} changed since it was logged ({actual} bytes, expected {size})"
+                f"referenced file {uri} changed since it was logged (it is not the {size} bytes recorded)"
             )
 
     def read_range(self, start: int, length: int) -> bytes:
@@ -120,4 +144,4 @@ class FileHandler(ReferenceHandler):
         return b64_to_hex(digest)
 
 
-__all__ = ["FileHandler", "FileSource", "uri_to_path"]
+__all__ = ["FileHandler", "FileSource", "check_readable", "local_file_of", "uri_to_path"]

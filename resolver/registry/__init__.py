@@ -81,6 +81,7 @@ class Registry:
             self.lineage,
             self.collection_writer,
             self.runs,
+            self.reader.block_digests,
         ):
             part.store = store
 

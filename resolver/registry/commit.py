@@ -1,8 +1,8 @@
 """Writing versions: the one commit path every writer uses, and later edits of a version record.
 
 Apart from the reads and the alias updates because this is where crash safety and version
-allocation live (DESIGN §4): content goes first (blobs, manifest, its index), then the version
-record, created with a create-only write of `v<N>.json` (the commit point; a lost race retries
+allocation live (DESIGN §4): content goes first (blobs, manifest, its index, the block digests of
+its big entries: resolver/blockrecord.py), then the version record, created with a create-only write of `v<N>.json` (the commit point; a lost race retries
 at N+1), then the digest record, the aliases and the collection's listing index (listing.py).
 A crash before the record leaves only unreferenced, content-addressed objects behind, which
 `artifactfs gc` removes once they are older than the grace period.
@@ -37,6 +37,7 @@ from artifactfs.errors import (
 )
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Progress, Store
+from artifactfs.resolver.blockrecord import encode, record_key
 from artifactfs.resolver.manifest import Manifest, ManifestEntry, b64_to_hex
 from artifactfs.resolver.manifest_index import IndexError_, build_index_file
 from artifactfs.resolver.names import check_alias, check_name
@@ -215,12 +216,15 @@ class VersionWriter:
         source: dict[str, Any] | None = None,
         progress: Progress | None = None,
         dedup_latest: bool = True,
+        inherit: Iterable[VersionRecord] = (),
     ) -> VersionRecord:
         """Make `manifest` a new version of entity/project/name, or return `latest` if it has the
         same digest (W&B: logging an unchanged artifact is a no-op). Order matters for crash
         safety: blobs, then manifest, then the version record (the commit point), then aliases.
         A crash before the record leaves only unreferenced, content-addressed objects behind.
-        `dedup_latest=False` always creates a version (links dedup by source instead)."""
+        `dedup_latest=False` always creates a version (links dedup by source instead).
+        Block digests of big entries not uploaded now come from `inherit`, the base version
+        and `latest` (blockrecord.py)."""
         for part, what in (
             (entity, "entity"),
             (project, "project"),
@@ -255,6 +259,11 @@ class VersionWriter:
                 refreshed[manifest_key] = rewrite
         if len(manifest) >= INDEX_AT_COMMIT_ENTRIES:
             self._publish_manifest_index(manifest_key, raw_manifest)
+        bases = [*inherit, *([latest] if latest is not None else [])]
+        if base_version is not None:
+            base = self.reader.version_or_none(entity, project, name, base_version)
+            bases += [base] if base is not None else []
+        block_digests = self._publish_block_digests(manifest, bases, refreshed)
 
         record = VersionRecord(
             entity=entity,
@@ -272,6 +281,7 @@ class VersionWriter:
             logged_by=run_id,
             source=source,
             base_version=base_version,
+            block_digests=block_digests,
         )
         self.store.sync()  # content durable before the record that makes it a version
         self._allocate(record)
@@ -291,6 +301,27 @@ class VersionWriter:
             "committed %s (%d files, %d bytes)", record.full_name, record.file_count, record.size
         )
         return record
+
+    def _publish_block_digests(
+        self, manifest: Manifest, bases: list[VersionRecord], refreshed: dict[str, Rewrite]
+    ) -> str | None:
+        """Store the block-digest record of the manifest's big entries (content-addressed,
+        like a manifest); its SHA-256, which the version record names, or None if none."""
+        book = self.reader.block_digests
+        objects = book.for_commit(manifest, bases)
+        if not objects:
+            return None
+        raw = encode(objects)
+        sha = hashlib.sha256(raw).hexdigest()
+        key = record_key(sha)
+        if self.store.head(key) is None:
+            self.store.put(key, raw)
+        else:
+            rewrite = self._reuse(key, lambda: self.store.put(key, raw))
+            if rewrite is not None:
+                refreshed[key] = rewrite
+        book.remember(sha, objects)
+        return sha
 
     def _publish_manifest_index(self, manifest_key: str, raw_manifest: bytes) -> None:
         """Store the compact index of a big manifest. Only an optimization: a failure is logged

@@ -83,6 +83,7 @@ class Lineage:
             run_id=record.logged_by,
             source=source,
             dedup_latest=False,
+            inherit=[record],
         )
         winner = self._claim(key, committed, etag)
         if winner.version != committed.version:

@@ -26,6 +26,7 @@ from artifactfs.errors import ArtifactNotFoundError, InvalidNameError, ObjectNot
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Store
+from artifactfs.resolver.blockrecord import BlockDigestBook
 from artifactfs.resolver.manifest import Manifest
 from artifactfs.resolver.names import ArtifactRef, check_name, is_digest, version_number
 from artifactfs.resolver.records import CollectionRecord, VersionRecord
@@ -61,6 +62,8 @@ class RegistryReader:
         )
         self._manifests: LRUCache[str, Manifest] = LRUCache(maxsize=32)
         self._object_dir = Path(object_cache_dir) if object_cache_dir else None
+        self.block_digests = BlockDigestBook(store, self._object_dir)
+        """The block digests of the versions loaded (resolver/blockrecord.py)."""
 
     # -- the cache of mutable facts -------------------------------------------------------------
     def _cached(self, key: Any, compute: Callable[[], Any]) -> Any:
