@@ -80,6 +80,8 @@ class BlobCache:
         self._stats = StatsRecorder()
         # fill_stall_seconds: how long to wait for another process's fill that shows no progress
         self._files = CacheFiles(self.root, self._stats, stall_seconds=fill_stall_seconds)
+        self.stall_seconds = self._files.fill_locks.stall_seconds
+        """How long a reader waits on a whole fill that brings nothing (handles.py)."""
         self._locks = KeyLocks()
         self._limit = SizeLimit(self._files, max_bytes, low_water, self._stats)
         # A source is built on the first miss of a key and reused for its other blocks.

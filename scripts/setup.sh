@@ -21,6 +21,8 @@ if [ "$(id -u)" = 0 ] && [ ! -c /dev/null ]; then
 fi
 
 packages=(fuse3 libfuse3-3 libfuse2 rsync nginx-light ca-certificates graphviz)
+# nftables: the slow-link tests drop packets at random in a network namespace (tests/slowlink.py)
+[ "$job" = test ] && packages+=(nftables iproute2)
 # graphviz: `dot` draws the lineage pictures of `artifactfs ui`; the browser tests of the page
 # drive Debian's chromium through its chromedriver (no browser download).
 [ "$job" = test ] && packages+=(chromium chromium-driver)
