@@ -6,8 +6,11 @@ Shared by the process that starts or stops a mount (mount.py) and the one that s
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +80,50 @@ def is_mounted(path: str | os.PathLike[str]) -> bool:
     return False
 
 
+def _mount_type(path: str) -> str | None:
+    """The file system type mounted at `path` (per /proc/self/mounts), or None."""
+    target = os.path.realpath(path)
+    found = None
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[1].replace("\\040", " ") == target:
+                    found = parts[2]  # the last one is the one on top
+    except OSError:
+        return None
+    return found
+
+
+def clean_dead_mount(mp: str) -> bool:
+    """Detach a FUSE mount at `mp` whose daemon is gone (ENOTCONN: killed with -9, crashed),
+    with one log line; True if it did. WHY: the kernel keeps such a mount until someone
+    unmounts it, and telling the user "busy" for a mount nobody serves made them run
+    `artifactfs unmount` first for nothing. A live mount (stat works) is never touched."""
+    if not (_mount_type(mp) or "").startswith("fuse"):
+        return False
+    try:
+        os.stat(mp)
+        return False
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            return False
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    cmd = [tool, "-u", "-z", mp] if tool else ["umount", "-l", mp]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0 or is_mounted(mp):
+        return False
+    logging.getLogger(__name__).warning(
+        "%s: cleaned up a dead mount (its daemon had exited) before mounting again", mp
+    )
+    return True
+
+
 def check_mountpoint(path: str, nonempty: bool = False) -> str:
-    """The absolute mountpoint, or MountError saying what is wrong with it."""
+    """The absolute mountpoint, or MountError saying what is wrong with it. A dead FUSE mount
+    left there by a killed daemon is cleaned first (clean_dead_mount)."""
     mp = os.path.abspath(path)
-    if is_mounted(mp):
+    if is_mounted(mp) and not clean_dead_mount(mp):
         raise MountError(f"{mp} is busy: something is already mounted there (unmount it first)")
     if not os.path.exists(mp):
         raise MountError(f"mountpoint {mp} does not exist (create it with mkdir)")

