@@ -35,9 +35,11 @@ from collections.abc import Container
 from pathlib import Path
 from typing import BinaryIO
 
+from artifactfs.cache import notices
 from artifactfs.cache.accounting import PruneResult, SizeLimit
 from artifactfs.cache.blockreads import BlockReader
 from artifactfs.cache.blocks import NO_SPACE, read_file_range
+from artifactfs.cache.direct import cache_lost, read_direct
 from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.layout import CacheFiles, content_key, reference_key
@@ -271,6 +273,42 @@ class BlobCache:
         """
         if length <= 0 or offset < 0 or (size is not None and offset >= size):
             return b""
+        try:
+            return self._read_cached(key, size, offset, length, source, md5_hex, verify)
+        except OSError as e:
+            if not cache_lost(e):
+                raise
+            if self._files.restore():  # the directory was deleted and could be made again
+                notices.warn(
+                    log, f"made:{self.root}", "cache %s was deleted; made again", self.root
+                )
+                try:
+                    return self._read_cached(key, size, offset, length, source, md5_hex, verify)
+                except OSError as again:
+                    if not cache_lost(again):
+                        raise
+                    e = again
+            notices.warn(
+                log,
+                f"lost:{self.root}",
+                "cache %s unusable (%s); reading directly from the source until it is usable again",
+                self.root,
+                e.strerror or e,
+            )
+        data = read_direct(key, size, offset, length, source, md5_hex, self.block_threshold)
+        self._stats.add(direct_reads=1, bytes_fetched=len(data), bytes_served=len(data))
+        return data
+
+    def _read_cached(
+        self,
+        key: str,
+        size: int | None,
+        offset: int,
+        length: int,
+        source: SourceFactory,
+        md5_hex: str | None,
+        verify: bool,
+    ) -> bytes:
         data = self._read_whole(key, size, md5_hex, offset, length, verify)
         if data is not None:
             self._stats.add(hits=1, bytes_served=len(data))
@@ -282,7 +320,7 @@ class BlobCache:
             except CacheError as e:
                 if e.errno not in NO_SPACE:
                     raise
-                log.warning("%s; reading %s directly from its source", e, key)
+                notices.warn(log, f"full:{self.root}", "%s; reading directly from the source", e)
                 data = source().read_range(offset, length)
                 self._stats.add(direct_reads=1, bytes_fetched=len(data))
             except FileNotFoundError:  # evicted between fill and open (another process)

@@ -40,6 +40,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from artifactfs import liveness
+from artifactfs.cache import notices
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
 from artifactfs.cache.filllock import FillLock
@@ -270,7 +271,14 @@ class WholeFill:
         with self._cond:
             if self.error is None and not self.cancelled:
                 self.error = e
-                log.warning("background fill of %s failed: %s", self.dest, e)
+                if isinstance(e, OSError) and not isinstance(
+                    e, (BackendError, DigestMismatchError)
+                ):
+                    notices.warn(
+                        log, f"fill:{e.errno}", "background fill of %s failed: %s", self.dest, e
+                    )
+                else:
+                    log.warning("background fill of %s failed: %s", self.dest, e)
             self._cond.notify_all()
 
     # -- the end -------------------------------------------------------------------------------
@@ -389,7 +397,7 @@ class WholeFills:
                     )
                 except OSError as e:
                     lock.release()
-                    log.warning("cannot start a background fill of %s: %s", key, e)
+                    notices.warn(log, f"start:{e.errno}", "cannot start a background fill: %s", e)
                     return None
                 self.active[key] = fill
                 fd = fill.attach()
