@@ -103,7 +103,7 @@ def clean_dead_mount(mp: str) -> bool:
     if not (_mount_type(mp) or "").startswith("fuse"):
         return False
     try:
-        os.stat(mp)
+        os.statvfs(mp)  # always asks the daemon (a stat may be answered from the kernel's cache)
         return False
     except OSError as e:
         if e.errno != errno.ENOTCONN:
