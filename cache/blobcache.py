@@ -35,7 +35,7 @@ from collections.abc import Container
 from pathlib import Path
 from typing import BinaryIO
 
-from artifactfs.cache import notices
+import artifactfs.cache.notices as notices
 from artifactfs.cache.accounting import PruneResult, SizeLimit
 from artifactfs.cache.blockreads import BlockReader
 from artifactfs.cache.blocks import NO_SPACE, read_file_range

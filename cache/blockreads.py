@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Container
 from pathlib import Path
 
-from artifactfs.cache import notices
+import artifactfs.cache.notices as notices
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blocks import (
     NO_SPACE,

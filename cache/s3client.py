@@ -40,9 +40,12 @@ def make_client(
     (how long one socket send or receive may wait) is the whole deadline, not a share of it:
     on a slow, lossy link TCP's own retransmission backoff can hold a healthy transfer for
     seconds, and a part that keeps moving must never be cut (issue 20). A stalled attempt
-    fails after one deadline and botocore retries it (`attempts`). Both clients get a connect
-    timeout that grows with the deadline (up to 10 s): a saturated link queues the handshake
-    behind the data already sent."""
+    fails after one deadline and botocore retries it (`attempts`). urllib3 sends a request's
+    body while the socket still has the connect timeout (the read timeout is set only to wait
+    for the response), so for `bulk` the connect timeout is the whole deadline too: it was 2 s,
+    which cut every part upload that waited 2 s for room in a slow link's queue. The metadata
+    client's connect timeout grows with the deadline (up to 10 s): a saturated link queues the
+    handshake behind the data already sent."""
     key = (endpoint_url, profile, region, timeout, retries, max_pool_connections, bulk)
     with _lock:
         client = _clients.get(key)
@@ -53,7 +56,9 @@ def make_client(
             quiet_sdk_loggers()
             budget = request_budget(timeout, retries)
             connect = max(budget.connect, min(budget.deadline / 3, 10.0))
-            read = max(budget.read, budget.deadline) if bulk else budget.read
+            read = budget.read
+            if bulk:  # urllib3 sends a request body under the CONNECT timeout: both are stalls
+                connect = read = max(budget.read, budget.deadline)
             session = boto3.session.Session(profile_name=profile, region_name=region)
             client = session.client(
                 "s3",

@@ -39,8 +39,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from artifactfs import liveness
-from artifactfs.cache import notices
+import artifactfs.cache.notices as notices
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
 from artifactfs.cache.filllock import FillLock
@@ -48,6 +47,7 @@ from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.source import BlobSource, SourceFactory, SourceMemo
 from artifactfs.cache.stats import StatsRecorder
 from artifactfs.errors import BackendError, DigestMismatchError
+from artifactfs.liveness import last_moved
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class WholeFill:
         with self._cond:
             while not (self.ready(offset, end) or self.failed):
                 if stall is not None:
-                    quiet = time.monotonic() - max(self._progress_at, liveness.last_moved())
+                    quiet = time.monotonic() - max(self._progress_at, last_moved())
                     if quiet > stall:
                         raise FillStalled(
                             f"background fill of {self.dest.name}: no progress in {stall:g}s"

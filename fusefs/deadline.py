@@ -39,8 +39,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from artifactfs import liveness
 from artifactfs.errors import BackendError
+from artifactfs.liveness import last_moved
 
 T = TypeVar("T")
 
@@ -142,7 +142,7 @@ class Deadlines:
         while not flight.done.wait(max(0.0, give_up - time.monotonic())):
             # Out of time, unless bytes are moving: a transfer that keeps bringing them is
             # waited for (a big block on a slow link), one that stalls is not (liveness.py).
-            moving = liveness.last_moved() + self.seconds
+            moving = last_moved() + self.seconds
             if wait == self.seconds and moving > time.monotonic():
                 give_up = moving
                 continue

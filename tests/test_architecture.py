@@ -21,13 +21,14 @@ MAX_LINES = 450
 
 # What each room may import from the package (besides itself). The top-level modules of
 # artifactfs/ that everything may use: errors, config, fsutil, progress, logsafe (the log
-# redaction every handler carries).
+# redaction every handler carries), liveness (the progress clock deadlines measure).
 BASE = {
     "artifactfs",
     "artifactfs.errors",
     "artifactfs.settings",
     "artifactfs.fsutil",
     "artifactfs.logsafe",
+    "artifactfs.liveness",
 }
 MAY_IMPORT = {
     "cache": {"cache"},
