@@ -282,15 +282,15 @@ class BlobCache:
                 notices.warn(
                     log, f"made:{self.root}", "cache %s was deleted; made again", self.root
                 )
-                try:
-                    return self._read_cached(key, size, offset, length, source, md5_hex, verify)
-                except OSError as again:
-                    if not cache_lost(again):
-                        raise
-                    e = again
+            try:  # again, also when another thread just made them
+                return self._read_cached(key, size, offset, length, source, md5_hex, verify)
+            except OSError as again:
+                if not cache_lost(again):
+                    raise
+                e = again
             notices.warn(
                 log,
-                f"lost:{self.root}",
+                f"lost:{self.root}:{e.errno}",
                 "cache %s unusable (%s); reading directly from the source until it is usable again",
                 self.root,
                 e.strerror or e,

@@ -94,6 +94,8 @@ class CacheFiles:
                     made = True
                 except OSError:
                     return False
+        if made:
+            self._block_dirs.clear()  # the directories it remembers making are gone too
         return made
 
     @staticmethod
