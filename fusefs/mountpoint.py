@@ -66,33 +66,34 @@ def default_log_file() -> Path:
     return Path(state) / "artifactfs" / "mount.log"
 
 
+def mount_table() -> list[tuple[str, str]]:
+    """(mountpoint, file system type) of every mount this process sees, in mount order."""
+    out = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2:
+                out.append((parts[1].replace("\\040", " "), parts[2]))
+    return out
+
+
 def is_mounted(path: str | os.PathLike[str]) -> bool:
     """True when `path` is a mount point (per /proc/self/mounts; works for dead FUSE mounts)."""
     target = os.path.realpath(path)
     try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 1 and parts[1].replace("\\040", " ") == target:
-                    return True
+        return any(mp == target for mp, _ in mount_table())
     except OSError:
         return os.path.ismount(target)
-    return False
 
 
 def _mount_type(path: str) -> str | None:
-    """The file system type mounted at `path` (per /proc/self/mounts), or None."""
+    """The file system type mounted at `path` (the one on top), or None."""
     target = os.path.realpath(path)
-    found = None
     try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and parts[1].replace("\\040", " ") == target:
-                    found = parts[2]  # the last one is the one on top
+        types = [kind for mp, kind in mount_table() if mp == target]
     except OSError:
         return None
-    return found
+    return types[-1] if types else None
 
 
 def clean_dead_mount(mp: str) -> bool:

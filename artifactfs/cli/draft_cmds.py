@@ -30,6 +30,7 @@ from artifactfs.drafts.workspace import (
     DraftWorkspace,
 )
 from artifactfs.errors import ConfigError
+from artifactfs.fusefs.mountpoint import mount_table
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver
@@ -106,17 +107,15 @@ def mount_write_dirs() -> list[Path]:
     there, and `commit`/`status` run without that flag must still find them (a mount that is
     dead or not ours to read is skipped)."""
     try:
-        with open("/proc/self/mounts") as f:
-            lines = f.read().splitlines()
+        table = mount_table()
     except OSError:
         return []
     out = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "fuse.artifactfs":
-            info_file = Path(parts[1].replace("\\040", " "), ".artifactfs", "mount.json")
+    for mountpoint, kind in table:
+        if kind == "fuse.artifactfs":
             try:
-                write_dir = json.loads(info_file.read_text()).get("write_dir")
+                info = json.loads(Path(mountpoint, ".artifactfs", "mount.json").read_text())
+                write_dir = info.get("write_dir")
             except (OSError, ValueError, AttributeError):
                 continue
             if isinstance(write_dir, str) and write_dir:
