@@ -6,7 +6,7 @@ timeout: 6 s by default), and bodies were cut by a wall-clock limit however stea
 arrived; a cold read through the mount gave EIO. Here size, rate and deadline are scaled
 together: the client runs in a network namespace made for the test (tests/slowlink.py: tbf
 both ways, 100 ms added delay, 1 % of outgoing packets dropped by nft; 2 % in the benchmark), the deadline is
-BOUND seconds, and each transfer takes several deadlines. `put`, a cold read through a mount
+BOUND seconds, and each transfer takes longer than a deadline. `put`, a cold read through a mount
 and a commit of a draft all succeed, with the right bytes. The same rules at the issue's full
 scale (50 MiB at 2 Mbit/s, default deadline) are measured in bench/RESULTS.md.
 """
@@ -30,8 +30,8 @@ import artifactfs as af
 pytestmark = [pytest.mark.slow, pytest.mark.fuse, pytest.mark.s3]
 
 BOUND = 5.0
-"""The deadline (ARTIFACTFS_TIMEOUT) here: each transfer below takes several of them."""
-SIZE = 5 << 19
+"""The deadline (ARTIFACTFS_TIMEOUT) here: each transfer below takes longer."""
+SIZE = 7 << 18
 RATE_KBIT = 1600
 PY = sys.executable
 
@@ -64,7 +64,7 @@ def test_put_cold_mount_read_and_commit_finish_on_a_slow_lossy_link(s3_env, tmp_
         )
         took = time.monotonic() - t
         assert put.returncode == 0, put.stderr
-        assert took > 2 * BOUND, f"the link is not slow enough to mean anything ({took:.1f}s)"
+        assert took > BOUND, f"the link is not slow enough to mean anything ({took:.1f}s)"
 
         mnt = tmp_path / "mnt"
         mnt.mkdir()
@@ -83,9 +83,10 @@ def test_put_cold_mount_read_and_commit_finish_on_a_slow_lossy_link(s3_env, tmp_
             got = (mnt / "acme" / "proj" / "big:v0" / "big.bin").read_bytes()
             read_took = time.monotonic() - t
             assert hashlib.md5(got).digest() == hashlib.md5(data).digest(), "0 wrong bytes"
-            assert read_took > 2 * BOUND
+            assert read_took > BOUND
 
             draft = os.urandom(SIZE)
+            t = time.monotonic()
             (mnt / "acme" / "proj" / "big" / "draft.bin").write_bytes(draft)
             commit = subprocess.run(
                 [*cli, "commit", "acme/proj/big"],
@@ -95,6 +96,10 @@ def test_put_cold_mount_read_and_commit_finish_on_a_slow_lossy_link(s3_env, tmp_
                 timeout=120,
             )
             assert commit.returncode == 0, commit.stderr + commit.stdout
+            print(
+                f"\nslow link: put {took:.1f}s, cold read {read_took:.1f}s, commit "
+                f"{time.monotonic() - t:.1f}s (deadline {BOUND:g}s)"
+            )
         finally:
             subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=60)
             try:
