@@ -62,6 +62,12 @@ class InvalidManifestError(ArtifactFSError, ValueError):
     an entry that is not an object, invalid JSON. Unsafe paths raise InvalidPathError."""
 
 
+class InvalidRecordError(ArtifactFSError, ValueError):
+    """A record read from the registry (collection, version, alias, run) is not what this
+    version writes: invalid JSON, a missing or mistyped field, or a store key (such as a
+    version's `manifest_key`) outside the registry's key layout (resolver/keys.py)."""
+
+
 class ArtifactNotFoundError(ArtifactFSError, CommError, LookupError):
     """No such entity, project, collection, version, alias or digest in the registry (W&B's
     server answers that with a CommError, so it is one)."""

@@ -37,10 +37,12 @@ from collections.abc import Container
 from pathlib import Path
 from typing import BinaryIO
 
+import artifactfs.cache.notices as notices
 from artifactfs.cache.accounting import PruneResult, SizeLimit
 from artifactfs.cache.blockdigests import BlockDigests, ReadCheck, drop_unchecked_blocks
 from artifactfs.cache.blockreads import BlockReader
 from artifactfs.cache.blocks import NO_SPACE, read_file_range
+from artifactfs.cache.direct import cache_lost, read_direct
 from artifactfs.cache.eviction import CacheInfo
 from artifactfs.cache.handles import ObjectHandle
 from artifactfs.cache.layout import CacheFiles, content_key, reference_key
@@ -86,6 +88,8 @@ class BlobCache:
         # fill_stall_seconds: how long to wait for another process's fill that shows no progress
         self._files = CacheFiles(self.root, self._stats, stall_seconds=fill_stall_seconds)
         drop_unchecked_blocks(self._files.blocks, self._files.tmp)
+        self.stall_seconds = self._files.fill_locks.stall_seconds
+        """How long a reader waits on a whole fill that brings nothing (handles.py)."""
         self._locks = KeyLocks()
         self._limit = SizeLimit(self._files, max_bytes, low_water, self._stats)
         # A source is built on the first miss of a key and reused for its other blocks.
@@ -277,6 +281,42 @@ class BlobCache:
         """
         if length <= 0 or offset < 0 or (size is not None and offset >= size):
             return b""
+        try:
+            return self._read_cached(key, size, offset, length, source, md5_hex, verify)
+        except OSError as e:
+            if not cache_lost(e):
+                raise
+            if self._files.restore():  # the directory was deleted and could be made again
+                notices.warn(
+                    log, f"made:{self.root}", "cache %s was deleted; made again", self.root
+                )
+            try:  # again, also when another thread just made them
+                return self._read_cached(key, size, offset, length, source, md5_hex, verify)
+            except OSError as again:
+                if not cache_lost(again):
+                    raise
+                e = again
+            notices.warn(
+                log,
+                f"lost:{self.root}:{e.errno}",
+                "cache %s unusable (%s); reading directly from the source until it is usable again",
+                self.root,
+                e.strerror or e,
+            )
+        data = read_direct(key, size, offset, length, source, md5_hex, self.block_threshold)
+        self._stats.add(direct_reads=1, bytes_fetched=len(data), bytes_served=len(data))
+        return data
+
+    def _read_cached(
+        self,
+        key: str,
+        size: int | None,
+        offset: int,
+        length: int,
+        source: SourceFactory,
+        md5_hex: str | None,
+        verify: bool,
+    ) -> bytes:
         data = self._read_whole(key, size, md5_hex, offset, length, verify)
         if data is not None:
             self._stats.add(hits=1, bytes_served=len(data))
@@ -291,7 +331,7 @@ class BlobCache:
             except CacheError as e:
                 if e.errno not in NO_SPACE or check.whole:  # (a big whole: too big to hold)
                     raise
-                log.warning("%s; reading %s directly from its source", e, key)
+                notices.warn(log, f"full:{self.root}", "%s; reading directly from the source", e)
                 data = source().read_range(offset, length)
                 self._stats.add(direct_reads=1, bytes_fetched=len(data))
             except FileNotFoundError:  # evicted between fill and open (another process)

@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Container
 from pathlib import Path
 
+import artifactfs.cache.notices as notices
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.blocks import (
@@ -201,7 +202,9 @@ class BlockReader:
                 except CacheError as e:
                     if e.errno not in NO_SPACE:
                         raise
-                    log.warning("%s; serving block %d of %s without caching it", e, index, key)
+                    notices.warn(  # once per cause and minute, not once per block
+                        log, f"full:{self.files.root}", "%s; serving blocks without caching them", e
+                    )
                     self._stats.add(direct_reads=1)
                     return data
         self._limit.added(blen, protect=str(path))

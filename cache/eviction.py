@@ -227,6 +227,8 @@ class Toucher:
             with self._lock:
                 self._last.pop(path, None)
             return False
+        except OSError:  # a read-only cache dir: the file is still there to read (issue 20)
+            pass
         with self._lock:
             if len(self._last) >= self.max_entries:
                 self._last.clear()

@@ -59,6 +59,7 @@ class HandleCache(Protocol):
 
     block_size: int
     block_threshold: int
+    stall_seconds: float
 
     def object_file(self, key: str) -> str:
         """Where the whole object of `key` lives."""
@@ -291,7 +292,7 @@ class ObjectHandle:
                 if joined is not None:
                     self._fill, self._fill_fd = joined
             fill, fd = self._fill, self._fill_fd
-        if fill is None or fd is None or not fill.wait(offset, end):
+        if fill is None or fd is None or not fill.wait(offset, end, self.cache.stall_seconds):
             return None
         if fill.published:
             with self._lock:

@@ -84,6 +84,22 @@ class CacheFiles:
         self._block_dirs: dict[str, str] = {}
         self._objects_str = str(self.objects)
 
+    def restore(self) -> bool:
+        """Make the cache's directories again after someone deleted them (`rm -rf` under a
+        live mount); True if any was missing and now exists. A read-only or otherwise
+        unusable root stays as it is (False): readers then go past the cache."""
+        made = False
+        for d in (self.objects, self.blocks, self.tmp, self.locks):
+            if not d.is_dir():
+                try:
+                    d.mkdir(parents=True, exist_ok=True)
+                    made = True
+                except OSError:
+                    return False
+        if made:
+            self._block_dirs.clear()  # the directories it remembers making are gone too
+        return made
+
     @staticmethod
     def _split(key: str) -> tuple[str, str]:
         if not _KEY.match(key):

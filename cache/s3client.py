@@ -11,6 +11,7 @@ long as it likes after throttling.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from typing import Any
@@ -31,9 +32,21 @@ def make_client(
     timeout: float = 30.0,
     retries: int = 5,
     max_pool_connections: int = 32,
+    bulk: bool = False,
 ) -> Any:
-    """A shared, thread-safe boto3 S3 client for these settings (clients are reused)."""
-    key = (endpoint_url, profile, region, timeout, retries, max_pool_connections)
+    """A shared, thread-safe boto3 S3 client for these settings (clients are reused).
+
+    `bulk`: the client for blob bytes (uploads, downloads, ranged reads). Its read timeout
+    (how long one socket send or receive may wait) is the whole deadline, not a share of it:
+    on a slow, lossy link TCP's own retransmission backoff can hold a healthy transfer for
+    seconds, and a part that keeps moving must never be cut (issue 20). A stalled attempt
+    fails after one deadline and botocore retries it (`attempts`). urllib3 sends a request's
+    body while the socket still has the connect timeout (the read timeout is set only to wait
+    for the response), so for `bulk` the connect timeout is the whole deadline too: it was 2 s,
+    which cut every part upload that waited 2 s for room in a slow link's queue. The metadata
+    client's connect timeout grows with the deadline (up to 10 s): a saturated link queues the
+    handshake behind the data already sent."""
+    key = (endpoint_url, profile, region, timeout, retries, max_pool_connections, bulk)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -42,24 +55,47 @@ def make_client(
 
             quiet_sdk_loggers()
             budget = request_budget(timeout, retries)
+            connect = max(budget.connect, min(budget.deadline / 3, 10.0))
+            read = budget.read
+            if bulk:  # urllib3 sends a request body under the CONNECT timeout: both are stalls
+                connect = read = max(budget.read, budget.deadline)
             session = boto3.session.Session(profile_name=profile, region_name=region)
             client = session.client(
                 "s3",
                 endpoint_url=endpoint_url,
                 config=BotoConfig(
-                    connect_timeout=budget.connect,
-                    read_timeout=budget.read,
+                    connect_timeout=connect,
+                    read_timeout=read,
                     retries={"total_max_attempts": budget.attempts, "mode": "standard"},
                     max_pool_connections=max_pool_connections,
                     s3={"addressing_style": "path"} if endpoint_url else {},
                 ),
             )
+            client.meta.events.register("before-send.s3", stream_body)
             _clients[key] = client
         return client
 
 
-def client_for_config(config: Any, *, gcs: bool = False) -> Any:
-    """The client for an artifactfs Config (or defaults when `config` is None)."""
+SEND_CHUNK = 64 << 10
+
+
+def stream_body(request: Any, **_: Any) -> None:
+    """Send a request body from a file object (urllib3 then writes it 16 KiB at a time)
+    instead of as one bytes object.
+
+    WHY: urllib3 hands a bytes body to ONE socket.sendall, and since Python 3.5 a socket's
+    timeout bounds a whole sendall: an 8 MiB part had to leave within one read timeout (6 s by
+    default: faster than 11 Mbit/s), so every upload failed on slower links however steadily
+    it moved (issue 20). In small writes the timeout bounds each wait, i.e. a stall. Returns
+    None: botocore then sends the request as usual (a retry rewinds the file)."""
+    body = request.body
+    if isinstance(body, (bytes, bytearray)) and len(body) > SEND_CHUNK:
+        request.body = io.BytesIO(body)
+
+
+def client_for_config(config: Any, *, gcs: bool = False, bulk: bool = False) -> Any:
+    """The client for an artifactfs Config (or defaults when `config` is None); `bulk` as in
+    make_client."""
     endpoint = getattr(config, "s3_endpoint_url", None)
     if gcs:
         endpoint = getattr(config, "gcs_endpoint_url", None) or GCS_XML_ENDPOINT
@@ -69,6 +105,7 @@ def client_for_config(config: Any, *, gcs: bool = False) -> Any:
         region=getattr(config, "s3_region", None),
         timeout=getattr(config, "timeout", 30.0),
         retries=getattr(config, "retries", 5),
+        bulk=bulk,
     )
 
 

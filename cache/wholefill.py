@@ -38,10 +38,12 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import artifactfs.cache.notices as notices
 from artifactfs.cache.accounting import SizeLimit
 from artifactfs.cache.blockdigests import BlockDigests
 from artifactfs.cache.blocks import NO_SPACE, block_count, block_span
@@ -49,11 +51,16 @@ from artifactfs.cache.filllock import FillLock
 from artifactfs.cache.layout import CacheFiles
 from artifactfs.cache.source import BlobSource, SourceFactory, SourceMemo
 from artifactfs.cache.stats import StatsRecorder
-from artifactfs.errors import DigestMismatchError
+from artifactfs.errors import BackendError, DigestMismatchError
+from artifactfs.liveness import last_moved
 
 log = logging.getLogger(__name__)
 
 HASH_CHUNK = 8 << 20
+
+
+class FillStalled(BackendError):
+    """A reader waited on a background fill that moved nothing for its stall bound (EIO)."""
 
 
 class WholeFill:
@@ -104,6 +111,7 @@ class WholeFill:
         self._fd_closed = False
         self._cond = threading.Condition()
         self.cancelled = False
+        self._progress_at = time.monotonic()
         self.error: BaseException | None = None
         self.published = False
         self.fetched_bytes = 0
@@ -165,12 +173,23 @@ class WholeFill:
         first, last = offset // self.part_size, (min(end, self.size) - 1) // self.part_size
         return all(self._landed[first : last + 1])
 
-    def wait(self, offset: int, end: int, timeout: float | None = None) -> bool:
-        """Block until bytes [offset, end) landed (True) or the fill failed (False)."""
+    def wait(self, offset: int, end: int, stall: float | None = None) -> bool:
+        """Block until bytes [offset, end) landed (True) or the fill failed (False).
+
+        With `stall`, raise FillStalled once neither this fill nor any other transfer of the
+        process has moved a byte for `stall` seconds (a frozen server): the reader must answer
+        within the mount's deadline, and the fill's own socket timeouts may be longer (they
+        let a slow link finish, liveness.py)."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: self.ready(offset, end) or self.failed, timeout
-            ) and self.ready(offset, end)
+            while not (self.ready(offset, end) or self.failed):
+                if stall is not None:
+                    quiet = time.monotonic() - max(self._progress_at, last_moved())
+                    if quiet > stall:
+                        raise FillStalled(
+                            f"background fill of {self.dest.name}: no progress in {stall:g}s"
+                        )
+                self._cond.wait(None if stall is None else min(stall, 0.5))
+            return self.ready(offset, end)
 
     # -- workers -------------------------------------------------------------------------------
     def _take(self) -> int | None:
@@ -187,6 +206,7 @@ class WholeFill:
                 with self._cond:
                     self._landed[index] = 1
                     self._n_landed += 1
+                    self._progress_at = time.monotonic()
                     self._cond.notify_all()
                 if self.lock is not None:
                     self.lock.beat()
@@ -268,7 +288,14 @@ class WholeFill:
         with self._cond:
             if self.error is None and not self.cancelled:
                 self.error = e
-                log.warning("background fill of %s failed: %s", self.dest, e)
+                if isinstance(e, OSError) and not isinstance(
+                    e, (BackendError, DigestMismatchError)
+                ):
+                    notices.warn(
+                        log, f"fill:{e.errno}", "background fill of %s failed: %s", self.dest, e
+                    )
+                else:
+                    log.warning("background fill of %s failed: %s", self.dest, e)
             self._cond.notify_all()
 
     # -- the end -------------------------------------------------------------------------------
@@ -395,7 +422,7 @@ class WholeFills:
                     )
                 except OSError as e:
                     lock.release()
-                    log.warning("cannot start a background fill of %s: %s", key, e)
+                    notices.warn(log, f"start:{e.errno}", "cannot start a background fill: %s", e)
                     return None
                 self.active[key] = fill
                 fd = fill.attach()

@@ -33,6 +33,7 @@ from artifactfs.errors import (
     ArtifactNotFoundError,
     BackendError,
     InvalidNameError,
+    InvalidRecordError,
     ObjectNotFoundError,
 )
 from artifactfs.fusefs.deadline import Deadlines
@@ -56,6 +57,16 @@ class NotFound(ArtifactFSError, LookupError):
 
 class Unavailable(ArtifactFSError, OSError):
     """The backend failed and nothing was cached to answer with (EIO)."""
+
+
+class Refused(Unavailable):
+    """A record of the registry broke the rules (EIO; listed in `.artifactfs/errors.json`)."""
+
+
+def _subject(key: tuple[Any, ...]) -> str:
+    """`entity/project/name[:vN]` of a catalog key such as ("record", e, p, name, n)."""
+    parts = [str(p) for p in key[1:]]
+    return "/".join(parts[:3]) + (f":v{parts[3]}" if len(parts) > 3 else "")
 
 
 @dataclass
@@ -92,6 +103,7 @@ class Catalog:
         self._last_good: dict[tuple[Any, ...], Any] = {}
         self._records: dict[tuple[str, str, str, int], VersionRecord] = {}
         self._refused: dict[str, str] = {}
+        self._refused_records: dict[str, str] = {}
         """Versions whose manifest broke the rules: full name -> why (`.artifactfs/errors.json`).
         Manifests are immutable, so the answer stays EIO for the life of the mount."""
         self._views: LoadOnceCache[tuple[str, str, str, int], VersionView] = LoadOnceCache(
@@ -104,6 +116,14 @@ class Catalog:
             value = self.deadlines.call(key, load, f"{key[0]} {'/'.join(map(str, key[1:]))}")
         except (ObjectNotFoundError, ArtifactNotFoundError, InvalidNameError) as e:
             raise NotFound(str(e)) from e
+        except InvalidRecordError as e:  # hostile or broken: refused, like a bad manifest
+            subject = _subject(key)
+            with self._lock:
+                first = subject not in self._refused_records
+                self._refused_records[subject] = str(e)
+            if first:
+                log.error("%s: record refused: %s", subject, e)
+            raise Refused(f"{subject}: record refused: {e}") from e
         except (BackendError, OSError) as e:
             self.stats.add(backend_errors=1)
             with self._lock:
@@ -181,7 +201,7 @@ class Catalog:
             try:
                 numbers = self.version_numbers(entity, project, name)
                 aliases = self.aliases(entity, project, name)
-            except NotFound:
+            except (NotFound, Refused):  # a broken collection hides no other
                 continue
             for n in numbers:
                 out[f"{name}:v{n}"] = None
@@ -261,6 +281,11 @@ class Catalog:
         """Versions this mount refused to show, and why (served as `.artifactfs/errors.json`)."""
         with self._lock:
             return dict(self._refused)
+
+    def refused_records(self) -> dict[str, str]:
+        """Collections and versions whose registry records broke the rules, and why."""
+        with self._lock:
+            return dict(self._refused_records)
 
     def close(self) -> None:
         self._views.clear()

@@ -9,6 +9,10 @@ operation runs in a worker thread, and the callback waits at most `seconds` for 
 answers with what it has (the last good listing) or EIO, and the worker finishes on its own,
 bounded by the request deadlines, leaving its result in the caches for the next caller.
 
+The deadline measures progress, not duration (issue 20): while this process's transfers keep
+moving bytes (liveness.py), a waiter keeps waiting, so a cold read of a big block on a slow link
+is answered when it lands; once nothing has moved for `seconds`, it is answered with EIO.
+
 Work on one key is single-flight: a second caller joins the operation already running instead
 of starting another (so a stalled server does not collect a thread per `ls`), and waits only
 until that operation's own deadline, so during an outage every caller after the first is
@@ -36,6 +40,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from artifactfs.errors import BackendError
+from artifactfs.liveness import last_moved
 
 T = TypeVar("T")
 
@@ -133,9 +138,17 @@ class Deadlines:
                 job = functools.partial(self._run, key, fkey, flight, work)
         if job is not None:
             self._workers.submit(job)
-        remaining = min(flight.started + self.seconds, time.monotonic() + wait) - time.monotonic()
-        if not flight.done.wait(max(0.0, remaining)):
-            error = DeadlineExceeded(f"{what}: no answer from the backend within {self.seconds:g}s")
+        give_up = min(flight.started + self.seconds, time.monotonic() + wait)
+        while not flight.done.wait(max(0.0, give_up - time.monotonic())):
+            # Out of time, unless bytes are moving: a transfer that keeps bringing them is
+            # waited for (a big block on a slow link), one that stalls is not (liveness.py).
+            moving = last_moved() + self.seconds
+            if wait == self.seconds and moving > time.monotonic():
+                give_up = moving
+                continue
+            error = DeadlineExceeded(
+                f"{what}: no progress from the backend within {self.seconds:g}s"
+            )
             self._remember_timeout(fkey, error)
             raise error
         if flight.error is not None:

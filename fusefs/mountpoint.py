@@ -6,6 +6,8 @@ Shared by the process that starts or stops a mount (mount.py) and the one that s
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 import shutil
@@ -66,24 +68,65 @@ def default_log_file() -> Path:
     return Path(state) / "artifactfs" / "mount.log"
 
 
+def mount_table() -> list[tuple[str, str]]:
+    """(mountpoint, file system type) of every mount this process sees, in mount order."""
+    out = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2:
+                out.append((parts[1].replace("\\040", " "), parts[2]))
+    return out
+
+
 def is_mounted(path: str | os.PathLike[str]) -> bool:
     """True when `path` is a mount point (per /proc/self/mounts; works for dead FUSE mounts)."""
     target = os.path.realpath(path)
     try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 1 and parts[1].replace("\\040", " ") == target:
-                    return True
+        return any(mp == target for mp, _ in mount_table())
     except OSError:
         return os.path.ismount(target)
-    return False
+
+
+def _mount_type(path: str) -> str | None:
+    """The file system type mounted at `path` (the one on top), or None."""
+    target = os.path.realpath(path)
+    try:
+        types = [kind for mp, kind in mount_table() if mp == target]
+    except OSError:
+        return None
+    return types[-1] if types else None
+
+
+def clean_dead_mount(mp: str) -> bool:
+    """Detach a FUSE mount at `mp` whose daemon is gone (ENOTCONN: killed with -9, crashed),
+    with one log line; True if it did. WHY: the kernel keeps such a mount until someone
+    unmounts it, and telling the user "busy" for a mount nobody serves made them run
+    `artifactfs unmount` first for nothing. A live mount (stat works) is never touched."""
+    if not (_mount_type(mp) or "").startswith("fuse"):
+        return False
+    try:
+        os.statvfs(mp)  # always asks the daemon (a stat may be answered from the kernel's cache)
+        return False
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            return False
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    cmd = [tool, "-u", "-z", mp] if tool else ["umount", "-l", mp]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0 or is_mounted(mp):
+        return False
+    logging.getLogger(__name__).warning(
+        "%s: cleaned up a dead mount (its daemon had exited) before mounting again", mp
+    )
+    return True
 
 
 def check_mountpoint(path: str, nonempty: bool = False) -> str:
-    """The absolute mountpoint, or MountError saying what is wrong with it."""
+    """The absolute mountpoint, or MountError saying what is wrong with it. A dead FUSE mount
+    left there by a killed daemon is cleaned first (clean_dead_mount)."""
     mp = os.path.abspath(path)
-    if is_mounted(mp):
+    if is_mounted(mp) and not clean_dead_mount(mp):
         raise MountError(f"{mp} is busy: something is already mounted there (unmount it first)")
     if not os.path.exists(mp):
         raise MountError(f"mountpoint {mp} does not exist (create it with mkdir)")

@@ -110,7 +110,10 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             self._stats_json,
             mount_info or {},
             self._invalidate_later,
-            lambda: {"refused_versions": catalog.refused()},
+            lambda: {
+                "refused_versions": catalog.refused(),
+                "refused_records": catalog.refused_records(),
+            },
         )
         self.versions = Versions(resolver, catalog, stats, self.attrs, readahead)
         self._ready: Callable[[], None] | None = None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from artifactfs.cache.references.file import local_file_of
+from artifactfs.cache.direct import cache_lost
 from artifactfs.errors import CacheError, DestinationFullError, InvalidPathError, VerifyError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex
@@ -206,7 +207,7 @@ class _Direct:
         self.on = on
         self._lock = threading.Lock()
 
-    def switch(self, e: CacheError, root: Path) -> None:
+    def switch(self, e: OSError, root: Path) -> None:
         with self._lock:
             if self.on:
                 return
@@ -239,8 +240,8 @@ def download_manifest(
             counted = _Progress(progress)
             try:
                 cached = resolver.fetch(entry, counted)
-            except CacheError as e:
-                if e.errno not in NO_SPACE:
+            except OSError as e:  # the cache's disk full, or its directory gone or read-only
+                if not (isinstance(e, CacheError) and e.errno in NO_SPACE) and not cache_lost(e):
                     raise
                 counted.undo()
                 direct.switch(e, root_path)

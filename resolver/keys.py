@@ -25,8 +25,18 @@ Every component is a validated name, so keys hold no `//`, spaces or leading dot
 
 from __future__ import annotations
 
+import re
+
 REGISTRY = "registry"
 BLOCK_DIGESTS = "blockdigests/sha256/"
+_MANIFEST_KEY = re.compile(r"manifests/md5/[0-9a-f]{2}/[0-9a-f]{30}\.json")
+
+
+def is_manifest_key(key: object) -> bool:
+    """True for a key `manifest_key()` makes. A version record names its manifest by key, and
+    records come from the store (so may be hostile): a reader follows only keys of this form,
+    never an absolute path (`/etc/passwd`), a `..` or a key outside `manifests/`."""
+    return isinstance(key, str) and _MANIFEST_KEY.fullmatch(key) is not None
 
 
 def blob_key(md5_hex: str) -> str:

@@ -67,6 +67,8 @@ def load_json(raw: bytes) -> Any:
         if isinstance(e, InvalidPathError):
             raise
         raise InvalidManifestError(f"manifest is not valid JSON: {e}") from e
+    except RecursionError:  # thousands of nested arrays: hostile, never a W&B manifest
+        raise InvalidManifestError("manifest JSON is nested too deeply") from None
 
 
 def is_md5_b64(digest: str) -> bool:

@@ -155,7 +155,10 @@ def check_entry_path(path: str) -> str:
         raise InvalidPathError(f"invalid artifact path {shown(path)}: '..' is not allowed")
     if not parts:
         raise InvalidPathError(f"invalid artifact path {path!r}: names no file")
-    longest = max(len(p.encode("utf-8", "surrogateescape")) for p in parts)
+    try:
+        longest = max(len(p.encode("utf-8", "surrogateescape")) for p in parts)
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no file system name
+        raise InvalidPathError(f"invalid artifact path {shown(path)}: not valid Unicode") from None
     if longest > NAME_MAX:
         raise InvalidPathError(
             f"invalid artifact path {shown(path)}: a file or directory name has {longest} "

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from artifactfs.errors import InvalidNameError, InvalidRecordError
+from artifactfs.resolver.keys import is_manifest_key
+from artifactfs.resolver.names import check_name, shown
+
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -20,6 +24,36 @@ def now_iso() -> str:
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "str | None": (str, type(None)),
+    "int | None": (int, type(None)),
+    "list[str]": (list,),
+    "dict[str, Any]": (dict,),
+    "dict[str, Any] | None": (dict, type(None)),
+}
+"""The field annotations records use -> the JSON types a stored value may have."""
+
+
+def _check_fields(rec: Any) -> None:
+    """Every field of a record read from the store has its declared JSON type (a hostile or
+    broken record must fail here, with a named error, not deep in a reader)."""
+    what = type(rec).__name__
+    for f in fields(rec):
+        if f.name == "etag":
+            continue
+        value = getattr(rec, f.name)
+        kinds = _KINDS.get(str(f.type))
+        bad = kinds is not None and (
+            not isinstance(value, kinds)
+            or (isinstance(value, bool) and bool not in kinds)
+            or (isinstance(value, list) and not all(isinstance(v, str) for v in value))
+        )
+        if bad:
+            raise InvalidRecordError(f"{what}: field {f.name!r} holds {shown(repr(value))}")
 
 
 R = TypeVar("R", bound="_StoredRecord")
@@ -39,9 +73,25 @@ class _StoredRecord:
 
     @classmethod
     def from_bytes(cls: type[R], raw: bytes, etag: str | None = None) -> R:
-        rec: R = _from_dict(cls, json.loads(raw))
+        """The record in `raw` (from the store: checked, InvalidRecordError when unusable)."""
+        what = cls.__name__
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+            raise InvalidRecordError(f"{what} is not valid JSON: {str(e)[:80]}") from None
+        if not isinstance(data, dict):
+            raise InvalidRecordError(f"{what} is not a JSON object")
+        try:
+            rec: R = _from_dict(cls, data)
+        except TypeError as e:  # a required field is missing
+            raise InvalidRecordError(f"{what}: {e}") from None
+        _check_fields(rec)
+        rec.check()
         rec.etag = etag
         return rec
+
+    def check(self) -> None:
+        """Rules beyond field types (subclasses); raise InvalidRecordError."""
 
 
 @dataclass
@@ -95,6 +145,22 @@ class VersionRecord(_StoredRecord):
     """SHA-256 (hex) of the version's block-digest record (resolver/blockrecord.py), which
     lets ranged reads of its big entries be checked; None: it has none (verified whole)."""
     etag: str | None = field(default=None, compare=False, repr=False)
+
+    def check(self) -> None:
+        try:
+            for part, what in ((self.entity, "entity"), (self.project, "project")):
+                check_name(part, what)
+            check_name(self.name, "name")
+        except InvalidNameError as e:
+            raise InvalidRecordError(f"version record: {e}") from None
+        where = f"version record {self.entity}/{self.project}/{self.name}:v{self.version}"
+        if self.version < 0 or self.size < 0 or self.file_count < 0:
+            raise InvalidRecordError(f"{where}: a negative version, size or file count")
+        if not is_manifest_key(self.manifest_key):
+            raise InvalidRecordError(
+                f"{where}: manifest_key {shown(self.manifest_key)} is not a manifest key "
+                "of the registry"
+            )
 
     @property
     def qualified_name(self) -> str:

@@ -54,6 +54,8 @@ pick() {
 }
 
 packages=(fuse3 "$(pick libfuse3-4 libfuse3-3)" rsync nginx-light ca-certificates graphviz)
+# nftables: the slow-link tests drop packets at random in a network namespace (tests/slowlink.py)
+[ "$job" = test ] && packages+=(nftables iproute2)
 # graphviz: `dot` draws the lineage pictures of `artifactfs ui`; the browser tests of the page
 # drive Debian's chromium through its chromedriver (no browser download). libfuse3-dev, gcc:
 # tests/test_libfuse_abi.py compiles the libfuse headers' layouts to check ours against them.

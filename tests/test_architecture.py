@@ -22,7 +22,8 @@ MAX_LINES = 450
 
 # What each room may import from the package (besides itself). The top-level modules of
 # artifactfs/ that everything may use: errors, config, fsutil, progress, logsafe (the log
-# redaction every handler carries), module_alias (one module under two import names).
+# redaction every handler carries), module_alias (one module under two import names),
+# liveness (the progress clock deadlines measure).
 BASE = {
     "artifactfs",
     "artifactfs.errors",
@@ -30,6 +31,7 @@ BASE = {
     "artifactfs.fsutil",
     "artifactfs.logsafe",
     "artifactfs.module_alias",
+    "artifactfs.liveness",
 }
 MAY_IMPORT = {
     "cache": {"cache"},

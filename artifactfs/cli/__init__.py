@@ -108,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"artifactfs: error: {describe(e)}", file=sys.stderr)
         return 1
+    except (RecursionError, UnicodeError, ValueError, TypeError, KeyError) as e:
+        # A bug or hostile input no named error caught yet: one line, never a traceback.
+        if args.debug:
+            raise
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(
+            f"artifactfs: error: {type(e).__name__}: {str(e)[:300]} (--debug shows where)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ drafts goes through `artifactfs.drafts.workspace.DraftWorkspace`; this module ad
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 import yaml
 
 from artifactfs.cli.output import example
+from artifactfs.drafts.draft import parse_spec
+from artifactfs.drafts.errors import DraftNotFoundError
+from artifactfs.drafts.layout import draft_dir
 from artifactfs.drafts.workspace import (
     PRODUCER_CLI,
     CommitResult,
@@ -26,6 +30,7 @@ from artifactfs.drafts.workspace import (
     DraftWorkspace,
 )
 from artifactfs.errors import ConfigError
+from artifactfs.fusefs.mountpoint import mount_table
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver
@@ -96,20 +101,75 @@ def _print_results(results: list[CommitResult], dry_run: bool) -> int:
     return 1 if failed else 0
 
 
+def mount_write_dirs() -> list[Path]:
+    """The write dirs of this machine's live artifactfs mounts, as each one states it in its
+    `.artifactfs/mount.json`. WHY: a mount started with `--write-dir DIR` keeps its drafts
+    there, and `commit`/`status` run without that flag must still find them (a mount that is
+    dead or not ours to read is skipped)."""
+    try:
+        table = mount_table()
+    except OSError:
+        return []
+    out = []
+    for mountpoint, kind in table:
+        if kind == "fuse.artifactfs":
+            try:
+                info = json.loads(Path(mountpoint, ".artifactfs", "mount.json").read_text())
+                write_dir = info.get("write_dir")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(write_dir, str) and write_dir:
+                out.append(Path(write_dir))
+    return out
+
+
+def _write_dirs(config: Config) -> list[Path]:
+    """The configured write dir first, then those of live mounts."""
+    dirs = [Path(config.write_dir)]
+    dirs += [d for d in mount_write_dirs() if d not in dirs]
+    return dirs
+
+
+def _where(dirs: list[Path], spec: str) -> Path:
+    """The write dir holding draft `spec` (the configured one when none does)."""
+    try:
+        parts = parse_spec(spec)
+    except DraftNotFoundError:
+        return dirs[0]
+    return next((d for d in dirs if draft_dir(d, *parts).is_dir()), dirs[0])
+
+
 def cmd_commit(args: argparse.Namespace) -> int:
     if not args.drafts and not args.all:
         print("artifactfs: error: name a DRAFT (entity/project/name) or use --all", file=sys.stderr)
         return 2
     config = _config(args)
     options = _options(args)
-    write_dir = Path(config.write_dir)
-    wanted = None if args.all else [d.strip("/") for d in args.drafts]
+    dirs = _write_dirs(config)
+    groups: dict[Path, list[str] | None] = {}
+    if args.all:
+        groups = {d: None for d in dirs if d == dirs[0] or d.is_dir()}
+    else:
+        for spec in (d.strip("/") for d in args.drafts):
+            groups.setdefault(_where(dirs, spec), []).append(spec)  # type: ignore[union-attr]
+    results: list[CommitResult] = []
+    for write_dir, wanted in groups.items():
+        results += _commit_in(config, write_dir, wanted, options, args.dry_run)
+    return _print_results(results, args.dry_run)
+
+
+def _commit_in(
+    config: Config,
+    write_dir: Path,
+    wanted: list[str] | None,
+    options: DraftOptions | None,
+    dry_run: bool,
+) -> list[CommitResult]:
     holder = DraftWorkspace.owner(write_dir)
     if holder is not None and holder.get("kind") == "mount":
-        results = DraftWorkspace.ask_owner_to_commit(
-            write_dir, wanted, options, dry_run=args.dry_run, producer=PRODUCER_CLI
+        return DraftWorkspace.ask_owner_to_commit(
+            write_dir, wanted, options, dry_run=dry_run, producer=PRODUCER_CLI
         )
-        return _print_results(results, args.dry_run)
     resolver = Resolver.open(config, ttl=0)
     workspace = DraftWorkspace(resolver, write_dir)
     try:
@@ -123,14 +183,14 @@ def cmd_commit(args: argparse.Namespace) -> int:
                         workspace.commit(
                             draft,
                             options,
-                            dry_run=args.dry_run,
+                            dry_run=dry_run,
                             producer=PRODUCER_CLI,
                             progress=advance,
                         )
                     )
             finally:
                 draft.close()
-        return _print_results(results, args.dry_run)
+        return results
     finally:
         workspace.release()
         resolver.close()
@@ -151,17 +211,21 @@ def _row(status: DraftStatus) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    write_dir = Path(config.write_dir)
-    holder = DraftWorkspace.owner(write_dir)
-    resolver = Resolver.open(config, ttl=0)
-    workspace = DraftWorkspace(resolver, write_dir)
-    try:
-        rows = [_row(s) for s in workspace.status()]
-    finally:
-        workspace.release()
-        resolver.close()
-    if holder is not None:
-        print(f"write dir {write_dir} is in use by {holder.get('kind')} (pid {holder.get('pid')})")
+    rows = []
+    for write_dir in _write_dirs(config):
+        if write_dir != Path(config.write_dir) and not write_dir.is_dir():
+            continue
+        holder = DraftWorkspace.owner(write_dir)
+        resolver = Resolver.open(config, ttl=0)
+        workspace = DraftWorkspace(resolver, write_dir)
+        try:
+            rows += [_row(s) for s in workspace.status()]
+        finally:
+            workspace.release()
+            resolver.close()
+        if holder is not None:
+            kind, pid = holder.get("kind"), holder.get("pid")
+            print(f"write dir {write_dir} is in use by {kind} (pid {pid})")
     changed = [r for r in rows if r["added"] or r["modified"] or r["removed"]]
     if not changed:
         print("no drafts with changes")

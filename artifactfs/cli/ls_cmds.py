@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any
 
 from artifactfs.cli.output import example, human_date, human_size, table
-from artifactfs.errors import ArtifactNotFoundError, ArtifactTypeMismatchError
+from artifactfs.errors import ArtifactNotFoundError, ArtifactTypeMismatchError, InvalidRecordError
 from artifactfs.resolver.names import check_name, parse_artifact_name
 from artifactfs.resolver.registry import Registry
 
@@ -57,11 +58,14 @@ def _collections(reg: Registry, entity: str, project: str, type_: str | None) ->
     for name in reg.collections(entity, project):
         try:
             coll = reg.collection(entity, project, name)
+            if type_ is not None and coll.type != type_:
+                continue
+            versions = reg.versions(entity, project, name)
         except ArtifactNotFoundError:
             continue
-        if type_ is not None and coll.type != type_:
+        except InvalidRecordError as e:  # one broken collection: list the others
+            logging.getLogger(__name__).warning("%s/%s/%s left out: %s", entity, project, name, e)
             continue
-        versions = reg.versions(entity, project, name)
         latest = versions[-1] if versions else None
         out.append(
             {

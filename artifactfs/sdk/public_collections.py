@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from artifactfs.errors import ArtifactNotFoundError
+from artifactfs.errors import ArtifactNotFoundError, InvalidRecordError
 from artifactfs.resolver.records import CollectionRecord, VersionRecord
 from artifactfs.resolver.resolver import Resolver
 
@@ -207,7 +207,7 @@ def active_collections(resolver: Resolver, entity: str, project: str) -> list[Co
     for name in names:
         try:
             rec = registry.collection(entity, project, name)
-        except ArtifactNotFoundError:
+        except (ArtifactNotFoundError, InvalidRecordError):  # a broken one hides no other
             continue
         if rec.state == "ACTIVE":
             out.append(rec)

@@ -12,7 +12,6 @@ unordered: callers sort what they need.
 from __future__ import annotations
 
 import hashlib
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from artifactfs.errors import (
     PreconditionFailedError,
     ReadOnlyBackendError,
 )
+from artifactfs.liveness import ProgressWindow
 
 Progress = Callable[[int], None]
 """Called with a number of bytes just transferred (for progress bars)."""
@@ -43,23 +43,26 @@ class ObjectInfo:
     collection and commits reason with it (docs/SEMANTICS.md)."""
 
 
-def read_body(raw: Any, deadline: float, what: str) -> bytes:
-    """The whole body of a streamed urllib3 response, one socket read at a time, failing once
-    `deadline` (time.monotonic) has passed.
+def read_body(raw: Any, window: float, what: str) -> bytes:
+    """The whole body of a streamed urllib3 response, one socket read at a time, failing when a
+    `window`-second stretch brings too few bytes (liveness.ProgressWindow).
 
     WHY: a read timeout bounds each wait for a byte, not a body that trickles in a byte at a
     time (a stalled or hostile server); reading with `read1` returns after every receive, so
-    the wall clock is checked between them and the overshoot is at most one read timeout.
-    urllib3 still checks Content-Length (a short body raises)."""
+    progress is checked between them. A body that keeps arriving is never cut, however long it
+    takes on a slow link (issue 20). urllib3 still checks Content-Length (a short body raises)."""
     read1 = getattr(raw, "read1", None)
     if read1 is None:
         return bytes(raw.read())
     parts: list[bytes] = []
-    while data := read1(BODY_CHUNK):
-        parts.append(data)
-        if time.monotonic() > deadline:
-            raw.close()
-            raise BackendError(f"{what}: the body did not arrive within the deadline")
+    progress = ProgressWindow(window, what)
+    try:
+        while data := read1(BODY_CHUNK):
+            parts.append(data)
+            progress.add(len(data))
+    except BackendError:
+        raw.close()
+        raise
     release = getattr(raw, "release_conn", None)
     if release is not None:
         release()

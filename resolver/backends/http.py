@@ -7,7 +7,7 @@ remembered and a later response with another ETag fails loudly, so an object rep
 server mid-read is never stitched together from two versions. 404 -> ObjectNotFoundError,
 timeouts and connection failures -> BackendError (EIO in the mount). Writes -> ReadOnlyBackendError.
 Every request fits the configured deadline (config.request_budget): connect/read timeouts and
-retries sized so their worst case does, and bodies read with a wall-clock limit (base.read_body).
+retries sized so their worst case does, and bodies that must keep moving (base.read_body).
 
 Listing convention (static servers cannot list): every "directory" D of the tree, the root
 included, holds an index object `D/.index.json` (root: `.index.json`):
@@ -167,7 +167,7 @@ class HttpStore(Store):
         try:
             if resp.headers.get("Content-Encoding"):
                 return resp.content
-            return read_body(resp.raw, started + self.deadline, f"GET {self._url(key)}")
+            return read_body(resp.raw, self.deadline, f"GET {self._url(key)}")
         except (requests.RequestException, HTTPError, OSError) as e:
             resp.close()
             if isinstance(e, BackendError):

@@ -22,7 +22,12 @@ from typing import Any
 
 from cachetools import LRUCache, TTLCache
 
-from artifactfs.errors import ArtifactNotFoundError, InvalidNameError, ObjectNotFoundError
+from artifactfs.errors import (
+    ArtifactNotFoundError,
+    InvalidNameError,
+    InvalidRecordError,
+    ObjectNotFoundError,
+)
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Store
@@ -45,6 +50,15 @@ def get_json(store: Store, key: str) -> tuple[dict[str, Any], str]:
     return json.loads(raw), etag
 
 
+def _check_manifest_key(record: VersionRecord) -> None:
+    """A record made in memory skips `from_bytes`'s checks: a manifest is still only ever
+    read from a key of the registry's layout, never from a local path the record names."""
+    if not keys.is_manifest_key(record.manifest_key):
+        raise InvalidRecordError(
+            f"{record.full_name}: manifest_key {record.manifest_key[:80]!r} is not a manifest key"
+        )
+
+
 class RegistryReader:
     """Every read of one store's registry, through the caches described above."""
 
@@ -64,6 +78,7 @@ class RegistryReader:
         self._object_dir = Path(object_cache_dir) if object_cache_dir else None
         self.block_digests = BlockDigestBook(store, self._object_dir)
         """The block digests of the versions loaded (resolver/blockrecord.py)."""
+        self._skipped: set[tuple[str, str]] = set()  # invalid names already logged
 
     # -- the cache of mutable facts -------------------------------------------------------------
     def _cached(self, key: Any, compute: Callable[[], Any]) -> Any:
@@ -84,22 +99,34 @@ class RegistryReader:
                 self._mutable.clear()
 
     # -- listing --------------------------------------------------------------------------------
+    def _names(self, prefix: str, what: str) -> list[str]:
+        """The valid names under `prefix`, sorted. A key no writer of ours makes (`.hidden`,
+        a name with spaces) is left out with one log line per name: one foreign key must not
+        make the whole entity or project unlistable."""
+        out = []
+        for child in self.store.list_children(prefix):
+            try:
+                out.append(check_name(child, what))
+            except InvalidNameError as e:
+                if (prefix, child) not in self._skipped:
+                    self._skipped.add((prefix, child))
+                    log.warning("registry: %s%s left out of listings: %s", prefix, child, e)
+        return sorted(out)
+
     def entities(self) -> list[str]:
-        return self._cached(("ls",), lambda: sorted(self.store.list_children(keys.entity_prefix())))
+        return self._cached(("ls",), lambda: self._names(keys.entity_prefix(), "entity"))
 
     def projects(self, entity: str) -> list[str]:
         check_name(entity, "entity")
         return self._cached(
-            ("ls", entity), lambda: sorted(self.store.list_children(keys.project_prefix(entity)))
+            ("ls", entity), lambda: self._names(keys.project_prefix(entity), "project")
         )
 
     def collections(self, entity: str, project: str) -> list[str]:
         check_name(entity, "entity")
         check_name(project, "project")
         prefix = keys.collections_prefix(entity, project)
-        return self._cached(
-            ("ls", entity, project), lambda: sorted(self.store.list_children(prefix))
-        )
+        return self._cached(("ls", entity, project), lambda: self._names(prefix, "name"))
 
     def collection(self, entity: str, project: str, name: str) -> CollectionRecord:
         def load() -> CollectionRecord:
@@ -298,6 +325,7 @@ class RegistryReader:
 
     def manifest_bytes(self, record: VersionRecord) -> bytes:
         """The manifest JSON of a version, from the on-disk object cache when it is there."""
+        _check_manifest_key(record)
         path = self.manifest_path(record)
         if path is not None:
             return path.read_bytes()
@@ -310,6 +338,7 @@ class RegistryReader:
         there is no disk cache or it cannot hold the file (a full disk must not break reads)."""
         if self._object_dir is None:
             return None
+        _check_manifest_key(record)
         local = self._object_dir / record.manifest_key
         if local.is_file():
             return local

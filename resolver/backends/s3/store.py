@@ -100,10 +100,13 @@ class S3Store(Store):
         multipart_chunksize: int = MULTIPART_CHUNKSIZE,
         max_concurrency: int = MAX_CONCURRENCY,
         request_deadline: float | None = None,
+        bulk_client: Any = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = client
+        self.bulk_client = bulk_client or client
+        """For blob bytes: a read timeout of the whole deadline (s3client.make_client)."""
         self.endpoint_url = endpoint_url or getattr(client.meta, "endpoint_url", None)
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.where = f"{self.url} at {self.endpoint_url or 'AWS S3'}"
@@ -111,7 +114,7 @@ class S3Store(Store):
         self.request_deadline = request_deadline or request_budget(30.0, 5).total
         """Wall-clock seconds a request may take, its body included (config.request_budget)."""
         self.transfers = Transfers(
-            client,
+            self.bulk_client,
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
             max_concurrency=max_concurrency,
@@ -127,6 +130,7 @@ class S3Store(Store):
         bucket, prefix = parse_s3_url(url)
         try:
             client = client_for_config(config)
+            bulk_client = client_for_config(config, bulk=True)
         except Exception as e:  # botocore ProfileNotFound, bad region...: say which setting
             raise BackendError(f"cannot set up an S3 client for {url}: {e}") from e
         return cls(
@@ -135,6 +139,7 @@ class S3Store(Store):
             client=client,
             endpoint_url=config.s3_endpoint_url,
             request_deadline=request_budget(config.timeout, config.retries).total,
+            bulk_client=bulk_client,
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ class S3Store(Store):
         raw = getattr(body, "_raw_stream", None)
         if raw is None or resp.get("ContentEncoding"):
             return bytes(body.read())
-        return read_body(raw, started + self.request_deadline, f"S3 get {key!r} on {self.where}")
+        return read_body(raw, self.request_deadline, f"S3 get {key!r} on {self.where}")
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, str]:
@@ -200,18 +205,12 @@ class S3Store(Store):
         """Write bytes [start, start+length) of `key` at the same offsets of file `fd`, streamed
         without a bytes object (transfer.body_into says why); falls back to `get_range` when
         the response is not a plain 206 body."""
-        started = time.monotonic()
         with self._errors("get_range", key):
-            resp = self.client.get_object(
+            resp = self.bulk_client.get_object(
                 Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}"
             )
             done = body_into(
-                resp,
-                fd,
-                start,
-                length,
-                started + self.request_deadline,
-                f"S3 get {key!r} on {self.where}",
+                resp, fd, start, length, self.request_deadline, f"S3 get {key!r} on {self.where}"
             )
             if done is None:
                 data = self.get_range(key, start, length)
@@ -368,7 +367,7 @@ class S3Store(Store):
                 f"{path} changed after it was added (expected md5 {md5_hex}, read "
                 f"{digest.hexdigest()}); nothing was uploaded"
             )
-        etag = self.create(key, data)
+        etag = self.create(key, data, bulk=True)
         if progress:
             progress(len(data))
         return etag
@@ -376,10 +375,13 @@ class S3Store(Store):
     def conditional_put(self, key: str, data: bytes, **condition: str) -> str:
         """One PUT with the given condition headers (IfNoneMatch=..., IfMatch=...); a refused
         condition raises PreconditionFailedError. No probe first: the probe uses this."""
+        return self._conditional_put(self.client, key, data, condition)
+
+    def _conditional_put(
+        self, client: Any, key: str, data: bytes, condition: dict[str, str]
+    ) -> str:
         with self._errors("conditional put", key):
-            resp = self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, **condition
-            )
+            resp = client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
         return _strip_etag(resp.get("ETag"))
 
     def already_ours(self, key: str, data: bytes, error: Exception) -> str | None:
@@ -396,11 +398,13 @@ class S3Store(Store):
             return None
         return etag if current == data else None
 
-    def create(self, key: str, data: bytes) -> str:
+    def create(self, key: str, data: bytes, *, bulk: bool = False) -> str:
         self.check_writable()
         for attempt in range(CREATE_CONFLICT_RETRIES):
             try:
-                return self.conditional_put(key, data, IfNoneMatch="*")
+                # blob bytes (`bulk`) go through the client whose timeouts let a slow link finish
+                client = self.bulk_client if bulk else self.client
+                return self._conditional_put(client, key, data, {"IfNoneMatch": "*"})
             except PreconditionFailedError as e:
                 code, _ = cause_code(e)
                 if code in CONFLICT and attempt + 1 < CREATE_CONFLICT_RETRIES:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 from typing import Any, BinaryIO
 
-from artifactfs.errors import BackendError, DigestMismatchError
+from artifactfs.errors import DigestMismatchError
+from artifactfs.liveness import ProgressWindow, moved
 from artifactfs.resolver.backends.base import Progress
 
 MiB = 1 << 20
@@ -43,7 +43,7 @@ def pwrite_all(fd: int, data: memoryview, pos: int) -> int:
 
 
 def body_into(
-    resp: dict[str, Any], fd: int, start: int, length: int, deadline: float, what: str
+    resp: dict[str, Any], fd: int, start: int, length: int, window: float, what: str
 ) -> int | None:
     """Stream the body of a ranged GetObject response (bytes [start, start+length)) into `fd` at
     the same offsets, from the socket through this thread's buffer; return how many were
@@ -53,8 +53,8 @@ def body_into(
     WHY: reading the range as one bytes object makes urllib3 copy it through its own buffers;
     with 8 reads at once that allocation and copying cost more CPU than the transfer on a
     2-core machine. Here the bytes go from http.client's readinto straight to the file.
-    `deadline` (time.monotonic) bounds the whole body, as base.read_body does for bytes: a
-    body that trickles fails with BackendError instead of holding a reader past it.
+    Every `window` seconds must bring some bytes (liveness.ProgressWindow, as base.read_body):
+    a body that trickles fails with BackendError, one that keeps moving is never cut.
     """
     body = resp["Body"]
     raw = getattr(body, "_raw_stream", None)
@@ -66,6 +66,7 @@ def body_into(
         return None
     buf = _thread_buffer()
     done = 0
+    progress = ProgressWindow(window, what)
     try:
         while done < length:
             n = fp.readinto(buf[: min(len(buf), length - done)])
@@ -73,8 +74,7 @@ def body_into(
                 break
             pwrite_all(fd, buf[:n], start + done)
             done += n
-            if done < length and time.monotonic() > deadline:
-                raise BackendError(f"{what}: the body did not arrive within the deadline")
+            progress.add(n)
     finally:
         if done == length:
             raw.release_conn()
@@ -168,11 +168,14 @@ class Transfers:
 
     @staticmethod
     def _subscribers(progress: Progress | None) -> list[Any]:
-        if progress is None:
-            return []
+        """Progress callbacks: the caller's, and always the liveness clock's (a transfer
+        that moves bytes keeps the mount's deadline waiting, liveness.py)."""
         from boto3.s3.transfer import ProgressCallbackInvoker
 
-        return [ProgressCallbackInvoker(progress)]
+        subscribers = [ProgressCallbackInvoker(moved)]
+        if progress is not None:
+            subscribers.append(ProgressCallbackInvoker(progress))
+        return subscribers
 
     def download(
         self, bucket: str, key: str, fileobj: BinaryIO, progress: Progress | None = None
