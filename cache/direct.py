@@ -5,16 +5,26 @@ that became read-only, used to break reads of big files until remount (ENOENT, E
 20). BlobCache.read recognises such a failure (`cache_lost`), makes the directories again
 when it can, and otherwise serves the read from the source through here, every read trying
 the cache first again, so the cache is used as soon as it is usable again (no remount).
+
+A read past the cache is checked as a cached one would be (blockdigests.ReadCheck): a small
+entry is fetched whole and its MD5 checked; a big one with block digests is fetched in whole
+digest blocks, each checked before a byte of it is served; a big one that only its MD5
+anchors cannot be checked by range without somewhere to put the whole object, so it is EIO
+(with the warning BlobCache logs) rather than unverified bytes.
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import logging
 
+from artifactfs.cache.blockdigests import ReadCheck
 from artifactfs.cache.objectfill import copy_verified
 from artifactfs.cache.source import SourceFactory
-from artifactfs.errors import BackendError, DigestMismatchError
+from artifactfs.errors import BackendError, CacheError, DigestMismatchError
+
+log = logging.getLogger(__name__)
 
 LOST = (errno.ENOENT, errno.ENOTDIR, errno.EROFS, errno.EACCES, errno.EPERM, errno.ESTALE)
 """What the cache's own files fail with when its directory is gone or read-only."""
@@ -36,11 +46,34 @@ def read_direct(
     source: SourceFactory,
     md5_hex: str | None,
     block_threshold: int,
+    check: ReadCheck,
 ) -> bytes:
-    """Bytes [offset, offset+length) from the source: a small entry whole and verified (md5
-    and size, as a fill would be), then cut; a big one by range, as a block is read."""
+    """Bytes [offset, offset+length) from the source, checked as `check` says (module doc)."""
     if size is None or size < block_threshold:
         buf = io.BytesIO()
         copy_verified(key, size, source(), md5_hex, buf, None)
         return buf.getvalue()[offset : offset + length]
-    return source().read_range(offset, length)
+    blocks = check.blocks
+    if blocks is None:
+        if check.whole:
+            raise CacheError(
+                errno.EIO,
+                f"{key}: a range of a big entry without block digests cannot be verified "
+                "while the cache is unusable",
+            )
+        return source().read_range(offset, length)  # nothing anchors these bytes
+    end = min(offset + length, size)
+    first = (offset // blocks.block_size) * blocks.block_size
+    last = min(-(-end // blocks.block_size) * blocks.block_size, size)
+    data = source().read_range(first, last - first)
+    bad = None if len(data) == last - first else first // blocks.block_size
+    if bad is None:
+        bad = blocks.bad_block(first, data)
+    if bad is not None:
+        msg = (
+            f"block {bad} of {key} read past the cache does not match the digest recorded at "
+            "commit: the stored object was changed; not served"
+        )
+        log.error("%s", msg)
+        raise DigestMismatchError(msg)
+    return data[offset - first : end - first]

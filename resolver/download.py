@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from artifactfs.cache.references.file import local_file_of
 from artifactfs.cache.direct import cache_lost
+from artifactfs.cache.references.file import local_file_of
 from artifactfs.errors import CacheError, DestinationFullError, InvalidPathError, VerifyError
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.manifest import HASH_CHUNK, Manifest, ManifestEntry, b64_to_hex

@@ -26,7 +26,7 @@ from mountutil import mounted
 
 import artifactfs as af
 from artifactfs import fsspec_fs
-from artifactfs.errors import DigestMismatchError
+from artifactfs.errors import DigestMismatchError, InvalidRecordError
 from artifactfs.resolver import keys
 from artifactfs.resolver.blockrecord import record_key
 from artifactfs.resolver.gc import GarbageCollector
@@ -204,7 +204,7 @@ def test_gc_keeps_the_block_digests_a_version_names(tmp_path, monkeypatch):
         resolver.close()
 
 
-@pytest.mark.parametrize("bad", ["../../etc/passwd", ["x"], "0" * 64])
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "0" * 64])
 def test_a_bad_block_digest_reference_falls_back_to_whole_verification(bad, tmp_path, monkeypatch):
     """A record naming no valid or no matching block-digest record: logged, and the entry is
     verified whole (the right bytes), never a crash or unchecked bytes."""
@@ -223,5 +223,24 @@ def test_a_bad_block_digest_reference_falls_back_to_whole_verification(bad, tmp_
         entry = _entry(resolver)
         assert resolver.read(entry, 20 << 20, 10) == data[20 << 20 : (20 << 20) + 10]
         assert resolver.cache.stats().whole_first == 1
+    finally:
+        resolver.close()
+
+
+def test_a_mistyped_block_digest_field_refuses_the_version_by_name(tmp_path, monkeypatch):
+    """A version record whose block_digests is not even a string is a broken record: the
+    records' type check (resolver/records.py) refuses it with a named error, never a crash."""
+    registry = tmp_path / "registry"
+    monkeypatch.setenv("ARTIFACTFS_REGISTRY", str(registry))
+    (tmp_path / "big.bin").write_bytes(os.urandom(SIZE))
+    _commit(tmp_path / "big.bin")
+    record_file = registry / keys.version_key("acme", "proj", "big", 0)
+    body = json.loads(record_file.read_text())
+    body["block_digests"] = ["x"]
+    record_file.write_text(json.dumps(body))
+    resolver = Resolver.open(ttl=0)
+    try:
+        with pytest.raises(InvalidRecordError, match="block_digests"):
+            resolver.registry.resolve(parse_artifact_name(NAME))
     finally:
         resolver.close()

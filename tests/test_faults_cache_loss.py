@@ -42,7 +42,11 @@ def _files() -> dict[str, bytes]:
 def _read_only(path: Path):
     """`path` made read-only in place (a read-only bind mount: root ignores mode bits)."""
     subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
-    subprocess.run(["mount", "-o", "remount,bind,ro", str(path), str(path)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path), str(path)], check=True)
+    except BaseException:
+        subprocess.run(["umount", "-l", str(path)])  # never leave the bind mount behind
+        raise
 
 
 @pytest.mark.parametrize("registry_url", ["local", "s3"], indirect=True)
@@ -63,8 +67,8 @@ def test_deleted_or_read_only_cache_dir_gives_direct_reads_and_recovers(registry
             for name in ("after-rm.bin", "after-rm-small.bin", "big.bin"):
                 assert (v0 / name).read_bytes() == files[name], name
 
-            _read_only(cache)
             try:
+                _read_only(cache)
                 for name in ("ro.bin", "ro-small.bin"):
                     assert (v0 / name).read_bytes() == files[name], name
                     assert (v0 / name).read_bytes() == files[name], name  # and again
@@ -73,7 +77,7 @@ def test_deleted_or_read_only_cache_dir_gives_direct_reads_and_recovers(registry
                 for name, data in files.items():
                     assert (root / name).read_bytes() == data, name
             finally:
-                subprocess.run(["umount", "-l", str(cache)], check=True)  # fds kept open
+                subprocess.run(["umount", "-l", str(cache)])  # fds kept open
 
             before = m.stats()["cache"]["bytes_fetched"]
             assert (v0 / "back.bin").read_bytes() == files["back.bin"]
