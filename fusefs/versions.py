@@ -32,6 +32,9 @@ from artifactfs.fusefs.readahead import SiblingReadahead
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver
 
+FOUND_LIMIT = 4096
+"""Paths whose index position getattr keeps for the read that follows."""
+
 
 class Versions:
     """Answers for Alias and Version nodes (tree.py), from the catalog and the cache."""
@@ -49,6 +52,9 @@ class Versions:
         self.stats = stats
         self.attrs = attrs
         self.files = OpenFiles(resolver)
+        self._found: dict[str, tuple[VersionView, int]] = {}
+        """path -> where getattr just found it: a cold read's LOOKUP is followed by its READ,
+        which then skips a second index search (a plain dict: atomic under the GIL; bounded)"""
         self.readahead = readahead or SiblingReadahead(resolver, stats, files=0)
 
     def view(self, node: tree.Version) -> VersionView:
@@ -70,6 +76,9 @@ class Versions:
         mtime = int(view.mtime * NS)
         i = view.index.find(node.rel)
         if i >= 0:
+            if len(self._found) >= FOUND_LIMIT:
+                self._found.clear()
+            self._found[path] = (view, i)
             mode = EXEC_MODE if view.index.executable(i) else FILE_MODE
             return self.attrs.file(view.index.size(i) or 0, mtime, mode)
         if view.index.is_dir(node.rel):
@@ -102,6 +111,9 @@ class Versions:
         A path read recently has a handle already: no index lookup then."""
 
         def locate() -> tuple[VersionView, int]:
+            found = self._found.pop(path, None)
+            if found is not None:
+                return found
             view = self.view(node)
             i = view.index.find(node.rel)
             if i < 0:
