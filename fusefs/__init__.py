@@ -9,5 +9,13 @@ fd-backed replies), attrs (stat, statfs and xattr renderings), control (`.artifa
 stats. Drafts: draft_tree (the seam protocol), draft_ops (the draft callbacks over
 `artifactfs.drafts.workspace`), draft_fds (draft files' fds by path), writers (who has a draft
 file open for writing, from /proc). Process: mount (start, stop; the public face), serve (the
-FUSE process), mountpoint (options and checks).
+FUSE process), mountpoint (options and checks). libfuse_abi: what the mount declares about
+libfuse's C ABI (layouts and signatures per loaded version; the fast paths it cannot vouch for
+stay off).
 """
+
+from artifactfs.fusefs.libfuse_abi import choose_libfuse
+
+# Before any module of the mount imports mfusepy (which loads a libfuse when imported): always
+# libfuse 3 unless a mount asks otherwise (check_fuse), even where libfuse2 is installed too.
+choose_libfuse()

@@ -10,8 +10,9 @@ Ownership (libfuse 2.9 and 3.x `fuse_lib_read`): libfuse frees the bufvec and ev
 buffer in it with free(), and never closes fds. So both are allocated with libc malloc here, and
 the fds must stay open until the file is released (cache/handles.py guarantees that).
 
-mfusepy declares `fuse_bufvec.buf` as a pointer, but in C it is an inline array
-(`struct fuse_buf buf[1]`); the layout is therefore declared here, per piece count.
+The structures (struct fuse_buf grew `mem_size` in libfuse 3.17) and the functions come from
+libfuse_abi, per loaded version; without a known layout the mount registers neither read_buf
+nor write_buf (libfuse_abi.LibfuseAbi.fit), so nothing here runs.
 """
 
 from __future__ import annotations
@@ -19,43 +20,25 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
-FUSE_BUF_IS_FD = 1 << 1
-FUSE_BUF_FD_SEEK = 1 << 2
+from artifactfs.fusefs import libfuse_abi
+from artifactfs.fusefs.libfuse_abi import FUSE_BUF_FD_SEEK, FUSE_BUF_IS_FD, bufvec_type
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_malloc = _libc.malloc
+_malloc = ctypes.CDLL(None, use_errno=True).malloc
 _malloc.restype = ctypes.c_void_p
 _malloc.argtypes = [ctypes.c_size_t]
 
 
-class FuseBuf(ctypes.Structure):
-    _fields_ = [
-        ("size", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
-        ("mem", ctypes.c_void_p),
-        ("fd", ctypes.c_int),
-        ("pos", ctypes.c_int64),
-    ]
-
-
-@cache
-def _bufvec_type(count: int) -> type[ctypes.Structure]:
-    class FuseBufvec(ctypes.Structure):
-        _fields_ = [
-            ("count", ctypes.c_size_t),
-            ("idx", ctypes.c_size_t),
-            ("off", ctypes.c_size_t),
-            ("buf", FuseBuf * count),
-        ]
-
-    return FuseBufvec
+def _buf_type() -> type[ctypes.Structure]:
+    kind = libfuse_abi.current().buf_type
+    if kind is None:  # fit() keeps read_buf/write_buf unregistered then: never reached
+        raise OSError(95, "struct fuse_buf of this libfuse is unknown")
+    return kind
 
 
 def _alloc_bufvec(bufpp: Any, count: int) -> Any:
-    kind = _bufvec_type(max(count, 1))
+    kind = bufvec_type(_buf_type(), max(count, 1))
     addr = _malloc(ctypes.sizeof(kind))
     if not addr:
         raise MemoryError("malloc failed for a fuse_bufvec")
@@ -90,6 +73,8 @@ def reply_bytes(bufpp: Any, data: bytes) -> int:
             raise MemoryError("malloc failed for a read buffer")
         ctypes.memmove(mem, data, n)
         vec.buf[0].mem = mem
+        if hasattr(vec.buf[0], "mem_size"):
+            vec.buf[0].mem_size = n
     vec.buf[0].size = n
     return n
 
@@ -98,32 +83,30 @@ def write_to_fd(src: Any, fd: int, offset: int) -> int:
     """Copy the bytes of libfuse's `src` bufvec (a WRITE) into `fd` at `offset`, in C:
     fuse_buf_copy writes them with the GIL released, and no Python `bytes` is made. Returns
     the byte count (OSError with libfuse's errno when the copy fails)."""
-    lib = _fuse_lib()
-    size = int(lib.fuse_buf_size(src))
-    kind = _bufvec_type(1)
-    dst = kind()
+    size = buffer_size(src)
+    dst = bufvec_type(_buf_type(), 1)()
     dst.count = 1
     dst.buf[0].size = size
     dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK
     dst.buf[0].fd = fd
     dst.buf[0].pos = offset
-    n = int(lib.fuse_buf_copy(ctypes.byref(dst), src, 0))
+    n = int(_function("fuse_buf_copy")(ctypes.addressof(dst), _address(src), 0))
     if n < 0:
         raise OSError(-n, os.strerror(-n))
     return n
 
 
 def buffer_size(src: Any) -> int:
-    return int(_fuse_lib().fuse_buf_size(src))
+    return int(_function("fuse_buf_size")(_address(src)))
 
 
-@cache
-def _fuse_lib() -> Any:
-    import mfusepy  # the libfuse the mount loaded (check_fuse chose it)
+def _function(name: str) -> Any:
+    fn = libfuse_abi.current().function(name)
+    if fn is None:
+        raise OSError(95, f"{name} is not available in this libfuse")
+    return fn
 
-    lib = mfusepy._libfuse
-    lib.fuse_buf_size.restype = ctypes.c_size_t
-    lib.fuse_buf_size.argtypes = [ctypes.c_void_p]
-    lib.fuse_buf_copy.restype = ctypes.c_ssize_t
-    lib.fuse_buf_copy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
-    return lib
+
+def _address(ptr: Any) -> int | None:
+    """The address a ctypes pointer (mfusepy's fuse_bufvec_p) holds."""
+    return ctypes.cast(ptr, ctypes.c_void_p).value

@@ -7,13 +7,16 @@ Shared by the process that starts or stops a mount (mount.py) and the one that s
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from artifactfs.errors import ArtifactFSError
+from artifactfs.fusefs.libfuse_abi import choose_libfuse
 
 DEFAULT_ATTR_TIMEOUT = 3600.0
 
@@ -117,18 +120,42 @@ def check_write_dir(opts: MountOptions) -> None:
     )
 
 
+LIBRARY_PACKAGES = {"fuse3": ("libfuse3-4", "libfuse3-3"), "fuse": ("libfuse2t64", "libfuse2")}
+"""Debian/Ubuntu package names of lib<lib>, newest naming first: Debian 13 and Ubuntu >= 24.10
+ship libfuse 3.17 as libfuse3-4 (soname 4) and libfuse2 as libfuse2t64 (the 64-bit time_t
+rename; Ubuntu 24.04 too); Debian 12 ships libfuse3-3 and libfuse2 (scripts/setup.sh picks
+the same way)."""
+
+
+def library_package(lib: str = "fuse3") -> str:
+    """The package that provides lib<lib> on this release (the first name its apt offers), for
+    error messages; the oldest name when apt cannot tell."""
+    names = LIBRARY_PACKAGES.get(lib, LIBRARY_PACKAGES["fuse3"])
+    for name in names:
+        try:
+            out = subprocess.run(
+                ["apt-cache", "policy", name], capture_output=True, text=True, timeout=20
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            break
+        candidate = re.search(r"Candidate: (\S+)", out)
+        if candidate and candidate[1] != "(none)":
+            return name
+    return names[-1]
+
+
 def check_fuse(lib: str = "fuse3") -> None:
     """MountError unless this machine can mount FUSE file systems with `lib`."""
     if not os.path.exists("/dev/fuse"):
         raise MountError("FUSE is not available: /dev/fuse is missing (load the fuse module)")
     if not (shutil.which("fusermount3") or shutil.which("fusermount")) and os.geteuid() != 0:
         raise MountError("FUSE is not available: fusermount3 is not installed (apt install fuse3)")
-    os.environ["FUSE_LIBRARY_NAME"] = lib
+    choose_libfuse(lib)
     try:  # imported here, not at the top: mfusepy loads the libfuse named above when imported
         import mfusepy  # noqa: F401
     except (OSError, AttributeError) as e:
         raise MountError(
-            f"FUSE is not available: cannot load lib{lib} ({e}); install fuse3 and libfuse3-3"
+            f"FUSE is not available: cannot load lib{lib} ({e}); install fuse3 and {library_package(lib)}"
         ) from e
     loaded = sys.modules["mfusepy"]._libfuse_path
     if (lib == "fuse3" and "fuse3" not in str(loaded)) or (

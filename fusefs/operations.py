@@ -26,7 +26,6 @@ control.py). Symlink targets are cached too (aliases.py keeps aliases fresh).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
@@ -39,7 +38,7 @@ from typing import Any
 
 import mfusepy
 
-from artifactfs.fusefs import fusebuf, tree, writeback
+from artifactfs.fusefs import fusebuf, libfuse_abi, tree, writeback
 from artifactfs.fusefs.aliases import AliasWatch
 from artifactfs.fusefs.attrs import (
     DIR_MODE,
@@ -65,9 +64,6 @@ log = logging.getLogger(__name__)
 
 FORGET_DELAY = 0.2
 """Seconds forget_inode waits for the refused writer's close to finish."""
-
-FUSE_CAP_ATOMIC_O_TRUNC = 1 << 3
-FUSE_CAP_CACHE_SYMLINKS = 1 << 23
 
 
 def _current_fuse() -> int | None:
@@ -135,6 +131,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             # .fuse_hidden*) until its release; under no_open no release ever comes, so the
             # hidden files would stay in drafts for good: remove for real, as a disk does
             config.hard_remove = 1
+        abi = libfuse_abi.current()  # flags through it only: libfuse 3.17 has two fields
         if conn is not None:
             try:
                 conn.max_readahead = self.max_readahead
@@ -142,14 +139,13 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
                 pass
             # open(O_TRUNC) of an existing file arrives as a truncate (no OPEN upcall carries
             # the flag under no_open): without this, libfuse's default leaves the file whole
-            conn.want &= ~FUSE_CAP_ATOMIC_O_TRUNC
+            abi.unwant(conn, libfuse_abi.CAP_ATOMIC_O_TRUNC)
             # the kernel keeps alias symlinks' targets (no READLINK per path walk through
             # `name:latest`); aliases.py drops them when an alias moves
-            if conn.capable & FUSE_CAP_CACHE_SYMLINKS:
-                conn.want |= FUSE_CAP_CACHE_SYMLINKS
+            abi.want(conn, libfuse_abi.CAP_CACHE_SYMLINKS)
         self._fuse = _current_fuse()
         if self.write_cache:  # drafts: small writes batched in the kernel (writeback.py)
-            writeback.enable(conn, self._fuse, mfusepy._libfuse)
+            writeback.enable(conn, self._fuse, abi)
         if self._ready is not None:
             self._ready()
 
@@ -161,10 +157,9 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         """
         if self._fuse is None or self._destroyed.is_set():
             return
-        invalidate = getattr(mfusepy._libfuse, "fuse_invalidate_path", None)
+        invalidate = libfuse_abi.current().function("fuse_invalidate_path")
         if invalidate is None:
             return
-        invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         for p in paths:
             invalidate(self._fuse, p.encode("utf-8", "surrogateescape"))  # -ENOENT: not cached
 
@@ -200,14 +195,11 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         """Forget the kernel's dentry `/<name>` and everything below it (libfuse3 only)."""
         if self._fuse is None or self._destroyed.is_set():
             return
-        lib = mfusepy._libfuse
-        notify = getattr(lib, "fuse_lowlevel_notify_inval_entry", None)
-        get_session = getattr(lib, "fuse_get_session", None)
-        if notify is None or get_session is None or mfusepy.fuse_version_major != 3:
+        abi = libfuse_abi.current()
+        notify = abi.function("fuse_lowlevel_notify_inval_entry")
+        get_session = abi.function("fuse_get_session")
+        if notify is None or get_session is None:
             return
-        get_session.restype = ctypes.c_void_p
-        get_session.argtypes = [ctypes.c_void_p]
-        notify.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
         raw = name.encode()
         notify(get_session(self._fuse), 1, raw, len(raw))  # 1: FUSE_ROOT_ID; -ENOENT: not cached
 

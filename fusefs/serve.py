@@ -184,6 +184,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     """The Operations object and the libfuse options for a mount."""
     # Imported here: `artifactfs` loads this module for every command, and these pull in
     # mfusepy (which loads libfuse, after check_fuse) and the whole resolver.
+    from artifactfs.fusefs import libfuse_abi
     from artifactfs.fusefs.catalog import Catalog
     from artifactfs.fusefs.deadline import Deadlines
     from artifactfs.fusefs.draft_ops import Drafts
@@ -243,6 +244,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         alias_ttl=ttl,
     )
     ctx.invalidate = ops.invalidate_paths
+    libfuse_abi.current().fit(ops)  # read_buf/write_buf only where libfuse's layout is known
     kwargs: dict[str, Any] = {
         "foreground": True,
         "nothreads": not opts.threads,

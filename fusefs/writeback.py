@@ -9,8 +9,9 @@ That alone is not enough. Before every write(2) the kernel asks whether the file
 `security.capability` (file_remove_privs: one GETXATTR upcall per write, ~30-60 µs here,
 measured) unless the super block is SB_NOSEC, which FUSE sets only when the daemon answers INIT
 with FUSE_HANDLE_KILLPRIV_V2 (kernel >= 5.11): "the file system clears suid/sgid/capabilities
-itself". libfuse 3.14 (Debian 12) does not know that flag and never sends it, so `patch_init`
-adds it to the INIT reply: through libfuse's public fuse_session_custom_io, the first reply
+itself". libfuse >= 3.17 sends it when asked (FUSE_CAP_HANDLE_KILLPRIV_V2). libfuse 3.14-3.16
+(Debian 12: 3.14) do not know that flag and never send it, so `_InitPatch` adds it to the INIT
+reply: through libfuse's public fuse_session_custom_io, the first reply
 (INIT is always the first) goes through a writev here that sets the bit, and the session then
 talks to the kernel through libc's read/writev again, in C. Measured: 100-byte writes 1.2 µs
 instead of 15-56 µs (native ext4: 1.1 µs).
@@ -47,44 +48,37 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from artifactfs.fusefs import libfuse_abi
+from artifactfs.fusefs.libfuse_abi import (
+    CAP_HANDLE_KILLPRIV_V2,
+    CAP_WRITEBACK_CACHE,
+    KERNEL_HANDLE_KILLPRIV_V2,
+    CustomIo,
+    InitOutHead,
+    Iovec,
+)
+
 log = logging.getLogger(__name__)
 
-FUSE_CAP_WRITEBACK_CACHE = 1 << 16
-FUSE_HANDLE_KILLPRIV_V2 = 1 << 28
-"""Kernel INIT flag (fuse_kernel.h, protocol 7.33); libfuse >= 3.17 spells it as a capability."""
-_FLAGS_OFFSET = 12
-"""Byte offset of `flags` in struct fuse_init_out (major, minor, max_readahead, flags, ...)."""
 
-
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-class _CustomIo(ctypes.Structure):
-    """struct fuse_custom_io (libfuse >= 3.14): writev, read, splice_receive, splice_send."""
-
-    _fields_ = [
-        ("writev", ctypes.c_void_p),
-        ("read", ctypes.c_void_p),
-        ("splice_receive", ctypes.c_void_p),
-        ("splice_send", ctypes.c_void_p),
-    ]
-
-
-_WRITEV = ctypes.CFUNCTYPE(
-    ctypes.c_ssize_t, ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_int, ctypes.c_void_p
-)
+_NEEDS = ("fuse_session_custom_io", "fuse_get_session", "fuse_session_fd")
 
 
 class _InitPatch:
-    """Sets FUSE_HANDLE_KILLPRIV_V2 in the INIT reply, then steps aside (see the docstring)."""
+    """Sets the kernel's HANDLE_KILLPRIV_V2 in the INIT reply, then steps aside (libfuse
+    3.14-3.16 only, see the docstring; the layouts are libfuse_abi's)."""
 
-    def __init__(self, lib: Any) -> None:
-        self.lib = lib
+    def __init__(self, abi: libfuse_abi.LibfuseAbi) -> None:
+        found = [abi.function(n) for n in _NEEDS]
+        if None in found:
+            raise OSError(f"{abi.describe()} lacks one of {', '.join(_NEEDS)}")
+        self.custom_io: Any = found[0]
+        self.get_session: Any = found[1]
+        self.session_fd: Any = found[2]
         self.libc = ctypes.CDLL(None, use_errno=True)
-        self.libc.writev.argtypes = [ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_int]
+        self.libc.writev.argtypes = [ctypes.c_int, ctypes.POINTER(Iovec), ctypes.c_int]
         self.libc.writev.restype = ctypes.c_ssize_t
-        self.plain = _CustomIo(
+        self.plain = CustomIo(
             ctypes.cast(self.libc.writev, ctypes.c_void_p).value,
             ctypes.cast(self.libc.read, ctypes.c_void_p).value,
             None,
@@ -94,54 +88,56 @@ class _InitPatch:
         self.session: int | None = None
         self.fd = -1
         self.patched = False
-        lib.fuse_get_session.restype = ctypes.c_void_p
-        lib.fuse_get_session.argtypes = [ctypes.c_void_p]
-        lib.fuse_session_fd.argtypes = [ctypes.c_void_p]
-        lib.fuse_session_custom_io.argtypes = [
-            ctypes.c_void_p,
-            ctypes.POINTER(_CustomIo),
-            ctypes.c_int,
-        ]
 
     def install(self, fuse: int) -> bool:
-        self.session = self.lib.fuse_get_session(fuse)
+        self.session = self.get_session(fuse)
         if not self.session:
             return False
-        self.fd = self.lib.fuse_session_fd(self.session)
-        io = _CustomIo(
+        self.fd = self.session_fd(self.session)
+        io = CustomIo(
             ctypes.cast(self.callback, ctypes.c_void_p).value, self.plain.read, None, None
         )
-        return self.lib.fuse_session_custom_io(self.session, ctypes.byref(io), self.fd) == 0
+        return bool(self.custom_io(self.session, ctypes.addressof(io), self.fd) == 0)
 
     def _writev(self, fd: int, iov: Any, count: int, _userdata: Any) -> int:
         if not self.patched:
             self.patched = True
             # iov[0] is the reply header, iov[1] the fuse_init_out of a successful INIT
-            if count >= 2 and iov[1].len > _FLAGS_OFFSET + 4 and iov[1].base:
-                flags = ctypes.cast(iov[1].base + _FLAGS_OFFSET, ctypes.POINTER(ctypes.c_uint32))
-                flags[0] |= FUSE_HANDLE_KILLPRIV_V2
+            if count >= 2 and iov[1].iov_len >= ctypes.sizeof(InitOutHead) and iov[1].iov_base:
+                head = InitOutHead.from_address(iov[1].iov_base)
+                head.flags |= KERNEL_HANDLE_KILLPRIV_V2
         n = int(self.libc.writev(fd, iov, count))
         # every later reply goes to the kernel in C, as without a custom io
-        self.lib.fuse_session_custom_io(self.session, ctypes.byref(self.plain), self.fd)
+        self.custom_io(self.session, ctypes.addressof(self.plain), self.fd)
         return n
 
 
+_WRITEV = ctypes.CFUNCTYPE(
+    ctypes.c_ssize_t, ctypes.c_int, ctypes.POINTER(Iovec), ctypes.c_int, ctypes.c_void_p
+)
 _patch: _InitPatch | None = None
 
 
-def enable(conn: Any, fuse: int | None, lib: Any) -> bool:
-    """Ask for the write-back cache and the INIT patch (called from libfuse's init, before the
-    INIT reply is built); False when this libfuse cannot (then writes still work, each one
+def enable(conn: Any, fuse: int | None, abi: libfuse_abi.LibfuseAbi) -> bool:
+    """Ask for the write-back cache and HANDLE_KILLPRIV_V2 (called from libfuse's init, before
+    the INIT reply is built); False without KILLPRIV_V2 (then writes still work, each one
     costing a GETXATTR upcall)."""
     global _patch
     if conn is None or not fuse:
         return False
-    conn.want |= FUSE_CAP_WRITEBACK_CACHE
-    if not hasattr(lib, "fuse_session_custom_io"):
-        log.info("libfuse has no fuse_session_custom_io: writes ask security.capability each")
+    if not abi.want(conn, CAP_WRITEBACK_CACHE):
+        log.info("the kernel offers no write-back cache: every write is an upcall")
+        return False
+    if abi.killpriv_capability:
+        if abi.want(conn, CAP_HANDLE_KILLPRIV_V2):
+            return True
+        log.info("write-back without KILLPRIV_V2: the kernel does not offer it")
+        return False
+    if not abi.init_patch:
+        log.info("write-back without KILLPRIV_V2: %s cannot send it", abi.describe())
         return False
     try:
-        _patch = _InitPatch(lib)
+        _patch = _InitPatch(abi)
         ok = _patch.install(fuse)
     except (AttributeError, OSError, ValueError) as e:
         log.info("write-back without KILLPRIV_V2: %s", e)

@@ -4,6 +4,11 @@
 #   bash scripts/setup.sh demo    # seed the embedded registry with the examples, mount it, show the tree
 #   bash scripts/setup.sh test    # the whole test suite (real FUSE mounts, SeaweedFS, nginx)
 #   bash scripts/setup.sh bench   # the benchmarks (adds rclone and s3fs for the comparisons)
+#   bash scripts/setup.sh test-debian13 [pytest args]   # the suite in a Debian 13 chroot
+#                                 # (libfuse 3.17, Python 3.13; scripts/debian13.sh)
+#
+# Debian 12 and 13, Ubuntu 24.04 and later: package names are picked by what the release offers.
+# ARTIFACTFS_NO_TORCH=1 skips installing torch for the DataLoader test (then skipped).
 #
 # As root it installs the Debian packages it needs (only those missing); as another user it
 # expects them present. Python packages go into ./.venv.
@@ -11,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 job="${1:-demo}"
 shift || true
+if [ "$job" = test-debian13 ]; then
+    exec bash scripts/debian13.sh "$@"
+fi
 
 # Everything below (apt, pip, git in the tests, every `</dev/null`) trusts /dev/null. A root
 # process elsewhere that renamed a file over it leaves a regular file full of old output, which
@@ -20,12 +28,41 @@ if [ "$(id -u)" = 0 ] && [ ! -c /dev/null ]; then
     rm -f /dev/null && mknod -m 666 /dev/null c 1 3
 fi
 
-packages=(fuse3 libfuse3-3 libfuse2 rsync nginx-light ca-certificates graphviz)
+export DEBIAN_FRONTEND=noninteractive
+apt_updated=
+if [ "$(id -u)" = 0 ] && ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+    apt-get update -qq  # a fresh machine has no package lists: apt could not tell the names
+    apt_updated=1
+fi
+# pick NAME...: the first of these package names that is installed, else the first this
+# release's apt offers as a real package (a purely virtual name has no candidate). Releases
+# renamed libfuse: Debian 12 and Ubuntu 24.04 ship libfuse3-3; Debian 13 libfuse3-4 (3.17,
+# soname 4) and libfuse2t64 (64-bit time_t), where `libfuse2` is only a virtual package.
+pick() {
+    local p
+    for p in "$@"; do
+        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            echo "$p"; return
+        fi
+    done
+    for p in "$@"; do
+        if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+            echo "$p"; return
+        fi
+    done
+    echo "$1"
+}
+
+packages=(fuse3 "$(pick libfuse3-4 libfuse3-3)" rsync nginx-light ca-certificates graphviz)
 # graphviz: `dot` draws the lineage pictures of `artifactfs ui`; the browser tests of the page
-# drive Debian's chromium through its chromedriver (no browser download).
-[ "$job" = test ] && packages+=(chromium chromium-driver)
-[ "$job" = bench ] && packages+=(rclone s3fs)
-python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
+# drive Debian's chromium through its chromedriver (no browser download). libfuse3-dev, gcc:
+# tests/test_libfuse_abi.py compiles the libfuse headers' layouts to check ours against them.
+[ "$job" = test ] && packages+=(chromium chromium-driver libfuse3-dev gcc libc6-dev)
+# libfuse2 only for the benchmarks' libfuse2-vs-libfuse3 matrix; the mount itself uses libfuse3
+[ "$job" = bench ] && packages+=(rclone s3fs "$(pick libfuse2t64 libfuse2)")
+# ensurepip, not venv: Debian's python3 has the venv module without python3-venv, and then
+# `python3 -m venv` fails for want of ensurepip
+python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3 python3-venv)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -37,8 +74,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
     echo "setup: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    [ -n "$apt_updated" ] || apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
@@ -46,7 +82,8 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ui]'
-if [ "$job" = test ] && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+if [ "$job" = test ] && [ -z "${ARTIFACTFS_NO_TORCH:-}" ] \
+    && ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     # The real PyTorch DataLoader test; this machine kind keeps the CPU wheel of 2.13.0 on disk.
     .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 numpy \
         || echo "setup: torch unavailable; the DataLoader test will be skipped" >&2
@@ -66,5 +103,5 @@ case "$job" in
         .venv/bin/mypy
         exec .venv/bin/python -m pytest "$@" ;;
     bench) exec .venv/bin/python bench/run.py "$@" ;;
-    *) echo "usage: $0 demo|test|bench [args...]" >&2; exit 2 ;;
+    *) echo "usage: $0 demo|test|bench|test-debian13 [args...]" >&2; exit 2 ;;
 esac

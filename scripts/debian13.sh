@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The README's set-up and the test suite on Debian 13 (trixie: libfuse 3.17, Python 3.13), in a
+# chroot built from Debian's packages with debootstrap and reused on later runs.
+#
+#   bash scripts/setup.sh test-debian13 [pytest args]     # default: -q -ra (the whole suite)
+#
+# Runs, inside the chroot and unchanged, the README's two commands: `setup.sh demo --unmount`,
+# then `setup.sh test [pytest args]` (torch is left out: on Python 3.13 pip would fetch a 5 GB
+# CUDA build; its one DataLoader test is skipped there). Exits with the suite's status.
+#
+# Needs root. Everything is mounted in a private mount namespace (unshare), so nothing it binds
+# or the tests mount shows up outside it, and the namespace takes them down when it ends; the
+# EXIT trap unmounts them explicitly first, and stops whatever still runs in the chroot.
+#
+#   ARTIFACTFS_DEBIAN13_ROOT   where the chroot lives (/var/cache/artifactfs-ci/debian13)
+#   ARTIFACTFS_DEBIAN_MIRROR   Debian mirror for debootstrap (http://deb.debian.org/debian)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+root=${ARTIFACTFS_DEBIAN13_ROOT:-/var/cache/artifactfs-ci/debian13}
+mirror=${ARTIFACTFS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+say() { echo "test-debian13: $*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+    say "needs root (debootstrap, chroot, mounts)"
+    exit 1
+fi
+if [ -z "${_ARTIFACTFS_IN_NAMESPACE:-}" ]; then
+    exec env _ARTIFACTFS_IN_NAMESPACE=1 unshare --mount --propagation private bash "$0" "$@"
+fi
+
+# -- the chroot: built once (a fresh, minimal Debian 13 with git, as a contributor's machine) --
+if [ ! -e "$root/.artifactfs-chroot" ]; then
+    if ! command -v debootstrap >/dev/null; then
+        say "installing debootstrap"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            debootstrap >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends debootstrap >/dev/null; }
+    fi
+    partial="$root.partial"
+    rm -rf --one-file-system "$partial"
+    mkdir -p "$(dirname "$root")"
+    say "building a Debian 13 chroot in $root (debootstrap, a few minutes)"
+    debootstrap --variant=minbase --include=ca-certificates,git trixie "$partial" "$mirror" \
+        >"$partial.log" 2>&1 || { tail -20 "$partial.log" >&2; exit 1; }
+    touch "$partial/.artifactfs-chroot"
+    mv "$partial" "$root"
+fi
+
+# -- mounts, and the trap that takes them down ---------------------------------------------------
+stop_chroot() {
+    local status=$? pid mp
+    for pid in $(ls /proc | grep -E '^[0-9]+$'); do  # what the suite left running in the chroot
+        [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$root" ] && kill -9 "$pid" 2>/dev/null
+    done
+    # deepest first: test mounts (FUSE, tmpfs), then what was bound here
+    for mp in $(awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+        umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || say "could not unmount $mp"
+    done
+    exit "$status"
+}
+trap stop_chroot EXIT
+trap 'exit 130' INT TERM
+
+mount -t proc proc "$root/proc"
+mount --bind /sys "$root/sys"
+mount --bind /dev "$root/dev"           # /dev/fuse, /dev/null, ...
+mount --bind /dev/pts "$root/dev/pts"
+mount -t tmpfs -o mode=1777 shm "$root/dev/shm"  # multiprocessing's semaphores
+mount -t tmpfs -o mode=755 run "$root/run"
+
+# -- trust what the host trusts (a TLS-inspecting proxy's CA: pip fails without it) -------------
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+shopt -s nullglob
+certs=(/usr/local/share/ca-certificates/*.crt)
+shopt -u nullglob
+if [ ${#certs[@]} -gt 0 ]; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp "${certs[@]}" "$root/usr/local/share/ca-certificates/"
+fi
+chroot "$root" update-ca-certificates >/dev/null
+
+# -- the checkout, as a clean clone would have it (its .venv kept between runs) ------------------
+mkdir -p "$root/root/artifactfs"
+rsync -a --delete --exclude=/.venv --exclude=/.git --exclude=__pycache__ \
+    --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache \
+    "$repo/" "$root/root/artifactfs/"
+
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(-q -ra)
+run() {
+    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb TMPDIR=/tmp \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+        REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 ARTIFACTFS_NO_TORCH=1 \
+        bash -c 'cd /root/artifactfs && exec bash scripts/setup.sh "$@"' setup "$@"
+}
+say "README, first command: bash scripts/setup.sh demo (with --unmount)"
+run demo --unmount
+say "README, second command, in Debian 13 (fuse3 $(chroot "$root" dpkg-query -W \
+-f='${Version}' fuse3), $(chroot "$root" python3 --version)): bash scripts/setup.sh test ${args[*]}"
+run test "${args[@]}"  # its status is the script's (the trap keeps it); pytest's line is last
