@@ -77,7 +77,11 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
         check_fuse(opts.fuse_lib)
         ops, fuse_kwargs = build(opts, mp)
     except Exception as e:
-        log.error("mount failed: %s", e, exc_info=not isinstance(e, ArtifactFSError))
+        known = isinstance(e, ArtifactFSError)
+        # in the foreground the caller prints a known error: once on the terminal, not twice
+        (log.info if known and opts.foreground else log.error)(
+            "mount failed: %s", e, exc_info=not known
+        )
         tell(f"error {e}")
         if ready_fd is None and not opts.foreground:
             return 1
@@ -196,6 +200,12 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     from artifactfs.resolver.version_index import index_dir
     from artifactfs.settings import load_config
 
+    operations: type[ArtifactOperations] = ArtifactOperations
+    if opts.passthrough:  # refused in one line where it cannot be had (passthrough.unavailable)
+        from artifactfs.fusefs.passthrough import PassthroughOperations, check
+
+        check(libfuse_abi.current(), opts.write_cache and not opts.read_only)
+        operations = PassthroughOperations
     config = load_config(registry=opts.registry, **opts.overrides)
     ttl = config.metadata_ttl if opts.ttl is None else opts.ttl
     resolver = Resolver.open(config, ttl=ttl)
@@ -226,9 +236,10 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
         "threads": opts.threads,
         "drafts": type(drafts).__name__,
         "write_cache": opts.write_cache and not opts.read_only,
+        "passthrough": opts.passthrough,
         "log_file": str(opts.log_file or default_log_file()),
     }
-    ops = ArtifactOperations(
+    ops = operations(
         resolver,
         catalog,
         drafts,

@@ -122,6 +122,15 @@ class Versions:
 
         return self.files.spans(path, locate, offset, size)
 
+    def cached_fd(self, node: tree.Version, path: str) -> int | None:
+        """An fd on the entry's blob if it is wholly cached and passes its seal check (the
+        caller owns it: passthrough.py hands it to the kernel), else None."""
+        view = self.view(node)
+        i = view.index.find(node.rel)
+        if i < 0:
+            raise NotFound(path)
+        return self.resolver.open_cached(view.index.entry(i))
+
     def read(self, node: tree.Version, size: int, offset: int, path: str) -> bytes:
         """Bytes by range through the resolver (read_buf's fallback when blocks are not cached)."""
         view = self.view(node)
