@@ -212,18 +212,22 @@ class PassthroughOperations(ArtifactOperations):
     @guard
     def open(self, path: str, fi: Any) -> int:
         info = libfuse_abi.FileInfo317.from_address(ctypes.addressof(fi))
-        info.keep_cache = 1  # what no_open gives every file: pages kept across opens
         node = tree.route(path)
         backings = self.backings
         if backings is None or not isinstance(node, tree.Version) or not node.rel:
+            info.keep_cache = 1  # what no_open gives every file: pages kept across opens
             return 0
         if info.flags & os.O_ACCMODE != os.O_RDONLY:
             raise mfusepy.FuseOSError(errno.EROFS)
         backing_id = backings.open(path, lambda: self.versions.cached_fd(node, path))
         if backing_id is None:
+            info.keep_cache = 1
             info.fh = FH_CACHED
             self.stats.add(passthrough_misses=1)
         else:
+            # only direct_io, parallel_direct_writes and noflush may come with passthrough:
+            # the kernel fails the open (EIO) on any other open flag, keep_cache included
+            info.noflush = 1
             info.backing_id = backing_id
             info.fh = FH_BACKING | backing_id
             self.stats.add(passthrough_opens=1)
