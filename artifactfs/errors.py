@@ -86,6 +86,11 @@ class PreconditionFailedError(BackendError):
     """A create-only write found the key present, or a compare-and-swap found another etag."""
 
 
+class AliasMovedError(PreconditionFailedError):
+    """An alias was not where the caller saw it (another writer moved it since): nothing was
+    changed; read again and decide again."""
+
+
 class ConditionalWritesUnsupportedError(BackendError):
     """The store accepted a conditional write it should have refused: writing would be unsafe."""
 

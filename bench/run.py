@@ -29,6 +29,7 @@ BENCHES = [
     "bench_loader",
     "bench_fsspec",
     "bench_ui",
+    "bench_viewer",
     "bench_integrity",
     "bench_listing",
     "bench_drafts",

@@ -11,8 +11,10 @@ inside the FUSE process; it is also the one place that assembles the mount's par
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -174,14 +176,33 @@ def set_readahead(mp: str, nbytes: int) -> bool:
     (bench/RESULTS.md). Without permission the default stays, and reads are merely smaller.
     """
     try:
-        st = os.stat(mp)
-        path = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+        path = f"/sys/class/bdi/{mount_device(mp)}/read_ahead_kb"
         with open(path, "w") as f:
             f.write(str(max(nbytes >> 10, 4)))
     except OSError as e:
         log.info("kernel readahead for %s left at its default: %s", mp, e)
         return False
     return True
+
+
+def mount_device(mp: str, wait: float = 2.0) -> str:
+    """`major:minor` of the file system mounted at `mp`, from /proc/self/mountinfo. Not by
+    stat: from the daemon that is an upcall to itself, and while it is in flight the mount is
+    busy (a `fusermount3 -u` right after the mount started failed with EBUSY under load)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = None
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+                if point == mp:
+                    found = fields[2]  # the last mount there is the one on top
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise OSError(errno.ENOENT, f"{mp} is not in /proc/self/mountinfo")
+        time.sleep(0.05)
 
 
 def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:

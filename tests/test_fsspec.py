@@ -20,7 +20,7 @@ import fsspec
 import pytest
 
 import artifactfs as af
-from artifactfs import fsspec_fs
+from artifactfs.fsspec import filesystem as fsspec_fs
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -303,4 +303,4 @@ def test_registered_by_entry_point(isolated_home, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split()[0] == "artifactfs.fsspec_fs"
+    assert proc.stdout.split()[0] == "artifactfs.fsspec.filesystem"

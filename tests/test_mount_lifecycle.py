@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mountutil import commit_files, force_unmount, mounted, open_registry, wait_until
@@ -101,3 +102,14 @@ def test_big_version_lists_fast_without_loading_everything(tmp_path):
         assert len(top) == 100 and first_ls < 5
         assert len(os.listdir(v / "d042")) == 1000
         assert (v / "d099" / "f099999").read_bytes() == b"shared"
+
+
+def test_kernel_readahead_is_raised_to_the_mount_option(tmp_path):
+    """The daemon finds its own mount's device in mountinfo (a stat from inside would be an
+    upcall to itself that keeps the mount busy) and raises the kernel's readahead window."""
+    reg = str(tmp_path / "reg")
+    commit_files(open_registry(reg).registry, tmp_path, "ds", {"a.txt": b"a"})
+    with mounted(tmp_path / "mnt", registry=reg, extra_args={"max_readahead": 2 << 20}) as m:
+        st = os.stat(m.path)
+        knob = Path(f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb")
+        assert wait_until(lambda: knob.read_text().strip() == "2048", 10), knob.read_text()

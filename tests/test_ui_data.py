@@ -17,7 +17,7 @@ from artifactfs.errors import ArtifactNotFoundError
 from artifactfs.resolver.manifest import Manifest, ManifestEntry
 from artifactfs.resolver.resolver import Resolver
 from artifactfs.resolver.version_index import index_file, open_version_index
-from artifactfs.ui import pictures, previews, runs
+from artifactfs.ui import pictures, previews, runs, tables
 from artifactfs.ui.data import Browser
 from artifactfs.ui.lineage import lineage
 
@@ -125,28 +125,37 @@ def test_diff_ignores_birth_artifact_id(seeded):
     assert (d.added, d.removed, d.changed) == (["y"], [], [])
 
 
+def _names(p):
+    return [c.name for c in p.table.columns]
+
+
+def _texts(p, i):
+    return [c.text for c in p.table.rows[i]]
+
+
 @pytest.mark.parametrize(
     ("path", "kind", "check"),
     [
-        ("labels.csv", "rows", lambda p: p.columns == ["id", "label", "pixels"] and p.total_rows == 121),
-        ("scores.parquet", "rows", lambda p: p.columns == ["id", "score"] and p.total_rows == 200 and p.rows[1] == ["1", "0.005"]),
-        ("preds.table.json", "rows", lambda p: p.note == "W&B Table" and p.rows[3] == ["3", "3"]),
+        ("labels.csv", "table", lambda p: _names(p) == ["id", "label", "pixels"] and p.table.total_rows == 121),
+        ("scores.parquet", "table", lambda p: _names(p) == ["id", "score"] and p.table.total_rows == 200 and _texts(p, 1) == ["1", "0.005"]),
+        ("preds.table.json", "table", lambda p: p.table.format == "W&B Table" and _texts(p, 3) == ["3", "3"]),
         ("stats.json", "text", lambda p: p.language == "json" and '\n  "mean": 0.13' in p.text),
         ("config.yaml", "text", lambda p: p.language == "yaml" and p.text.startswith("classes: 10")),
-        ("NOTES.md", "text", lambda p: not p.truncated),
+        ("NOTES.md", "markdown", lambda p: p.html.startswith("<h1>digits</h1>")),
         ("images/digit-0.png", "image", lambda p: True),
     ],
 )  # fmt: skip
 def test_previews(browser, path, kind, check):
     p = previews.preview(browser, browser.entry(_version(browser), path))
     assert p.kind == kind and check(p), p
-    assert len(p.rows) <= previews.MAX_ROWS
+    assert p.table is None or len(p.table.rows) <= tables.PER_PAGE
 
 
 def test_previews_read_only_a_head(seeded, tmp_path):
-    """A big CSV shows its first rows from the first 64 KiB; a binary file has no preview."""
+    """A big CSV's first page reads its sample head and one chunk of row index, not the whole
+    file; a binary file has no preview."""
     big = tmp_path / "big.csv"
-    big.write_text("a,b\n" + "".join(f"{i},{'x' * 50}\n" for i in range(20_000)))
+    big.write_text("a,b\n" + "".join(f"{i},{'x' * 50}\n" for i in range(150_000)))
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(range(256)) * 8)
     with af.init(project="heads", registry=seeded.resolver.config.registry) as run:
@@ -159,8 +168,10 @@ def test_previews_read_only_a_head(seeded, tmp_path):
     real_read = b.read
     b.read = lambda e, off, n: reads.append((off, n)) or real_read(e, off, n)  # type: ignore[method-assign]
     p = previews.preview(b, b.entry(rec, "big.csv"))
-    assert p.kind == "rows" and p.total_rows is None and p.truncated and len(p.rows) == 50
-    assert reads == [(0, previews.HEAD_BYTES)]
+    assert p.kind == "table" and p.table.total_rows is None and p.table.more
+    assert len(p.table.rows) == 50 and _texts(p, 0)[0] == "0"
+    assert "first" in p.table.stats_note  # a sample, and the page says so
+    assert big.stat().st_size > 8 << 20 and sum(n for _, n in reads) < 3 << 20
     assert previews.preview(b, b.entry(rec, "blob.bin")).kind == "none"
 
 
@@ -255,7 +266,7 @@ def test_browser_on_each_backend(registry_url, tmp_path):
         v0, v1 = (b.version("acme", "mnist", "digits", s).record for s in ("v0", "v1"))
         assert len(b.listing(v1).items) == 7
         p = previews.preview(b, b.entry(v1, "scores.parquet"))
-        assert p.kind == "rows" and p.total_rows == 200
+        assert p.kind == "table" and p.table.total_rows == 200
         assert b.diff(v0, v1).added == ["NOTES.md"]
     finally:
         b.close()

@@ -36,7 +36,7 @@ def test_pages_answer(client, seeded):
         ("/p/acme/mnist", 'href="/a/acme/mnist/digits"'),
         ("/a/acme/mnist/digits", "digits sample, release 0"),
         ("/a/acme/mnist/digits:v1/files/", 'href="/a/acme/mnist/digits:v1/files/images"'),
-        ("/a/acme/mnist/digits:v1/files/labels.csv", "<th>pixels</th>"),
+        ("/a/acme/mnist/digits:v1/files/labels.csv", '<div class="colname">pixels</div>'),
         ("/a/acme/mnist/digits:v1/lineage?hops=3", 'class="node'),
         ("/a/acme/mnist/digits/diff?a=v0&b=v1", "1 added, 1 removed, 3 changed"),
         (f"/r/acme/mnist/{train}", 'href="/a/acme/mnist/classifier:v0/files/"'),
@@ -44,7 +44,9 @@ def test_pages_answer(client, seeded):
         r = client.get(url)
         assert r.status_code == 200, url
         assert text in r.text, url
-        assert "script-src" not in r.headers["Content-Security-Policy"]  # no script at all
+        # one script, from this origin (static/ui.js), never inline: the policy says so
+        assert "script-src 'self';" in r.headers["Content-Security-Policy"]
+        assert re.findall(r"<script[^>]*>", r.text) == ['<script src="/static/ui.js" defer>'], url
 
 
 def test_references_are_shown_and_read_through(client, seeded):

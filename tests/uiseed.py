@@ -4,6 +4,9 @@ dataset with every previewable kind of file, a model trained from it, an evaluat
     acme/mnist/digits:v0, :v1 (latest)   dataset: png, csv, parquet, W&B Table, json, yaml, text
     run train  (job_type train) used digits:v1, logged classifier:v0 (a file + a file:// reference)
     run eval   (job_type eval)  used classifier:v0
+    acme/pets/pets:v0 (latest, prod)     an ImageFolder (train/{bird,cat,dog}/*.png), README.md,
+                                         a wide Parquet (45 columns), a W&B Table of images,
+                                         JSON lines; logged by the run named "pets-import"
 """
 
 from __future__ import annotations
@@ -100,7 +103,81 @@ def seed(tmp: Path) -> dict[str, str]:
     with af.init(project="mnist", job_type="eval") as run:
         run.use_artifact("classifier:best")
         ids["eval"] = run.id
+    ids["pets"] = seed_pets(tmp / "pets")
     return ids
+
+
+PET_CLASSES = {"bird": 5, "cat": 14, "dog": 12}
+PET_README = (
+    "# Pets\n\nA tiny **ImageFolder** sample.\n\n| class | images |\n|---|---|\n"
+    + "".join(f"| {k} | {n} |\n" for k, n in PET_CLASSES.items())
+)
+
+
+def pet_png(kind: str, i: int) -> bytes:
+    """A small picture per class (Pillow): a bird is a triangle, a cat a circle, a dog a box."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    hue = {"bird": (70, 140, 220), "cat": (235, 150, 60), "dog": (140, 100, 70)}[kind]
+    img = Image.new("RGB", (160, 120), (245 - i * 3, 240, 230 + i % 20))
+    draw = ImageDraw.Draw(img)
+    box = (28 + i % 5 * 5, 16 + i % 3 * 6, 130 - i % 4 * 4, 106)
+    if kind == "bird":
+        draw.polygon(
+            [(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])], fill=hue
+        )
+    elif kind == "cat":
+        draw.ellipse(box, fill=hue)
+    else:
+        draw.rectangle(box, fill=hue)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def seed_pets(root: Path) -> str:
+    """The ImageFolder dataset of the pets project; returns the run id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for kind, n in PET_CLASSES.items():
+        (root / "train" / kind).mkdir(parents=True)
+        for i in range(n):
+            (root / "train" / kind / f"{kind}-{i:03d}.png").write_bytes(pet_png(kind, i))
+    (root / "README.md").write_text(PET_README)
+    wide = {"id": list(range(1000)), "label": [("bird", "cat", "dog")[i % 3] for i in range(1000)]}
+    for j in range(43):
+        wide[f"feature_{j:02d}"] = [
+            None if (i + j) % 17 == 0 else (i * (j + 1)) % 101 / 10 for i in range(1000)
+        ]
+    pq.write_table(pa.table(wide), root / "features.parquet", row_group_size=128)
+    cells = [
+        [
+            {"_type": "image-file", "path": f"train/{kind}/{kind}-{i:03d}.png"},
+            kind,
+            round(0.5 + i / 40, 3),
+        ]
+        for kind, n in PET_CLASSES.items()
+        for i in range(min(n, 4))
+    ]
+    (root / "predictions.table.json").write_text(
+        json.dumps({"_type": "table", "columns": ["image", "truth", "score"], "data": cells})
+    )
+    lines = [
+        json.dumps({"file": f"train/cat/cat-{i:03d}.png", "ok": i % 3 != 0}) for i in range(14)
+    ]
+    (root / "index.jsonl").write_text("\n".join(lines) + "\n")
+    with af.init(project="pets", name="pets-import", job_type="prepare") as run:
+        art = af.Artifact(
+            "pets",
+            type="dataset",
+            description="**Pets**: a tiny *ImageFolder* sample.\n\n- 3 classes\n- see `README.md`",
+        )
+        art.add_dir(str(root))
+        run.log_artifact(art, aliases=["prod"])
+        return run.id
 
 
 @dataclass

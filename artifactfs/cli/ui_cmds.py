@@ -1,4 +1,5 @@
-"""`artifactfs ui`: a read-only web page over the configured registry (artifactfs/ui)."""
+"""`artifactfs ui`: a web page over the configured registry (artifactfs/ui); read-only unless
+`--allow-edits` (aliases only)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _ui(args: argparse.Namespace) -> int:
             args.port,
             allow_remote=args.allow_remote,
             lineage_hops=args.hops,
+            allow_edits=args.allow_edits,
         )
     except BaseException:
         resolver.close()
@@ -36,10 +38,12 @@ def _ui(args: argparse.Namespace) -> int:
     if not server.loopback:
         print(
             f"artifactfs ui: WARNING: serving on {args.host} without a login: anyone who can "
-            f"reach port {server.port} can read the registry {config.registry}",
+            f"reach port {server.port} can read the registry {config.registry}"
+            + (" and move its aliases" if args.allow_edits else ""),
             file=sys.stderr,
         )
-    print(f"artifactfs ui: {server.url} (read-only; Ctrl-C to stop)", file=sys.stderr, flush=True)
+    mode = "aliases editable" if args.allow_edits else "read-only"
+    print(f"artifactfs ui: {server.url} ({mode}; Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -57,10 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         **example(
             "artifactfs ui --port 8765   # then open http://127.0.0.1:8765/",
             description=(
-                "Serve a read-only web page over the configured registry: projects, "
-                "collections, versions, files with previews, diffs between versions, lineage "
-                "pictures and runs. It listens on 127.0.0.1 without a login; another address "
-                "needs --allow-remote."
+                "Serve a web page over the configured registry: projects, collections, "
+                "versions, files with previews (image grids, paged tables with column "
+                "statistics, rendered READMEs), diffs between versions, lineage pictures and "
+                "runs. It only reads unless --allow-edits (then aliases can be added, moved and "
+                "removed). It listens on 127.0.0.1 without a login; another address needs "
+                "--allow-remote."
             ),
         ),
     )
@@ -70,6 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--allow-remote",
         action="store_true",
         help="allow a non-loopback --host: anyone who reaches the port can read the registry",
+    )
+    p.add_argument(
+        "--allow-edits",
+        action="store_true",
+        help="let the page add, move and remove aliases (off: the page only reads)",
     )
     p.add_argument(
         "--hops", type=int, default=2, help="lineage pictures: edges from the version (default 2)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -145,11 +145,19 @@ class Browser:
         return [(e, self.registry.projects(e)) for e in self.registry.entities()]
 
     def collections(
-        self, entity: str, project: str, number: int = 1, per_page: int = 50
+        self,
+        entity: str,
+        project: str,
+        number: int = 1,
+        per_page: int = 50,
+        keep: Callable[[str], bool] | None = None,
     ) -> Page[CollectionSummary]:
+        """One page of a project's collections (those whose name `keep` accepts)."""
         names = self.registry.collections(check_name(entity, "entity"), project)
         if not names and project not in self.registry.projects(entity):
             raise ArtifactNotFoundError(f"no project {entity}/{project}")
+        if keep is not None:
+            names = [n for n in names if keep(n)]
         page = page_of(names, number, per_page)
         summaries = [self.collection(entity, project, n) for n in page.items]
         return Page(summaries, page.number, per_page, page.total)

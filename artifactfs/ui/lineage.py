@@ -39,10 +39,14 @@ class Node:
     version: int | None = None
     detail: str = ""
     """Artifact type or run job type."""
+    display: str = ""
+    """A run's display name (what people named it), when it has one."""
 
     @property
     def label(self) -> str:
-        return f"{self.name}:v{self.version}" if self.kind == "artifact" else self.name
+        return (
+            f"{self.name}:v{self.version}" if self.kind == "artifact" else self.display or self.name
+        )
 
 
 @dataclass
@@ -75,6 +79,7 @@ def _run_node(run: RunRecord) -> Node:
         run.id,
         None,
         run.job_type or "",
+        run.name or "",
     )
 
 

@@ -117,9 +117,29 @@ def history_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[fl
     return {k: _thin(v) for k, v in sorted(series.items())}
 
 
+def integer_ticks(lo: float, hi: float, most: int = 8) -> list[int]:
+    """At most `most` whole-number ticks from `lo` to `hi` at a 1-2-5 step: steps are counted,
+    so an axis of steps must never read 0.2, 0.4."""
+    span = max(1.0, hi - lo)
+    ladder = [m * 10**e for e in range(16) for m in (1, 2, 5)]
+    step = next(s for s in ladder if span / s <= most)
+    first = math.ceil(lo / step) * step
+    return list(range(int(first), int(hi) + 1, step))
+
+
 def line_plot(title: str, points: list[tuple[float, float]]) -> str:
-    """One metric against `_step` as an inline `<svg>`, without pygal's script."""
+    """One metric against `_step` as an inline `<svg>`, without pygal's script. Steps are
+    whole numbers, so the x axis gets whole-number ticks only."""
+    xs = [x for x, _ in points]
+    integral = bool(xs) and all(float(x).is_integer() for x in xs)
+    axis: dict[str, Any] = {}
+    if integral:
+        axis = {
+            "x_labels": integer_ticks(min(xs), max(xs)),
+            "x_value_formatter": lambda x: f"{x:,.0f}",
+        }
     chart = pygal.XY(
+        **axis,
         js=[],
         width=520,
         height=260,

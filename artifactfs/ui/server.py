@@ -10,6 +10,7 @@ explicit `allow_remote` and the caller says so out loud.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 import socket
@@ -57,6 +58,29 @@ def check_host(host: str, allow_remote: bool) -> bool:
     return False
 
 
+def warm_up(app: Flask) -> None:
+    """Pay the process's one-time costs before the first person waits: compile every template
+    and import the libraries previews use (pyarrow and numpy alone take ~1 s to import on a busy
+    machine; Jinja compiles a template on first use). Missing optional libraries are skipped,
+    their pages say what is missing."""
+    for name in app.jinja_env.list_templates():
+        app.jinja_env.get_template(name)
+    for module in ("pyarrow.parquet", "pyarrow.compute", "pyarrow.csv", "pyarrow.ipc", "PIL.Image"):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            log.debug("warm-up: %s", e)
+    try:  # pyarrow.compute's first call imports more (pandas, when installed)
+        import pyarrow as pa
+
+        from artifactfs.ui.colstats import column_stats
+
+        column_stats(pa.array([1.0, 2.0]))
+        column_stats(pa.array(["a", "b"]))
+    except ImportError as e:
+        log.debug("warm-up: %s", e)
+
+
 class Server:
     """The app bound to a socket; `run()` serves until `close()` (or Ctrl-C)."""
 
@@ -69,13 +93,18 @@ class Server:
         allow_remote: bool = False,
         lineage_hops: int = DEFAULT_HOPS,
         threads: int = 4,
+        allow_edits: bool = False,
     ) -> None:
         # "Task queue depth is N" only says every worker is busy (a browser opens several
         # connections at once); not a warning a user of the page can act on.
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.loopback = check_host(host, allow_remote)
         trusted = [*LOOPBACK_NAMES, host] if self.loopback else None
-        self.app: Flask = create_app(resolver, lineage_hops=lineage_hops, trusted_hosts=trusted)
+        self.allow_edits = allow_edits
+        self.app: Flask = create_app(
+            resolver, lineage_hops=lineage_hops, trusted_hosts=trusted, allow_edits=allow_edits
+        )
+        warm_up(self.app)
         self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
         server = create_server(
             self.app, self._map, host=host, port=port, threads=threads, ident="artifactfs"

@@ -1,15 +1,19 @@
 """The web layer: URLs to data-layer calls to Jinja2 templates (Flask), and single-file downloads.
 
 WHY Flask: a small, long-kept WSGI framework whose routing, Jinja2 templates (autoescaped, so a
-description or metadata value is text, never markup), static files and `TRUSTED_HOSTS` check
-are exactly what a read-only page needs; serving is waitress's (server.py). Every page is HTML
-rendered here; the browser runs no script. URLs mirror the mount's names:
+description or metadata value is text, never markup; markdown is rendered and sanitised by
+markdown.py), static files and `TRUSTED_HOSTS` check are exactly what the page needs; serving is
+waitress's (server.py). Every page is HTML rendered here and works without script; one static
+script (static/ui.js: copy buttons, zoom, live filtering, arrow keys) only adds comfort, and the
+Content-Security-Policy allows no other. URLs mirror the mount's names:
 
-    /                                        entities and their projects
-    /p/ENTITY/PROJECT                        collections (and runs when the API lists them)
+    /                                        projects with counts (?q= filters)
+    /p/ENTITY/PROJECT                        collections (?q=) and runs
     /a/ENTITY/PROJECT/NAME                   a collection's versions; /diff?a=vN&b=vM
-    /a/ENTITY/PROJECT/NAME:vN[/files/PATH]   a version and its file tree, or one file's preview
+    /a/ENTITY/PROJECT/NAME:vN[/files/PATH]   a version, a folder (image grid, README), a file
     /a/ENTITY/PROJECT/NAME:vN/raw/PATH       one file's bytes (a download)
+    /a/ENTITY/PROJECT/NAME:vN/thumb/PATH     an image's thumbnail (?s=128|256|512)
+    /a/ENTITY/PROJECT/NAME:vN/aliases        POST: add, move or remove an alias (--allow-edits)
     /a/ENTITY/PROJECT/NAME:vN/lineage        the lineage picture (?hops=N)
     /r/ENTITY/PROJECT/RUN_ID                 a run
 
@@ -21,8 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
-from collections.abc import Iterator
+import secrets
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,7 +34,6 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from artifactfs.api import Api
 from artifactfs.cli.output import human_date, human_size
 from artifactfs.errors import (
     ArtifactFSError,
@@ -39,23 +41,26 @@ from artifactfs.errors import (
     BackendError,
     InvalidNameError,
     InvalidPathError,
+    PreconditionFailedError,
 )
-from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
+from artifactfs.resolver.manifest import b64_to_hex
 from artifactfs.resolver.names import version_number
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.ui import pictures, previews, runs
+from artifactfs.sdk.api import Api
+from artifactfs.ui import edits, pictures, runs, version_pages
 from artifactfs.ui.data import Browser, page_of
 from artifactfs.ui.lineage import DEFAULT_HOPS, MAX_HOPS, Node, lineage
+from artifactfs.ui.markdown import render_markdown
+from artifactfs.ui.overview import Overview, matches
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 PAGE_CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-RAW_CSP = "default-src 'none'; sandbox"
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1", "[::1]"]
 
 
@@ -87,16 +92,31 @@ def create_app(
     *,
     lineage_hops: int = DEFAULT_HOPS,
     trusted_hosts: list[str] | None = LOOPBACK_NAMES,
+    allow_edits: bool = False,
 ) -> Flask:
-    """The read-only site over `resolver`. `trusted_hosts` are the Host header values accepted
-    (None: any; the loopback default stops DNS-rebinding pages from reading the registry)."""
+    """The site over `resolver`. `trusted_hosts` are the Host header values accepted (None:
+    any; the loopback default stops DNS-rebinding pages from reading the registry).
+    `allow_edits` turns on alias editing (edits.py); without it the site only reads."""
     app = Flask("artifactfs.ui")
     app.config["TRUSTED_HOSTS"] = trusted_hosts
+    app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True)
+    app.secret_key = secrets.token_bytes(32)  # sessions (the edit token) end with the server
     browser = Browser(resolver)
     api = Api(resolver=resolver)
+    overview = Overview(browser)
     app.extensions["artifactfs.browser"] = browser
-    app.jinja_env.filters.update(size=human_size, date=human_date, pretty=_pretty, md5=b64_to_hex)
-    app.jinja_env.globals.update(registry=display_url(resolver.config.registry))
+    app.jinja_env.filters.update(
+        size=human_size,
+        date=human_date,
+        pretty=_pretty,
+        md5=b64_to_hex,
+        markdown=_markdown,
+        num=_num,
+    )
+    app.jinja_env.globals.update(
+        registry=display_url(resolver.config.registry),
+        run_name=lambda e, p, rid: _run_name(browser, e, p, rid),
+    )
 
     def record_for(entity: str, project: str, artifact: str) -> VersionRecord | BaseResponse:
         """The version `name:spec` names, or a redirect from an alias to its `vN` URL."""
@@ -120,7 +140,9 @@ def create_app(
     def headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the
+        # page's own POSTs, and the edit forms' origin check needs the real one
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     @app.errorhandler(ArtifactFSError)
@@ -129,6 +151,8 @@ def create_app(
             status = 404
         elif isinstance(e, (InvalidNameError, InvalidPathError)):
             status = 400
+        elif isinstance(e, PreconditionFailedError):
+            status = 409
         elif isinstance(e, BackendError):
             status = 502
         else:
@@ -146,74 +170,39 @@ def create_app(
 
     @app.get("/")
     def index() -> str:
-        return render_template("index.html", entities=browser.projects_by_entity())
+        query = request.args.get("q", "").strip()
+        total, rows = overview.home(query)
+        return render_template("index.html", total=total, rows=rows, q=query)
 
     @app.get("/p/<entity>/<project>")
     def project(entity: str, project: str) -> str:
-        page = browser.collections(entity, project, _int_arg("page", 1))
+        query = request.args.get("q", "").strip()
+        keep = (lambda name: matches(query, name)) if query else None
+        page = browser.collections(entity, project, _int_arg("page", 1), keep=keep)
         run_list = runs.project_runs(api, entity, project)
+        if run_list is not None and query:
+            run_list = [r for r in run_list if matches(query, r.id, r.name or "", r.job_type or "")]
         return render_template(
-            "project.html", entity=entity, project=project, page=page, runs=run_list
+            "project.html",
+            entity=entity,
+            project=project,
+            page=page,
+            runs=run_list,
+            counts=overview.project(entity, project),
+            q=query,
         )
 
     @app.get("/a/<entity>/<project>/<artifact>")
     def collection_or_version(entity: str, project: str, artifact: str) -> Any:
         if ":" in artifact:
-            return version(entity, project, artifact)
+            return app.view_functions["version"](entity=entity, project=project, artifact=artifact)
         summary = browser.collection(entity, project, artifact)
         page = browser.versions(entity, project, artifact, _int_arg("page", 1))
         numbers = browser.registry.version_numbers(entity, project, artifact)[::-1]
         return render_template("collection.html", c=summary, page=page, numbers=numbers)
 
-    def version(entity: str, project: str, artifact: str, path: str = "") -> Any:
-        found = record_for(entity, project, artifact)
-        if not isinstance(found, VersionRecord):
-            return found
-        rec = found
-        path = path.strip("/")
-        if path and not browser.is_dir(rec, path):
-            return file_page(rec, path)
-        listing = browser.listing(rec, path, _int_arg("page", 1))
-        return render_template(
-            "version.html",
-            v=rec,
-            aliases=browser.registry.version_aliases(rec),
-            producer=_producer(rec),
-            users=browser.registry.users(rec),
-            path=path,
-            crumbs=_crumbs(path),
-            page=listing,
-        )
-
-    app.add_url_rule("/a/<entity>/<project>/<artifact>/files/", "version", version)
-    app.add_url_rule("/a/<entity>/<project>/<artifact>/files/<path:path>", "files", version)
-
-    def _producer(rec: VersionRecord) -> tuple[str, str, str] | None:
-        if not rec.logged_by:
-            return None
-        if browser.registry.run(rec.entity, rec.project, rec.logged_by) is None and rec.source:
-            return rec.source["entity"], rec.source["project"], rec.logged_by
-        return rec.entity, rec.project, rec.logged_by
-
-    def file_page(rec: VersionRecord, path: str) -> str:
-        entry = browser.entry(rec, path)
-        return render_template(
-            "file.html",
-            v=rec,
-            e=entry,
-            path=path,
-            crumbs=_crumbs(path),
-            preview=previews.preview(browser, entry),
-            ref_is_link=bool(entry.ref and urlsplit(entry.ref).scheme in ("http", "https")),
-        )
-
-    @app.get("/a/<entity>/<project>/<artifact>/raw/<path:path>")
-    def raw(entity: str, project: str, artifact: str, path: str) -> BaseResponse:
-        found = record_for(entity, project, artifact)
-        if not isinstance(found, VersionRecord):
-            return found
-        entry = browser.entry(found, path)
-        return _download(browser, entry, inline=request.args.get("inline") == "1")
+    version_pages.register(app, browser, record_for)
+    edits.register(app, browser, record_for, allow_edits=allow_edits)
 
     @app.get("/a/<entity>/<project>/<artifact>/lineage")
     def lineage_page(entity: str, project: str, artifact: str) -> Any:
@@ -261,36 +250,26 @@ def create_app(
     return app
 
 
-def _crumbs(path: str) -> list[tuple[str, str]]:
-    """(name, path so far) for each folder of `path`."""
-    parts = path.split("/") if path else []
-    return [(p, "/".join(parts[: i + 1])) for i, p in enumerate(parts)]
+def _num(value: Any) -> str:
+    """A statistic as people read it: 4 significant digits, -0.0 as 0, thousands grouped."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value == 0:
+        return "0"
+    return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
 
 
-def _download(browser: Browser, entry: ManifestEntry, *, inline: bool) -> BaseResponse:
-    """One file's bytes, streamed through the cache by chunk. Only images are ever shown
-    inline; everything else is an attachment under a sandbox policy, so a file in an artifact
-    can never run script on this page's origin."""
-    image = previews.image_type(entry.path)
+def _markdown(text: str | None) -> Markup:
+    """A description as sanitised HTML (markdown.py)."""
+    return Markup(render_markdown(text or ""))
 
-    def body() -> Iterator[bytes]:
-        offset = 0
-        while True:
-            chunk = browser.read(entry, offset, CHUNK)
-            if not chunk:
-                return
-            offset += len(chunk)
-            yield chunk
-            if entry.size is not None and offset >= entry.size:
-                return
 
-    response = Response(body(), mimetype=image if inline and image else "application/octet-stream")
-    if entry.size is not None:
-        response.content_length = entry.size
-    filename = posixpath.basename(entry.path)
-    disposition = "inline" if inline and image else "attachment"
-    response.headers.set("Content-Disposition", disposition, filename=filename)
-    response.headers["Content-Security-Policy"] = RAW_CSP
-    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
-    response.set_etag(entry.digest)
-    return response
+def _run_name(browser: Browser, entity: str, project: str, run_id: str) -> str:
+    """What people named a run (W&B's display name), else its id."""
+    try:
+        run = browser.registry.run(entity, project, run_id)
+    except ArtifactFSError:
+        return run_id
+    return (run.name if run is not None else None) or run_id

@@ -31,7 +31,7 @@ from artifactfs.resolver.backends.base import Progress, Store
 from artifactfs.resolver.manifest import Manifest, ManifestEntry
 from artifactfs.resolver.names import ArtifactRef
 from artifactfs.resolver.records import CollectionRecord, RunRecord, VersionRecord
-from artifactfs.resolver.registry.aliases import AliasWriter
+from artifactfs.resolver.registry.aliases import ANYWHERE, AliasWriter, Expected
 from artifactfs.resolver.registry.collections import CollectionWriter
 from artifactfs.resolver.registry.commit import (
     DEFAULT_GC_GRACE,
@@ -187,11 +187,15 @@ class Registry:
         self.writer.delete_version(record)
 
     # -- aliases (AliasWriter) ------------------------------------------------------------------
-    def set_alias(self, record: VersionRecord, alias: str) -> None:
-        self.alias_writer.set_alias(record, alias)
+    def set_alias(
+        self, record: VersionRecord, alias: str, *, expected: Expected = ANYWHERE
+    ) -> None:
+        self.alias_writer.set_alias(record, alias, expected=expected)
 
-    def remove_alias(self, record: VersionRecord, alias: str) -> None:
-        self.alias_writer.remove_alias(record, alias)
+    def remove_alias(
+        self, record: VersionRecord, alias: str, *, expected: Expected = ANYWHERE
+    ) -> None:
+        self.alias_writer.remove_alias(record, alias, expected=expected)
 
     def set_aliases(self, record: VersionRecord, wanted: Iterable[str]) -> list[str]:
         return self.alias_writer.set_aliases(record, wanted)

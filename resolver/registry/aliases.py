@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import Literal
 
-from artifactfs.errors import ObjectNotFoundError, PreconditionFailedError
+from artifactfs.errors import AliasMovedError, ObjectNotFoundError, PreconditionFailedError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Store
 from artifactfs.resolver.names import check_alias
@@ -21,6 +22,9 @@ from artifactfs.resolver.records import VersionRecord, now_iso
 from artifactfs.resolver.registry.reads import RegistryReader
 
 MAX_RACE_RETRIES = 10_000
+ANYWHERE: Literal["anywhere"] = "anywhere"
+"""`expected` of an alias update that does not care where the alias is now."""
+Expected = int | None | Literal["anywhere"]
 
 
 class AliasWriter:
@@ -35,8 +39,13 @@ class AliasWriter:
         for alias in dict.fromkeys(aliases):
             self.set_alias(record, alias)
 
-    def set_alias(self, record: VersionRecord, alias: str) -> None:
-        """Point `alias` at `record` by compare-and-swap. `latest` only moves forward."""
+    def set_alias(
+        self, record: VersionRecord, alias: str, *, expected: Expected = ANYWHERE
+    ) -> None:
+        """Point `alias` at `record` by compare-and-swap. `latest` only moves forward.
+        `expected`: the version the caller saw the alias on (None: on none); if it is elsewhere
+        now, AliasMovedError and nothing changes (a page's "move prod here" after someone else
+        moved prod must not silently undo their move)."""
         if alias != "latest":
             check_alias(alias)
 
@@ -50,12 +59,16 @@ class AliasWriter:
                 is not None
             )
 
-        self._swap(record, alias, record.version, settled, "move")
+        self._swap(record, alias, record.version, settled, "move", expected)
 
-    def remove_alias(self, record: VersionRecord, alias: str) -> None:
+    def remove_alias(
+        self, record: VersionRecord, alias: str, *, expected: Expected = ANYWHERE
+    ) -> None:
         """Remove `alias` if it still points at `record`: a compare-and-swap to a removed marker,
         so an alias another writer just moved elsewhere is never deleted by mistake."""
-        self._swap(record, alias, None, lambda current: current != record.version, "remove")
+        self._swap(
+            record, alias, None, lambda current: current != record.version, "remove", expected
+        )
 
     def _swap(
         self,
@@ -64,6 +77,7 @@ class AliasWriter:
         target: int | None,
         settled: Callable[[int | None], bool],
         verb: str,
+        expected: Expected = ANYWHERE,
     ) -> None:
         """The one alias update loop: read the record, stop if `settled(current)` says nothing
         is left to do, else swap in `target` on the etag read; a lost race reads again."""
@@ -71,6 +85,12 @@ class AliasWriter:
         body = json.dumps({"version": target, "updated_at": now_iso()}).encode()
         for _ in range(MAX_RACE_RETRIES):
             current, etag = self.reader.read_alias(key)
+            if expected != ANYWHERE and current != expected and current != target:
+                where = "no version" if current is None else f"v{current}"
+                raise AliasMovedError(
+                    f"alias {alias!r} of {record.qualified_name} is on {where} now, not where "
+                    "it was seen: nothing changed"
+                )
             if settled(current):
                 return
             try:
