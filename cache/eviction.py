@@ -284,6 +284,12 @@ class _Flusher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         atexit.register(self.flush_all)
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """A forked child has no flusher thread (only the one that forked runs): start anew."""
+        self._lock = threading.Lock()
+        self._thread = None
 
     def add(self, toucher: Toucher) -> None:
         with self._lock:
