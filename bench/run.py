@@ -33,6 +33,7 @@ BENCHES = [
     "bench_integrity",
     "bench_listing",
     "bench_drafts",
+    "bench_bigfile",
 ]
 
 

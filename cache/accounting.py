@@ -58,6 +58,7 @@ class SizeLimit:
             if self._approx_bytes <= self.max_bytes:
                 return
             target = int(self.max_bytes * self.low_water)
+            self.files.flush_touches()  # this process's recent uses count in the LRU order
             removed, removed_bytes, remaining = eviction.prune(
                 self.files.root,
                 self.files.objects,
@@ -81,6 +82,7 @@ class SizeLimit:
     def prune(self, target_bytes: int | None = None) -> PruneResult:
         """Evict least-recently-used files until at most `target_bytes` (default: the limit)."""
         target = self.max_bytes if target_bytes is None else target_bytes
+        self.files.flush_touches()
         removed, removed_bytes, remaining = eviction.prune(
             self.files.root,
             self.files.objects,

@@ -255,6 +255,24 @@ class BlobCache(RangeReads):
         self._stats.add(bytes_fetched=n)
         return n
 
+    def open_verified(self, key: str, size: int, md5_hex: str | None = None) -> int | None:
+        """An fd on the whole object if it is cached, `size` long and intact (its seal), else
+        None (a wrong-sized or changed file is discarded). The caller owns the fd (a mount in
+        passthrough mode hands it to the kernel as the file's backing file)."""
+        path = self.object_file(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        st = os.fstat(fd)
+        if st.st_size != size:
+            self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
+        elif self._files.intact(path, fd, st, md5_hex=md5_hex or self._files.key_md5(key)):
+            self._files.touch(path)
+            return fd
+        os.close(fd)
+        return None
+
     # -- for handles (handles.HandleCache) -------------------------------------------------
     def open_handle(
         self,

@@ -150,6 +150,8 @@ class ObjectHandle:
         self._run_from_zero = False
         self._run_bytes = 0
         self._end = 0
+        self._fresh: int | None = None
+        """An fd checked (fstat + seal) just now: the read that follows skips its fstat."""
         self._try_whole()
 
     def _try_whole(self) -> bool:
@@ -167,6 +169,7 @@ class ObjectHandle:
             return False
         self._whole = fd
         self._ctimes[fd] = st.st_ctime_ns
+        self._fresh = fd
         self.cache.touch(path)
         return True
 
@@ -316,7 +319,9 @@ class ObjectHandle:
         fd = self._whole
         if fd is None:
             return None
-        if not self._unchanged(fd):
+        if self._fresh == fd:
+            self._fresh = None
+        elif not self._unchanged(fd):
             with self._lock:
                 if self._whole == fd:
                     self._retire(fd, self.cache.object_file(self.key))

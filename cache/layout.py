@@ -14,8 +14,8 @@ layout. Keys are `md5/<hex>` for stored content and `ref/<sha256>` for reference
     tmp/                               private temporary files of fills under way
     locks/                             cross-process fill locks of fills under way (filllock.py)
 
-A cached file's last use is its seal's mtime (`touch`; the file's own mtime for a file without
-a seal), which makes eviction least-recently-used across processes without any shared index
+A cached file's last use is its seal's mtime (`touch`, written in batches by eviction.Toucher;
+the file's own mtime for a file without a seal), which makes eviction least-recently-used across processes without any shared index
 (see eviction.py). The data file itself is never touched after it was sealed.
 """
 
@@ -142,9 +142,15 @@ class CacheFiles:
         """Mark a cached file as just used (its LRU position): its seal's mtime. A file without
         a seal is left alone (touching it would change its ctime; it is sealed on its next
         check, or waits for its filler's seal)."""
+        if not self._toucher.due(path):
+            return
         name = self.seals.name_for(path)
         if name is not None:
-            self._toucher.touch(name)
+            self._toucher.record(name)
+
+    def flush_touches(self) -> None:
+        """Write the uses recorded so far (eviction.Toucher batches them): before a prune."""
+        self._toucher.flush()
 
     def intact(
         self,

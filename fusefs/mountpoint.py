@@ -49,6 +49,9 @@ class MountOptions:
     (local-disk speed), but then every close invalidates the file's st_blocks, so each later
     open of ANY file (version files included) costs one GETATTR upcall. Off by default: the
     mount's first job is reading (docs/SEMANTICS.md, "Connection modes")."""
+    passthrough: bool = False
+    """Open wholly cached version files with FUSE passthrough (fusefs/passthrough.py): big
+    files at local-disk speed; every open then costs a request (small files pay)."""
     nonempty: bool = False
     """Mount over a directory that has entries (hidden until unmount); refused otherwise."""
     max_readahead: int = 4 << 20

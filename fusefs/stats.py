@@ -28,6 +28,10 @@ class MountCounters:
     upcalls: dict[str, int] = field(default_factory=dict)
     """Requests that reached Python, by callback (those libfuse answers in C are not here)."""
     invalid_manifests: int = 0
+    passthrough_opens: int = 0
+    """Version files opened with passthrough (--passthrough; the kernel reads their blob)."""
+    passthrough_misses: int = 0
+    """Version files opened in that mode but served through the mount (not wholly cached)."""
 
 
 class MountStats:

@@ -14,6 +14,7 @@ dispatch one `match` on a small set of node kinds (DESIGN §2):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from artifactfs.fusefs.draft_tree import split_path
@@ -75,8 +76,10 @@ class Invalid:
 Node = Root | Control | Entity | Project | Version | Alias | Draft | Invalid
 
 
+@functools.lru_cache(maxsize=8192)
 def route(path: str) -> Node:
-    """The node kind a mount path names."""
+    """The node kind a mount path names (memoized: a cold read routes the same path for its
+    LOOKUP and its READ; nodes are frozen, so sharing one is safe)."""
     parts = split_path(path)
     if not parts:
         return Root()

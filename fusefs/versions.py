@@ -33,6 +33,9 @@ from artifactfs.fusefs.refgate import ReferenceGate, local_file, shown
 from artifactfs.fusefs.stats import MountStats
 from artifactfs.resolver.resolver import Resolver
 
+FOUND_LIMIT = 4096
+"""Paths whose index position getattr keeps for the read that follows."""
+
 
 class Versions:
     """Answers for Alias and Version nodes (tree.py), from the catalog and the cache."""
@@ -50,6 +53,9 @@ class Versions:
         self.stats = stats
         self.attrs = attrs
         self.files = OpenFiles(resolver)
+        self._found: dict[str, tuple[VersionView, int]] = {}
+        """path -> where getattr just found it: a cold read's LOOKUP is followed by its READ,
+        which then skips a second index search (a plain dict: atomic under the GIL; bounded)"""
         self.readahead = readahead or SiblingReadahead(resolver, stats, files=0)
         self.references = ReferenceGate()
 
@@ -72,6 +78,9 @@ class Versions:
         mtime = int(view.mtime * NS)
         i = view.index.find(node.rel)
         if i >= 0:
+            if len(self._found) >= FOUND_LIMIT:
+                self._found.clear()
+            self._found[path] = (view, i)
             mode = EXEC_MODE if view.index.executable(i) else FILE_MODE
             st = self.attrs.file(view.index.size(i) or 0, mtime, mode)
             local = local_file(view.index, i)
@@ -106,6 +115,9 @@ class Versions:
         A path read recently has a handle already: no index lookup then."""
 
         def locate() -> tuple[VersionView, int]:
+            found = self._found.pop(path, None)
+            if found is not None:
+                return found
             view = self.view(node)
             i = view.index.find(node.rel)
             if i < 0:
@@ -115,6 +127,15 @@ class Versions:
 
         self.references.check_known(path)
         return self.files.spans(path, locate, offset, size)
+
+    def cached_fd(self, node: tree.Version, path: str) -> int | None:
+        """An fd on the entry's blob if it is wholly cached and passes its seal check (the
+        caller owns it: passthrough.py hands it to the kernel), else None."""
+        view = self.view(node)
+        i = view.index.find(node.rel)
+        if i < 0:
+            raise NotFound(path)
+        return self.resolver.open_cached(view.index.entry(i))
 
     def read(self, node: tree.Version, size: int, offset: int, path: str) -> bytes:
         """Bytes by range through the resolver (read_buf's fallback when blocks are not cached)."""

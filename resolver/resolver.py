@@ -185,6 +185,13 @@ class Resolver:
             return None
         return self.cache.open_handle(loc.key, loc.size, loc.source, loc.md5_hex, loc.digests)
 
+    def open_cached(self, entry: ManifestEntry) -> int | None:
+        """An fd on an entry's wholly cached, intact blob (the caller closes it), or None."""
+        loc = self.locate(entry)
+        if loc.size is None:
+            return None
+        return self.cache.open_verified(loc.key, loc.size, loc.md5_hex)
+
     def close(self) -> None:
         self.cache.close()
         self.store.close()

@@ -97,6 +97,10 @@ if [ "$job" = test ] && .venv/bin/python -c 'import sys; sys.exit(sys.version_in
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[integrations]' \
         || echo "setup: integrations unavailable; their tests will be skipped" >&2
 fi
+if [ "$job" = bench ] && ! .venv/bin/python -c 'import safetensors' 2>/dev/null; then
+    # bench_bigfile: safetensors.numpy.load_file of a ~1 GiB file (no torch needed)
+    .venv/bin/python -m pip install -q --disable-pip-version-check safetensors
+fi
 if [ "$job" = bench ] && ! .venv/bin/python -c 'import torchvision, PIL' 2>/dev/null; then
     # bench_loader: ImageFolder + DataLoader epochs (torchvision needs its matching torch; big)
     .venv/bin/python -m pip install -q --disable-pip-version-check \

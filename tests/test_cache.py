@@ -160,6 +160,26 @@ def test_lru_eviction_keeps_recently_used(tmp_path):
     assert cache.cached_path(keys[3]) is not None  # the most recently used survives
 
 
+def test_a_use_is_recorded_in_memory_and_written_later_with_its_time(tmp_path):
+    """A hit marks its file used without a utime in the reader's thread (a cold epoch paid one
+    per file); the batch written later carries the time of use, so LRU order is unchanged."""
+    cache = BlobCache(tmp_path / "c", 10 * MiB)
+    data = blob(10 * KiB)
+    key = content_key(md5(data))
+    path = cache.ensure_file(key, len(data), lambda: MemorySource(data), md5(data))
+    (seal,) = [p for p in path.parent.iterdir() if ".seal-" in p.name]
+    os.utime(seal, ns=(10**9, 10**9))  # long unused
+    before = time.time_ns()
+    assert cache.cached_path(key) == path  # a hit
+    after = time.time_ns()
+    assert seal.stat().st_mtime_ns == 10**9  # not written by the reader
+    deadline = time.monotonic() + 10
+    while seal.stat().st_mtime_ns == 10**9 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the background flush
+    assert before <= seal.stat().st_mtime_ns <= after
+    assert cache.cached_path(key) == path  # still intact: its seal still names it
+
+
 def test_block_reads_fetch_only_needed_blocks(tmp_path):
     cache = BlobCache(
         tmp_path / "c", 100 * MiB, block_size=64 * KiB, block_threshold=256 * KiB,

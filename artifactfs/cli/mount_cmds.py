@@ -57,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="batch small draft writes in the kernel (fast writes; each later open of a file "
         "then costs one request to the mount: off for reading-heavy mounts)",
     )
+    p.add_argument(
+        "--passthrough",
+        action="store_true",
+        help="let the kernel read cached version files directly (big files at local-disk "
+        "speed; each open then costs a request: not for many small files; needs root and "
+        "libfuse >= 3.17.1)",
+    )
     p.add_argument("--cache-dir", help="cache directory (default: configured one)")
     p.add_argument("--write-dir", help="where drafts are staged (default: configured one)")
     p.add_argument("--log-file", help="mount log (default ~/.local/state/artifactfs/mount.log)")
@@ -97,6 +104,7 @@ def _mount(args: argparse.Namespace) -> int:
         threads=not args.single_threaded,
         read_only=args.read_only,
         write_cache=args.write_cache,
+        passthrough=args.passthrough,
         nonempty=args.nonempty,
         readahead_files=args.readahead_files,
         log_file=args.log_file,
