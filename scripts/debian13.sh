@@ -28,6 +28,12 @@ fi
 if [ -z "${_ARTIFACTFS_IN_NAMESPACE:-}" ]; then
     exec env _ARTIFACTFS_IN_NAMESPACE=1 unshare --mount --propagation private bash "$0" "$@"
 fi
+# The new namespace starts with a copy of every mount outside it, FUSE mounts included: a copy
+# held here keeps the original's unmount waiting until this run ends. Drop them (lazily, only
+# here: the originals outside are untouched).
+awk '$3 ~ /^fuse/ { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+    umount -l "$(printf '%b' "$m")" 2>/dev/null || true
+done
 
 # -- the chroot: built once (a fresh, minimal Debian 13 with git, as a contributor's machine) --
 if [ ! -e "$root/.artifactfs-chroot" ]; then
