@@ -20,6 +20,7 @@ from typing import Any
 
 from artifactfs.cache.s3client import quiet_sdk_loggers
 from artifactfs.errors import ArtifactFSError
+from artifactfs.fusefs.libfuse_log import route_libfuse_log
 from artifactfs.fusefs.mountpoint import (
     MountOptions,
     check_fuse,
@@ -82,6 +83,8 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
             return 1
         raise
     import mfusepy  # after check_fuse chose the libfuse to load
+
+    route_libfuse_log(mfusepy._libfuse)  # libfuse's own lines into our log (libfuse_log.py)
 
     served = False
 
