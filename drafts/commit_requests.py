@@ -4,7 +4,8 @@ A running mount keeps drafts in memory (open handles, the overlay index) and wri
 from FUSE threads, so a second process must never commit or delete a draft behind its back.
 The rule is one owner per write dir, enforced with an exclusive `flock` on
 `WRITE_DIR/.mount.lock`, held by a mount for its whole life or by a CLI command for the length of
-a direct commit. The holder writes `{"pid", "kind"}` into the file so others know who it is.
+a direct commit. The holder writes `{"pid", "kind", ...}` into the file so others know who it is (a mount adds
+its mountpoint, and `"unmounting": true` while it commits on the way out: drafts/unmount.py).
 
 `artifactfs commit` therefore does one of two things:
 * no owner: take the lock and commit straight from the write dir;
@@ -56,9 +57,9 @@ ACK_TIMEOUT = 10.0
 class WriteDirLock:
     """The exclusive owner lock of a write dir (see the module docstring)."""
 
-    def __init__(self, write_dir: Path, kind: str) -> None:
+    def __init__(self, write_dir: Path, kind: str, **info: Any) -> None:
         self.path = write_dir / LOCK_FILE
-        self.kind = kind
+        self.info: dict[str, Any] = {"kind": kind, **info}
         self.fd: int | None = None
 
     def acquire(self, timeout: float = 0.0) -> None:
@@ -82,9 +83,20 @@ class WriteDirLock:
                         f"{holder.get('kind', 'another process')} (pid {holder.get('pid', '?')})"
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "kind": self.kind}).encode(), 0)
         self.fd = fd
+        self._publish()
+
+    def note(self, **info: Any) -> None:
+        """Tell others more about what the owner is doing (a mount: "unmounting")."""
+        self.info.update(info)
+        if self.fd is not None:
+            self._publish()
+
+    def _publish(self) -> None:
+        assert self.fd is not None
+        data = json.dumps({"pid": os.getpid(), **self.info}).encode()
+        os.pwrite(self.fd, data, 0)
+        os.ftruncate(self.fd, len(data))
 
     def release(self) -> None:
         if self.fd is not None:
@@ -128,6 +140,7 @@ class RequestServer:
         self.dir = write_dir / REQUESTS
         self.handler = handler
         self._stop = threading.Event()
+        self._busy = False
         self._thread = threading.Thread(target=self._loop, name="draft-requests", daemon=True)
 
     def start(self) -> None:
@@ -136,6 +149,10 @@ class RequestServer:
             with contextlib.suppress(OSError):
                 stale.unlink()
         self._thread.start()
+
+    def busy(self) -> bool:
+        """Is a request being answered right now?"""
+        return self._busy
 
     def stop(self) -> None:
         self._stop.set()
@@ -149,7 +166,11 @@ class RequestServer:
             except OSError:
                 continue
             for name in names:
-                self._serve(self.dir / name)
+                self._busy = True
+                try:
+                    self._serve(self.dir / name)
+                finally:
+                    self._busy = False
 
     def _serve(self, path: Path) -> None:
         rid = path.name[: -len(".req")]

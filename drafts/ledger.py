@@ -24,8 +24,10 @@ PROGRESS_EVERY = 2.0
 class ProgressLog:
     """Commit progress for the log: `progress(n)` per uploaded chunk, a line every few seconds."""
 
-    def __init__(self, name: str, total: int) -> None:
+    def __init__(self, name: str, total: int, terminal: bool = False) -> None:
         self.name, self.total, self.done = name, total, 0
+        self.terminal = terminal
+        """Also on a foreground mount's terminal (an unmount's commits)."""
         self.last = time.monotonic()
         self.lock = threading.Lock()
 
@@ -36,7 +38,13 @@ class ProgressLog:
             if now - self.last >= PROGRESS_EVERY:
                 self.last = now
                 pct = 100.0 * self.done / self.total if self.total else 100.0
-                log.info("committing %s: %.0f%% (%d bytes)", self.name, pct, self.done)
+                log.info(
+                    "committing %s: %.0f%% (%d bytes)",
+                    self.name,
+                    pct,
+                    self.done,
+                    extra={"terminal": True} if self.terminal else None,
+                )
 
 
 class CommitLedger:

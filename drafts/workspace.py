@@ -60,6 +60,7 @@ from artifactfs.drafts.namespace import DraftNamespace
 from artifactfs.drafts.options import OPTION_KEYS
 from artifactfs.drafts.recovery import recover_all
 from artifactfs.drafts.state import DraftOptions
+from artifactfs.drafts.unmount import TERMINAL, write_report
 from artifactfs.drafts.view import err
 from artifactfs.errors import ArtifactFSError
 from artifactfs.resolver.backends.base import Progress
@@ -133,10 +134,11 @@ class DraftWorkspace(DraftNamespace):
         self._requests: RequestServer | None = None
 
     # -- owning the write dir -------------------------------------------------------------------
-    def own(self, kind: str, timeout: float = 0.0) -> None:
-        """Become the write dir's one owner (`kind`: mount | cli), waiting up to `timeout`
-        seconds (DraftBusyError names the holder), then finish interrupted commits."""
-        lock = WriteDirLock(self.write_dir, kind)
+    def own(self, kind: str, timeout: float = 0.0, **info: Any) -> None:
+        """Become the write dir's one owner (`kind`: mount | cli; `info` for others to read,
+        e.g. a mount's mountpoint), waiting up to `timeout` seconds (DraftBusyError names the
+        holder), then finish interrupted commits."""
+        lock = WriteDirLock(self.write_dir, kind, **info)
         lock.acquire(timeout=timeout)
         self._owner = lock
         for name, outcome in recover_all(self.resolvers.for_draft, self.write_dir).items():
@@ -161,11 +163,20 @@ class DraftWorkspace(DraftNamespace):
         self.resolvers.close()
 
     def shutdown(self) -> None:
-        """Commit every changed draft (progress in the log), then release the write dir;
-        failures keep their drafts for the next owner."""
+        """Commit every changed draft, then release the write dir; failures keep their drafts
+        for the next owner. The write dir stays owned (and marked "unmounting") until the last
+        commit is done, and the results are left for `artifactfs unmount`/`wait` (unmount.py);
+        a foreground mount's terminal shows what is committed, and why it takes long."""
+        if self._owner is not None:
+            self._owner.note(unmounting=True)
         if self._requests is not None:
+            if self._requests.busy():
+                log.info(
+                    "unmount: waiting for a commit `artifactfs commit` asked for", extra=TERMINAL
+                )
             self._requests.stop()
             self._requests = None
+        results: list[CommitResult] = []
         try:
             drafts = []
             for draft in self.drafts():
@@ -176,13 +187,30 @@ class DraftWorkspace(DraftNamespace):
                         "unmount: draft %s belongs to registry %s: left for `artifactfs commit`",
                         draft.qualified_name,
                         draft.binding.describe() if draft.binding else "?",
+                        extra=TERMINAL,
                     )
-            if drafts:
-                log.info("unmount: committing %d draft(s)", len(drafts))
+            pending = [d for d in drafts if d.materialized]
+            if pending:
+                log.info(
+                    "unmount: committing %d draft(s) before the mount exits: %s",
+                    len(pending),
+                    ", ".join(
+                        f"{d.qualified_name} ({d.staged_size()} bytes staged)" for d in pending
+                    ),
+                    extra=TERMINAL,
+                )
+            start = time.monotonic()
             for draft in drafts:
-                self.commit(draft)
+                progress = ProgressLog(draft.qualified_name, draft.staged_size(), terminal=True)
+                results.append(self.commit(draft, progress=progress))
                 draft.close()
+            if pending:
+                log.info("unmount: commits done in %.1fs", time.monotonic() - start, extra=TERMINAL)
         finally:
+            try:
+                write_report(self.write_dir, results)
+            except OSError as e:
+                log.warning("unmount: cannot record the commits in %s: %s", self.write_dir, e)
             self.release()
 
     @staticmethod
@@ -315,6 +343,7 @@ class DraftWorkspace(DraftNamespace):
                     touched = [f"{root}/{r}" if r else root for r in draft.visible_paths()]
                 if progress is None:
                     progress = ProgressLog(draft.qualified_name, draft.staged_size())
+                progress_terminal = getattr(progress, "terminal", False)
                 writers = self.count_writers(draft) if self.count_writers is not None else 0
                 result = commit_draft(
                     draft,
@@ -335,7 +364,7 @@ class DraftWorkspace(DraftNamespace):
             if touched and self.invalidate is not None:
                 self.invalidate(touched)
         if self.log_results:
-            log.info("%s", result.describe())
+            log.info("%s", result.describe(), extra=TERMINAL if progress_terminal else None)
         self.ledger.record(result)
         return result
 

@@ -84,7 +84,7 @@ class Drafts:
         self.xattrs = DraftXattrs(self.workspace)
         self.later = Later(self._refresh)
         self.workspace.count_writers = self._writers
-        self.workspace.own("mount", timeout=LOCK_WAIT)
+        self.workspace.own("mount", timeout=LOCK_WAIT, mountpoint=ctx.mountpoint)
         self.workspace.serve_requests()
 
     def _invalidate(self, paths: list[str]) -> None:

@@ -47,10 +47,14 @@ def _setup_logging(opts: MountOptions) -> None:
 
         class _OneLine(logging.Formatter):
             def format(self, record: logging.LogRecord) -> str:  # no tracebacks on a terminal
+                if record.levelno < logging.WARNING:
+                    return f"artifactfs: {record.getMessage()}"
                 return f"artifactfs: {record.levelname.lower()}: {record.getMessage()}"
 
         sh = logging.StreamHandler(sys.stderr)
-        sh.setLevel(logging.WARNING)
+        sh.setLevel(logging.INFO)
+        # warnings, and what an unmount commits (drafts/unmount.py's TERMINAL records)
+        sh.addFilter(lambda r: r.levelno >= logging.WARNING or getattr(r, "terminal", False))
         sh.setFormatter(_OneLine())
         root.addHandler(protect(sh))
     logging.getLogger("mfusepy").setLevel(logging.WARNING if not opts.debug else logging.DEBUG)

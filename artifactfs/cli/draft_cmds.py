@@ -161,7 +161,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         workspace.release()
         resolver.close()
     if holder is not None:
-        print(f"write dir {write_dir} is in use by {holder.get('kind')} (pid {holder.get('pid')})")
+        doing = " (unmounting: committing its drafts)" if holder.get("unmounting") else ""
+        print(
+            f"write dir {write_dir} is in use by {holder.get('kind')} "
+            f"(pid {holder.get('pid')}){doing}"
+        )
     changed = [r for r in rows if r["added"] or r["modified"] or r["removed"]]
     if not changed:
         print("no drafts with changes")
