@@ -279,3 +279,34 @@ def test_kill_9_of_the_mount_keeps_drafts_20_trials(reg, tmp_path):
     assert rec.version == 1 and version_files(resolver, rec) == model
     assert check_registry_invariants(resolver) == 2
     shutil.rmtree(tmp_path / "mnt", ignore_errors=True)
+
+
+def test_status_diff_commit_take_the_drafts_path(reg, tmp_path):
+    """`artifactfs diff MNT/acme/proj/ds`, `status .` inside it and `commit` of the path name
+    the draft, in the mount's own write dir; a path in a version names its draft."""
+    url, resolver = reg
+
+    def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+    write_dir = tmp_path / "elsewhere"  # not the configured one: the path says which
+    with mounted(
+        tmp_path / "mnt", registry=url, extra_args={"overrides": {"write_dir": str(write_dir)}}
+    ) as m:
+        d = m.path / "acme/proj/ds"
+        out = cli("diff", str(d))
+        assert out.returncode == 0 and "no changes" in out.stdout, out.stderr
+        (d / "new.txt").write_text("new")
+        (d / "sub").mkdir(exist_ok=True)
+        out = cli("diff", str(d))
+        assert out.returncode == 0, out.stderr
+        assert "A new.txt" in out.stdout
+        out = cli("status", ".", cwd=d / "sub")
+        assert out.returncode == 0, out.stderr
+        assert "acme/proj/ds" in out.stdout and "unrecognized" not in out.stderr
+        out = cli("diff", str(m.path / "acme/proj/ds:v0/sub"))
+        assert out.returncode == 1 and "read-only" in out.stderr and str(d) in out.stderr
+        out = cli("commit", ".", cwd=d)
+        assert out.returncode == 0, out.stderr
+        assert "committed acme/proj/ds:v1" in out.stdout
+    assert latest(resolver).version == 1

@@ -17,7 +17,11 @@ from typing import Any
 
 import yaml
 
+from artifactfs.cli.draft_paths import resolve_draft
 from artifactfs.cli.output import example
+from artifactfs.drafts.contents import DraftDiff
+from artifactfs.drafts.draft import parse_spec
+from artifactfs.drafts.errors import DraftNotFoundError
 from artifactfs.drafts.workspace import (
     PRODUCER_CLI,
     CommitResult,
@@ -25,7 +29,7 @@ from artifactfs.drafts.workspace import (
     DraftStatus,
     DraftWorkspace,
 )
-from artifactfs.errors import ConfigError
+from artifactfs.errors import ArtifactNotFoundError, ConfigError
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver
@@ -40,7 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="commit drafts (write directories) as new versions",
         **example("artifactfs commit acme/mnist/digits --alias best"),
     )
-    p.add_argument("drafts", nargs="*", metavar="DRAFT", help="entity/project/name")
+    p.add_argument(
+        "drafts",
+        nargs="*",
+        metavar="DRAFT",
+        help="entity/project/name, or a path in the mount (MNT/entity/project/name, '.')",
+    )
     p.add_argument("--all", action="store_true", help="every draft with changes")
     p.add_argument("--type", help="artifact type (default: the collection's, or dataset)")
     p.add_argument("--alias", action="append", default=[], help="extra alias (repeatable)")
@@ -50,7 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_commit)
 
     p = sub.add_parser(
-        "status", help="list drafts and their changes", **example("artifactfs status")
+        "status",
+        help="list drafts and their changes",
+        **example(
+            "artifactfs status      # or: cd /mnt/af/acme/mnist/digits && artifactfs status ."
+        ),
+    )
+    p.add_argument(
+        "drafts", nargs="*", metavar="DRAFT", help="only these (names or paths in the mount)"
     )
     p.set_defaults(func=cmd_status)
 
@@ -59,12 +75,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="files added, modified and removed in a draft",
         **example("artifactfs diff acme/mnist/digits"),
     )
-    p.add_argument("draft", metavar="DRAFT", help="entity/project/name")
+    p.add_argument(
+        "draft", metavar="DRAFT", help="entity/project/name, or a path in the mount ('.')"
+    )
     p.set_defaults(func=cmd_diff)
 
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(registry=getattr(args, "registry", None))
+
+
+def _targets(specs: list[str], config: Config) -> tuple[list[str], Path]:
+    """Draft names for `specs` (names or paths, cli/draft_paths.py) and the write dir they are
+    in: a mount's, when they were named by paths in it, else the configured one."""
+    targets = [resolve_draft(spec, Path(config.write_dir)) for spec in specs]
+    dirs = {t.write_dir for t in targets if t.write_dir is not None}
+    if len(dirs) > 1:
+        raise ConfigError("these drafts are in different mounts' write dirs: one at a time")
+    return [t.name for t in targets], dirs.pop() if dirs else Path(config.write_dir)
 
 
 def _options(args: argparse.Namespace) -> DraftOptions | None:
@@ -102,8 +130,8 @@ def cmd_commit(args: argparse.Namespace) -> int:
         return 2
     config = _config(args)
     options = _options(args)
-    write_dir = Path(config.write_dir)
-    wanted = None if args.all else [d.strip("/") for d in args.drafts]
+    names, write_dir = _targets(args.drafts, config)
+    wanted = None if args.all else names
     holder = DraftWorkspace.owner(write_dir)
     if holder is not None and holder.get("kind") == "mount":
         results = DraftWorkspace.ask_owner_to_commit(
@@ -151,12 +179,15 @@ def _row(status: DraftStatus) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    write_dir = Path(config.write_dir)
+    names, write_dir = _targets(args.drafts, config)
     holder = DraftWorkspace.owner(write_dir)
     resolver = Resolver.open(config, ttl=0)
     workspace = DraftWorkspace(resolver, write_dir)
     try:
-        rows = [_row(s) for s in workspace.status()]
+        if names:
+            rows = [_row(_status_or_unchanged(workspace, name)) for name in names]
+        else:
+            rows = [_row(s) for s in workspace.status()]
     finally:
         workspace.release()
         resolver.close()
@@ -192,17 +223,38 @@ def _print_diff(
         print(f"{indent}{mark} {path}")
 
 
+def _status_or_unchanged(workspace: DraftWorkspace, name: str) -> DraftStatus:
+    """A draft's status; a valid name with no draft on disk is a draft with no changes."""
+    try:
+        return workspace.status_of(name)
+    except DraftNotFoundError:
+        entity, project, collection = parse_spec(name)  # an invalid name is still an error
+        try:
+            latest = workspace.resolver.registry.aliases(entity, project, collection).get("latest")
+        except ArtifactNotFoundError:
+            latest = None
+        if latest is None:
+            raise DraftNotFoundError(
+                f"no draft {name}: nothing was written there and there is no such collection"
+            ) from None
+        return DraftStatus(name, latest, DraftDiff([], [], []), False)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     config = _config(args)
+    (name,), write_dir = _targets([args.draft], config)
     resolver = Resolver.open(config, ttl=0)
-    workspace = DraftWorkspace(resolver, config.write_dir)
+    workspace = DraftWorkspace(resolver, write_dir)
     try:
-        status = workspace.status_of(args.draft)
+        status = _status_or_unchanged(workspace, name)
     finally:
         workspace.release()
         resolver.close()
     base = status.base_version
     where = f" in registry {status.registry}" if status.registry else ""
+    if not (status.diff.added or status.diff.modified or status.diff.removed):
+        print(f"# {status.draft}: no changes")
+        return 0
     print(f"# {status.draft} against {'nothing (new)' if base is None else f'v{base}'}{where}")
     _print_diff(status.diff.added, status.diff.modified, status.diff.removed)
     return 0
