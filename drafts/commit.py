@@ -70,7 +70,8 @@ class CommitResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    """Symlinks not committed (dangling, outside the draft, loops), one line each."""
+    """Symlinks not committed (dangling, outside the draft, loops) and special files (FIFOs,
+    sockets, device nodes), one line each."""
 
     @property
     def latest_moved(self) -> bool:
@@ -100,7 +101,7 @@ class CommitResult:
     def describe(self) -> str:
         text = self._describe()
         if self.skipped:
-            text += f"; {len(self.skipped)} symlink(s) not committed:"
+            text += f"; {len(self.skipped)} entr{'y' if len(self.skipped) == 1 else 'ies'} not committed:"
             text += "".join(f"\n  {line}" for line in self.skipped)
         return text
 
@@ -196,7 +197,7 @@ def commit_draft(
         result.size = manifest.size
         result.skipped = [s.describe() for s in contents.skipped]
         for line in result.skipped:
-            log.warning("draft %s: symlink %s", draft.qualified_name, line)
+            log.warning("draft %s: %s", draft.qualified_name, line)
         if not draft.has_changes(manifest):
             return result
         base_record = _base_record(draft, base)
