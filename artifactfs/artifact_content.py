@@ -134,7 +134,7 @@ class ArtifactContent(ArtifactCore):
             raise ValueError(f"Path is not a file: {local!r}")
         path = check_entry_path(name if name is not None else os.path.basename(local))
         staged = self._stage(local, policy)
-        digest = md5_b64_of_file(staged)
+        digest = md5_b64_of_file(staged, progress=self._hash_progress)
         if is_tmp:
             head, base = posixpath.split(path)
             parts = base.split(".")

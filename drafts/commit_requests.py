@@ -133,10 +133,18 @@ def lock_holder(write_dir: Path) -> dict[str, Any] | None:
         os.close(fd)
 
 
-class RequestServer:
-    """The mount side: answer request files with `handler(request) -> result` on a thread."""
+Report = Callable[[dict[str, Any]], None]
+"""How the owner tells the waiting CLI how far it got (`{"draft", "done", "total"}`)."""
+PROGRESS_EVERY = 0.2
 
-    def __init__(self, write_dir: Path, handler: Callable[[dict[str, Any]], dict[str, Any]]):
+
+class RequestServer:
+    """The mount side: answer request files with `handler(request, report) -> result` on a
+    thread; `report(progress)` leaves `{rid}.prog` for the CLI's progress bar."""
+
+    def __init__(
+        self, write_dir: Path, handler: Callable[[dict[str, Any], Report], dict[str, Any]]
+    ):
         self.dir = write_dir / REQUESTS
         self.handler = handler
         self._stop = threading.Event()
@@ -184,8 +192,20 @@ class RequestServer:
             return
         with contextlib.suppress(OSError):
             (self.dir / f"{rid}.ack").touch()
+        last = [0.0]
+
+        def report(progress: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_EVERY and progress.get("done") != progress.get("total"):
+                return
+            last[0] = now
+            tmp = self.dir / f".{rid}.prog.tmp"
+            with contextlib.suppress(OSError):  # no fsync: a progress bar need not survive a crash
+                tmp.write_text(json.dumps(progress))
+                os.replace(tmp, self.dir / f"{rid}.prog")
+
         try:
-            result = self.handler(request)
+            result = self.handler(request, report)
         except Exception as e:  # answer the CLI, whatever happened
             log.exception("request %s failed", rid)
             result = {"error": str(e)}
@@ -195,16 +215,33 @@ class RequestServer:
             log.error("cannot answer request %s: %s", rid, e)
 
 
-def send_request(write_dir: Path, request: dict[str, Any], timeout: float | None = None) -> Any:
-    """The CLI side: hand `request` to the mount that owns `write_dir` and wait for its answer."""
+def send_request(
+    write_dir: Path,
+    request: dict[str, Any],
+    timeout: float | None = None,
+    on_progress: Report | None = None,
+) -> Any:
+    """The CLI side: hand `request` to the mount that owns `write_dir` and wait for its answer;
+    `on_progress` sees each progress report the mount leaves meanwhile."""
     rdir = write_dir / REQUESTS
     rid = uuid.uuid4().hex
-    req, ack, res = (rdir / f"{rid}.{ext}" for ext in ("req", "ack", "res"))
+    req, ack, res, prog = (rdir / f"{rid}.{ext}" for ext in ("req", "ack", "res", "prog"))
+    seen = b""
     rdir.mkdir(parents=True, exist_ok=True)
     tmp = rdir / f".{rid}.tmp"
     tmp.write_text(json.dumps(request))
     os.replace(tmp, req)
     start = time.monotonic()
+
+    def progress() -> None:
+        nonlocal seen
+        if on_progress is not None:
+            with contextlib.suppress(OSError, ValueError):
+                data = prog.read_bytes()
+                if data != seen:
+                    seen = data
+                    on_progress(json.loads(data))
+
     try:
         while not res.exists():
             elapsed = time.monotonic() - start
@@ -216,10 +253,12 @@ def send_request(write_dir: Path, request: dict[str, Any], timeout: float | None
                 raise MountRequestTimeout(f"no answer from the mount within {timeout:.0f}s")
             if lock_holder(write_dir) is None:
                 raise MountRequestTimeout("the mount went away before answering")
+            progress()
             time.sleep(POLL / 2)
+        progress()  # the last report, written just before the answer
         return json.loads(res.read_bytes())
     finally:
-        for p in (req, ack, res):
+        for p in (req, ack, res, prog):
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -247,7 +286,9 @@ def parse_commit_request(request: dict[str, Any]) -> CommitRequest:
     )
 
 
-def commit_request(write_dir: Path, request: CommitRequest) -> list[CommitResult]:
+def commit_request(
+    write_dir: Path, request: CommitRequest, on_progress: Report | None = None
+) -> list[CommitResult]:
     """The CLI's side: the mount's results; DraftNotFoundError for a name it has no draft of,
     DraftError if it refused."""
     answer = send_request(
@@ -259,6 +300,7 @@ def commit_request(write_dir: Path, request: CommitRequest) -> list[CommitResult
             "dry_run": request.dry_run,
             "producer": request.producer,
         },
+        on_progress=on_progress,
     )
     if "error" in answer:
         raise DraftError(f"the mount refused the commit: {answer['error']}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from artifactfs.drafts.commit import CommitResult
@@ -45,6 +46,20 @@ class ProgressLog:
                     self.done,
                     extra={"terminal": True} if self.terminal else None,
                 )
+
+
+class ReportedProgress(ProgressLog):
+    """ProgressLog that also reports to the `artifactfs commit` waiting for this commit
+    (commit_requests.Report), so the command can draw a progress bar."""
+
+    def __init__(self, name: str, total: int, report: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(name, total)
+        self.report = report
+        report({"draft": name, "done": 0, "total": total})
+
+    def __call__(self, n: int) -> None:
+        super().__call__(n)
+        self.report({"draft": self.name, "done": self.done, "total": self.total})
 
 
 class CommitLedger:

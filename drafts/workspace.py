@@ -33,6 +33,7 @@ from artifactfs.drafts.binding import Binding, Resolvers, read_binding
 from artifactfs.drafts.commit import PRODUCER_CLI, PRODUCER_MOUNT, CommitResult, commit_draft
 from artifactfs.drafts.commit_requests import (
     CommitRequest,
+    Report,
     RequestServer,
     WriteDirLock,
     commit_request,
@@ -55,7 +56,7 @@ from artifactfs.drafts.errors import (
     DraftNotFoundError,
 )
 from artifactfs.drafts.layout import JOURNAL, draft_dir, is_materialized, iter_draft_dirs, retire
-from artifactfs.drafts.ledger import CommitLedger, ProgressLog
+from artifactfs.drafts.ledger import CommitLedger, ProgressLog, ReportedProgress
 from artifactfs.drafts.namespace import DraftNamespace
 from artifactfs.drafts.options import OPTION_KEYS
 from artifactfs.drafts.recovery import recover_all
@@ -368,14 +369,20 @@ class DraftWorkspace(DraftNamespace):
         self.ledger.record(result)
         return result
 
-    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], report: Report) -> dict[str, Any]:
         """The owner's side of `ask_owner_to_commit` (runs on the request thread)."""
         try:
             req = parse_commit_request(request)
         except ValueError as e:
             return {"error": str(e)}
         results = [
-            self.commit(draft, req.options, dry_run=req.dry_run, producer=req.producer).to_json()
+            self.commit(
+                draft,
+                req.options,
+                dry_run=req.dry_run,
+                producer=req.producer,
+                progress=ReportedProgress(draft.qualified_name, draft.staged_size(), report),
+            ).to_json()
             for draft in self.drafts()
             if req.drafts is None or draft.qualified_name in req.drafts
         ]
@@ -390,11 +397,13 @@ class DraftWorkspace(DraftNamespace):
         *,
         dry_run: bool = False,
         producer: str = PRODUCER_CLI,
+        on_progress: Report | None = None,
     ) -> list[CommitResult]:
         """Have the mount that owns `write_dir` commit `names` (None: all); its results.
-        DraftNotFoundError for a name it has no draft of; DraftError if it refuses."""
+        DraftNotFoundError for a name it has no draft of; DraftError if it refuses.
+        `on_progress({"draft", "done", "total"})` as the mount uploads."""
         request = CommitRequest(names, options, dry_run, producer)
-        return commit_request(Path(write_dir), request)
+        return commit_request(Path(write_dir), request, on_progress)
 
     # -- status ---------------------------------------------------------------------------------
     def status_of(self, spec: str) -> DraftStatus:

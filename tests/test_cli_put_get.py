@@ -225,3 +225,36 @@ def test_alias_and_delete_commands(registry_url, data, tmp_path, capsys):
     rc, out, err = _run(capsys, "delete", "proj/ds:v1", "--delete-aliases")
     assert rc == 0 and "deleted acme/proj/ds:v1" in out, err
     assert aliases("v0") == ["latest"]
+
+
+def test_put_shows_hashing_progress_on_a_terminal_only(registry_url, tmp_path, capsys, monkeypatch):
+    """A big put hashes before it uploads: its progress starts with the hashing (every byte
+    counted as it is hashed), not after it; piped, nothing is drawn."""
+    import contextlib
+    import os
+
+    from artifactfs import progress
+    from artifactfs.cli import registry_cmds
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(3):
+        (big / f"{i}.bin").write_bytes(os.urandom(3 << 20))
+    bars: list[tuple[str, int | None, list[int]]] = []
+
+    @contextlib.contextmanager
+    def recording_bar(total, desc, unit="B"):
+        steps: list[int] = []
+        bars.append((desc, total, steps))
+        with progress.progress_bar(total, desc, unit) as advance:
+            yield lambda n: (steps.append(n), advance(n))
+
+    with monkeypatch.context() as m:
+        m.setattr(registry_cmds, "progress_bar", recording_bar)
+        assert main(["put", str(big), "proj/big"]) == 0
+    (hash_desc, hash_total, hashed), (put_desc, _, _) = bars
+    assert (hash_desc, put_desc) == ("hash big", "put big")
+    assert hash_total == 9 << 20 and sum(hashed) == 9 << 20 and len(hashed) >= 9  # per MiB
+    capsys.readouterr()
+    assert main(["put", str(big), "proj/big2"]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no bar

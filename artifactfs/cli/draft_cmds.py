@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,24 @@ def _print_results(results: list[CommitResult], dry_run: bool) -> int:
     return 1 if failed else 0
 
 
+def _mount_progress(bars: ExitStack) -> Callable[[dict[str, Any]], None]:
+    """One progress bar per draft the mount commits for us, from its progress reports
+    (drafts/commit_requests.py); drawn only on a terminal, as every bar."""
+    shown: dict[str, tuple[Callable[[int], None], list[int]]] = {}
+
+    def on_progress(report: dict[str, Any]) -> None:
+        name, done = str(report.get("draft")), int(report.get("done") or 0)
+        if name not in shown:
+            advance = bars.enter_context(progress_bar(report.get("total"), f"commit {name}"))
+            shown[name] = (advance, [0])
+        advance, seen = shown[name]
+        if done > seen[0]:
+            advance(done - seen[0])
+            seen[0] = done
+
+    return on_progress
+
+
 def cmd_commit(args: argparse.Namespace) -> int:
     if not args.drafts and not args.all:
         print("artifactfs: error: name a DRAFT (entity/project/name) or use --all", file=sys.stderr)
@@ -134,9 +154,15 @@ def cmd_commit(args: argparse.Namespace) -> int:
     wanted = None if args.all else names
     holder = DraftWorkspace.owner(write_dir)
     if holder is not None and holder.get("kind") == "mount":
-        results = DraftWorkspace.ask_owner_to_commit(
-            write_dir, wanted, options, dry_run=args.dry_run, producer=PRODUCER_CLI
-        )
+        with ExitStack() as bars:
+            results = DraftWorkspace.ask_owner_to_commit(
+                write_dir,
+                wanted,
+                options,
+                dry_run=args.dry_run,
+                producer=PRODUCER_CLI,
+                on_progress=_mount_progress(bars),
+            )
         return _print_results(results, args.dry_run)
     resolver = Resolver.open(config, ttl=0)
     workspace = DraftWorkspace(resolver, write_dir)

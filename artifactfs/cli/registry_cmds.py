@@ -71,15 +71,19 @@ def cmd_put(args: argparse.Namespace) -> int:
         entity=ref.entity, project=ref.project, job_type="put", registry=args.registry
     ) as run:
         art = Artifact(ref.name, args.type, description=args.description)
-        if _is_url(args.path):
-            art.add_reference(args.path)
-        elif os.path.isdir(args.path):
-            # immutable: uploaded right away, so no staged copy of the whole tree (W&B's
-            # default `mutable` copies every file first, doubling disk and time for a put)
-            art.add_dir(args.path, policy="immutable")
-        else:
-            art.add_file(args.path, policy="immutable")
-        with progress_bar(_local_size(args.path), f"put {ref.name}") as advance:
+        size = _local_size(args.path)
+        with progress_bar(size, f"hash {ref.name}") as hashed:  # from the first second
+            art._hash_progress = hashed
+            if _is_url(args.path):
+                art.add_reference(args.path)
+            elif os.path.isdir(args.path):
+                # immutable: uploaded right away, so no staged copy of the whole tree (W&B's
+                # default `mutable` copies every file first, doubling disk and time for a put)
+                art.add_dir(args.path, policy="immutable")
+            else:
+                art.add_file(args.path, policy="immutable")
+            art._hash_progress = None
+        with progress_bar(size, f"put {ref.name}") as advance:
             art = run.log_artifact(art, aliases=args.alias or [], progress=advance)
         logger = art.logged_by()
         unchanged = logger is None or logger.id != run.id
