@@ -72,9 +72,9 @@ def resolve_draft(spec: str, write_dir: Path) -> DraftTarget:
                 f"draft is {root / entity / project / collection}"
             )
         return DraftTarget(f"{entity}/{project}/{name}", mount_write_dir)
-    name = _in_write_dir(path.resolve(), write_dir)
-    if name is not None:
-        return DraftTarget(name)
+    in_write_dir = _in_write_dir(path.resolve(), write_dir)
+    if in_write_dir is not None:
+        return DraftTarget(in_write_dir)
     raise DraftNotFoundError(
         f"{spec} is not a draft: name one as entity/project/name, or give a path inside an "
         "artifactfs mount (MOUNT/entity/project/name)"
