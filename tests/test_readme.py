@@ -64,8 +64,9 @@ def test_own_data_first_steps_run_as_written(isolated_home, tmp_path):
     at a temporary mountpoint instead of /mnt/af, with the suite's python as the venv's)."""
     if not os.path.exists("/dev/fuse"):
         pytest.skip("needs /dev/fuse")
-    commands = shell_block_after("`data/` is any folder of files):")
-    assert commands[0].startswith("artifactfs put data/")
+    commands = shell_block_after("so it goes first):")
+    assert commands[0] == "artifactfs unmount /tmp/artifactfs-demo"
+    assert commands[1].startswith("artifactfs put data/")
     (tmp_path / "data" / "cats").mkdir(parents=True)
     (tmp_path / "data" / "cats" / "1.txt").write_text("meow\n")
     mnt = tmp_path / "mnt"
@@ -76,9 +77,14 @@ def test_own_data_first_steps_run_as_written(isolated_home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACTFS_")}
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     outputs = []
+    demo = tmp_path / "demo"  # as after `setup.sh demo`: its mount holds the drafts folder
+    demo.mkdir()
+    started = subprocess.run(["artifactfs", "mount", str(demo)], env=env, capture_output=True)
+    assert started.returncode == 0, started.stderr
     try:
         for command in commands:
             command = command.replace("/mnt/af", str(mnt))
+            command = command.replace("/tmp/artifactfs-demo", str(demo))
             done = subprocess.run(
                 command,
                 shell=True,
@@ -92,6 +98,7 @@ def test_own_data_first_steps_run_as_written(isolated_home, tmp_path):
             assert "Traceback" not in done.stderr and "error" not in done.stderr.lower()
             outputs.append(done.stdout)
     finally:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-    assert "1.txt" in outputs[2] or "cats" in outputs[2]
+        for path in (mnt, demo):
+            subprocess.run(["fusermount3", "-u", "-z", str(path)], capture_output=True)
+    assert "cats" in outputs[3]
     assert "acme/first/data:v1" in outputs[-1]

@@ -164,19 +164,30 @@ def _print_report(write_dir: Path, pid: int, since: float) -> None:
         print(result.describe())
 
 
+def _pending_drafts(mountpoint: str) -> list[str]:
+    """Drafts the mount will commit on its way out (its stats.json), as it said before."""
+    try:
+        with open(os.path.join(os.path.abspath(mountpoint), ".artifactfs", "stats.json")) as f:
+            return [str(name) for name in json.load(f)["drafts"]["pending"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def _unmount(args: argparse.Namespace) -> int:
     info = _mount_info(args.mountpoint)
+    pending = _pending_drafts(args.mountpoint)
     start = time.time()
     slow = threading.Timer(
         1.0,
         lambda: print(
-            "artifactfs: committing the mount's drafts before it exits "
+            f"artifactfs: committing {', '.join(pending)} before the mount exits "
             f"(progress in {info.get('log_file', 'the mount log')})",
             file=sys.stderr,
         ),
     )
     slow.daemon = True
-    slow.start()
+    if pending:
+        slow.start()
     try:
         unmount(args.mountpoint, lazy=args.lazy, timeout=args.timeout)
     finally:
