@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -25,7 +26,10 @@ from typing import Any
 
 from artifactfs.drafts.commit import CommitResult
 from artifactfs.drafts.commit_requests import lock_holder
+from artifactfs.drafts.ledger import ProgressLog
 from artifactfs.drafts.state import atomic_write
+
+log = logging.getLogger(__name__)
 
 REPORT = ".unmount.json"
 POLL = 0.05
@@ -33,6 +37,38 @@ POLL = 0.05
 TERMINAL = {"terminal": True}
 """`extra=` of log records a foreground mount also prints on its terminal (what an unmount
 commits and why it takes long); everything else at INFO goes to the mount log only."""
+
+
+def commit_all(workspace: Any, results: list[CommitResult]) -> None:
+    """The unmount's commits (`workspace`: the DraftWorkspace shutting down; not imported,
+    it imports this), appended to `results` as they finish, saying on a foreground mount's
+    terminal what is committed and why the unmount waits."""
+    drafts = []
+    for draft in workspace.drafts():
+        if workspace.is_home(draft):
+            drafts.append(draft)
+        else:
+            log.info(
+                "unmount: draft %s belongs to registry %s: left for `artifactfs commit`",
+                draft.qualified_name,
+                draft.binding.describe() if draft.binding else "?",
+                extra=TERMINAL,
+            )
+    pending = [d for d in drafts if d.materialized]
+    if pending:
+        log.info(
+            "unmount: committing %d draft(s) before the mount exits: %s",
+            len(pending),
+            ", ".join(f"{d.qualified_name} ({d.staged_size()} bytes staged)" for d in pending),
+            extra=TERMINAL,
+        )
+    start = time.monotonic()
+    for draft in drafts:
+        progress = ProgressLog(draft.qualified_name, draft.staged_size(), terminal=True)
+        results.append(workspace.commit(draft, progress=progress))
+        draft.close()
+    if pending:
+        log.info("unmount: commits done in %.1fs", time.monotonic() - start, extra=TERMINAL)
 
 
 @dataclass

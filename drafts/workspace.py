@@ -61,7 +61,7 @@ from artifactfs.drafts.namespace import DraftNamespace
 from artifactfs.drafts.options import OPTION_KEYS
 from artifactfs.drafts.recovery import recover_all
 from artifactfs.drafts.state import DraftOptions
-from artifactfs.drafts.unmount import TERMINAL, write_report
+from artifactfs.drafts.unmount import TERMINAL, commit_all, write_report
 from artifactfs.drafts.view import err
 from artifactfs.errors import ArtifactFSError
 from artifactfs.resolver.backends.base import Progress
@@ -179,34 +179,7 @@ class DraftWorkspace(DraftNamespace):
             self._requests = None
         results: list[CommitResult] = []
         try:
-            drafts = []
-            for draft in self.drafts():
-                if self.is_home(draft):
-                    drafts.append(draft)
-                else:
-                    log.info(
-                        "unmount: draft %s belongs to registry %s: left for `artifactfs commit`",
-                        draft.qualified_name,
-                        draft.binding.describe() if draft.binding else "?",
-                        extra=TERMINAL,
-                    )
-            pending = [d for d in drafts if d.materialized]
-            if pending:
-                log.info(
-                    "unmount: committing %d draft(s) before the mount exits: %s",
-                    len(pending),
-                    ", ".join(
-                        f"{d.qualified_name} ({d.staged_size()} bytes staged)" for d in pending
-                    ),
-                    extra=TERMINAL,
-                )
-            start = time.monotonic()
-            for draft in drafts:
-                progress = ProgressLog(draft.qualified_name, draft.staged_size(), terminal=True)
-                results.append(self.commit(draft, progress=progress))
-                draft.close()
-            if pending:
-                log.info("unmount: commits done in %.1fs", time.monotonic() - start, extra=TERMINAL)
+            commit_all(self, results)
         finally:
             try:
                 write_report(self.write_dir, results)
