@@ -102,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "wait",
         help="wait until an unmount's draft commits are done (after fusermount -u)",
         **example(
-            "fusermount -u /mnt/af && artifactfs wait && python train.py",
+            "artifactfs wait      # after fusermount -u /mnt/af, before using the new versions",
             description=(
                 "fusermount -u returns once the kernel has detached the mount; the mount then "
                 "commits its drafts. This waits for those commits (of the configured write dir, "
