@@ -15,7 +15,7 @@ W&B's module-level state lives here as in `wandb`: `artifactfs.run` is the curre
 before `init()` and after `finish()`), `artifactfs.config` and `artifactfs.summary` are the
 current run's config and summary (objects that ask for `init()` before it). They are plain
 module attributes that `init()` and `finish()` set (session.publish), as W&B's are; the
-modules behind them have other names (`artifactfs.wandb_run`, `artifactfs.settings`), so no
+modules behind them have other names (`artifactfs.sdk.wandb_run`, `artifactfs.settings`), so no
 attribute shadows a submodule.
 """
 
@@ -25,44 +25,44 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from artifactfs import errors
-from artifactfs.preinit import PreInit
+from artifactfs.sdk.preinit import PreInit
 
 if TYPE_CHECKING:  # what the lazy exports below resolve to, for type checkers and editors
-    from artifactfs.api import Api as Api
-    from artifactfs.artifact import Artifact as Artifact
-    from artifactfs.artifact_entry import ArtifactManifestEntry as ArtifactManifestEntry
     from artifactfs.errors import *  # noqa: F403
+    from artifactfs.sdk.api import Api as Api
+    from artifactfs.sdk.artifact import Artifact as Artifact
+    from artifactfs.sdk.artifact_entry import ArtifactManifestEntry as ArtifactManifestEntry
+    from artifactfs.sdk.table import Table as Table
+    from artifactfs.sdk.wandb_run import Run as Run
+    from artifactfs.sdk.wandb_run import finish as finish
+    from artifactfs.sdk.wandb_run import init as init
+    from artifactfs.sdk.wandb_run import link_model as link_model
+    from artifactfs.sdk.wandb_run import log as log
+    from artifactfs.sdk.wandb_run import log_artifact as log_artifact
+    from artifactfs.sdk.wandb_run import log_model as log_model
+    from artifactfs.sdk.wandb_run import login as login
+    from artifactfs.sdk.wandb_run import use_artifact as use_artifact
+    from artifactfs.sdk.wandb_run import use_model as use_model
     from artifactfs.settings import Config as Config
     from artifactfs.settings import load_config as load_config
-    from artifactfs.table import Table as Table
-    from artifactfs.wandb_run import Run as Run
-    from artifactfs.wandb_run import finish as finish
-    from artifactfs.wandb_run import init as init
-    from artifactfs.wandb_run import link_model as link_model
-    from artifactfs.wandb_run import log as log
-    from artifactfs.wandb_run import log_artifact as log_artifact
-    from artifactfs.wandb_run import log_model as log_model
-    from artifactfs.wandb_run import login as login
-    from artifactfs.wandb_run import use_artifact as use_artifact
-    from artifactfs.wandb_run import use_model as use_model
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Artifact": "artifactfs.artifact",
-    "ArtifactManifestEntry": "artifactfs.artifact_entry",
-    "Table": "artifactfs.table",
-    "Run": "artifactfs.wandb_run",
-    "init": "artifactfs.wandb_run",
-    "finish": "artifactfs.wandb_run",
-    "login": "artifactfs.wandb_run",
-    "log": "artifactfs.wandb_run",
-    "log_artifact": "artifactfs.wandb_run",
-    "use_artifact": "artifactfs.wandb_run",
-    "log_model": "artifactfs.wandb_run",
-    "use_model": "artifactfs.wandb_run",
-    "link_model": "artifactfs.wandb_run",
-    "Api": "artifactfs.api",
+    "Artifact": "artifactfs.sdk.artifact",
+    "ArtifactManifestEntry": "artifactfs.sdk.artifact_entry",
+    "Table": "artifactfs.sdk.table",
+    "Run": "artifactfs.sdk.wandb_run",
+    "init": "artifactfs.sdk.wandb_run",
+    "finish": "artifactfs.sdk.wandb_run",
+    "login": "artifactfs.sdk.wandb_run",
+    "log": "artifactfs.sdk.wandb_run",
+    "log_artifact": "artifactfs.sdk.wandb_run",
+    "use_artifact": "artifactfs.sdk.wandb_run",
+    "log_model": "artifactfs.sdk.wandb_run",
+    "use_model": "artifactfs.sdk.wandb_run",
+    "link_model": "artifactfs.sdk.wandb_run",
+    "Api": "artifactfs.sdk.api",
     "Config": "artifactfs.settings",
     "load_config": "artifactfs.settings",
 }

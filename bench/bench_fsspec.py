@@ -100,7 +100,7 @@ class Bench:
     def via_fsspec(self, name: str, cold: bool) -> float:
         import fsspec
 
-        from artifactfs import fsspec_fs
+        from artifactfs.fsspec import filesystem as fsspec_fs
 
         fsspec_fs.reset()
         fs = fsspec.filesystem("artifact")

@@ -158,7 +158,7 @@ class LoaderBench:
             return rate(run)
 
     def download_then_local(self, registry: str) -> float:
-        from artifactfs.api import Api
+        from artifactfs.sdk.api import Api
 
         shutil.rmtree(self.cache, ignore_errors=True)
         dest = self.w / "downloaded"

@@ -243,7 +243,7 @@ def test_late_collection_needs_no_module_globals(tmp_path, monkeypatch):
     import os
     import sys
 
-    from artifactfs import artifact_content
+    from artifactfs.sdk import artifact_content
 
     raised: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", raised.append)

@@ -15,7 +15,7 @@ from artifactfs.errors import (
     ArtifactTypeMismatchError,
     InvalidNameError,
 )
-from artifactfs.wandb_run import finish
+from artifactfs.sdk.wandb_run import finish
 
 
 @pytest.fixture(autouse=True)

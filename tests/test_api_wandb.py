@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 import artifactfs as wandb
-from artifactfs import run_data
 from artifactfs.cli import main as cli_main
 from artifactfs.errors import (
     ArtifactHasAliasesError,
@@ -29,6 +28,7 @@ from artifactfs.errors import (
 )
 from artifactfs.resolver import keys
 from artifactfs.resolver.ttl import sweep_ttl
+from artifactfs.sdk import run_data
 from artifactfs.settings import load_config
 
 

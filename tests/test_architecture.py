@@ -3,7 +3,8 @@
 * No import cycles anywhere in the package, counting every `artifactfs.*` import: module level,
   inside functions, and under TYPE_CHECKING (a cycle hidden in a function is still a cycle a
   reader has to untangle).
-* Data flows one way between the rooms: fusefs -> drafts -> resolver -> cache -> config/errors.
+* Data flows one way between the rooms: fusefs -> drafts -> resolver -> cache -> config/errors;
+  the Python front ends sdk/ and fsspec/ sit beside fusefs/ and use resolver/ and cache/.
 * The drafts engine runs without FUSE: nothing in drafts/ (nor below it) imports mfusepy.
 * Modules stay small enough to read in one sitting.
 """
@@ -34,6 +35,10 @@ MAY_IMPORT = {
     "resolver": {"resolver", "cache"},
     "drafts": {"drafts", "resolver", "cache"},
     "fusefs": {"fusefs", "drafts", "resolver", "cache"},
+    # The Python front ends: the fsspec file system and the W&B-style SDK (which reuses the
+    # fsspec room's name parsing). Neither needs FUSE or the drafts engine.
+    "fsspec": {"fsspec", "resolver", "cache"},
+    "sdk": {"sdk", "fsspec", "resolver", "cache"},
 }
 
 

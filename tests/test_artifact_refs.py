@@ -9,7 +9,7 @@ import fsspec
 import pytest
 
 import artifactfs as af
-from artifactfs import fsspec_fs
+from artifactfs.fsspec import filesystem as fsspec_fs
 
 
 @pytest.fixture(autouse=True)

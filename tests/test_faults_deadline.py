@@ -29,7 +29,7 @@ from mountutil import commit_files, mounted, open_registry, wait_until
 
 import artifactfs as af
 from artifactfs.errors import BackendError
-from artifactfs.wandb_run import finish
+from artifactfs.sdk.wandb_run import finish
 
 servers = pytest.importorskip("servers")
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]

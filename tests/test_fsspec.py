@@ -20,7 +20,7 @@ import fsspec
 import pytest
 
 import artifactfs as af
-from artifactfs import fsspec_fs
+from artifactfs.fsspec import filesystem as fsspec_fs
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -303,7 +303,7 @@ def test_registered_by_entry_point(isolated_home, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split()[0] == "artifactfs.fsspec_fs"
+    assert proc.stdout.split()[0] == "artifactfs.fsspec.filesystem"
 
 
 def test_hf_datasets_over_many_files(registry_url, tmp_path, monkeypatch, no_internet):
@@ -356,7 +356,7 @@ def test_foreign_storage_options_are_ignored(published, caplog):
     what is ignored is logged at debug level. A misspelt configuration key is still an error."""
     import logging
 
-    with caplog.at_level(logging.DEBUG, logger="artifactfs.fsspec_fs"):
+    with caplog.at_level(logging.DEBUG, logger="artifactfs.fsspec.filesystem"):
         fs = fsspec.filesystem("artifact", hf={"endpoint": "x"}, block_size=1 << 20)
     assert fs.cat("acme/proj/tables:best/table.csv") == b"x,y\n1,a\n2,b\n"
     assert "ignoring artifact:// storage options ['block_size', 'hf']" in caplog.text

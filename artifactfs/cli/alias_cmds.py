@@ -22,7 +22,7 @@ class AliasTakenError(ArtifactFSError, ValueError):
 
 
 def _version(args: argparse.Namespace) -> Any:
-    from artifactfs.api import Api
+    from artifactfs.sdk.api import Api
 
     ref = parse_artifact_name(args.name)  # InvalidNameError for a bad name
     if ref.alias is None and ref.name:

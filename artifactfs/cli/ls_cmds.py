@@ -19,7 +19,7 @@ from artifactfs.resolver.registry import Registry
 
 
 def _api(args: argparse.Namespace):  # -> Api, imported lazily to keep `--help` fast
-    from artifactfs.api import Api
+    from artifactfs.sdk.api import Api
 
     return Api(registry=args.registry)
 

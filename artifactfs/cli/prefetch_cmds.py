@@ -16,8 +16,8 @@ from artifactfs.progress import interactive, progress_bar
 
 
 def _prefetch(args: argparse.Namespace) -> int:
-    from artifactfs.api import Api  # lazily: keeps `artifactfs --help` fast
     from artifactfs.resolver.prefetch import prefetch_entries, under_prefix
+    from artifactfs.sdk.api import Api  # lazily: keeps `artifactfs --help` fast
 
     api = Api(registry=args.registry)
     art = api.artifact(args.name)

@@ -25,7 +25,7 @@ from artifactfs.resolver.names import parse_artifact_name
 
 
 def _api(args: argparse.Namespace):  # -> Api, imported lazily to keep `--help` fast
-    from artifactfs.api import Api
+    from artifactfs.sdk.api import Api
 
     return Api(registry=args.registry)
 
@@ -52,8 +52,8 @@ def _local_size(path: str) -> int | None:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
-    from artifactfs.artifact import Artifact
-    from artifactfs.wandb_run import init
+    from artifactfs.sdk.artifact import Artifact
+    from artifactfs.sdk.wandb_run import init
 
     if args.name and args.name_opt and args.name != args.name_opt:
         raise InvalidNameError(f"two names given: {args.name!r} and --name {args.name_opt!r}")
@@ -135,8 +135,8 @@ def _select(manifest_paths: list[str], wanted: list[str], full_name: str) -> lis
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from artifactfs.artifact_core import default_artifact_dir
     from artifactfs.resolver.download import download_manifest
+    from artifactfs.sdk.artifact_core import default_artifact_dir
 
     api = _api(args)
     art = api.artifact(args.name, type=args.type)

@@ -19,8 +19,8 @@ from typing import Any
 
 from artifactfs.errors import ArtifactFSError
 from artifactfs.resolver.manifest import ManifestEntry
-from artifactfs.table import SUFFIX as TABLE_SUFFIX
-from artifactfs.table import Table
+from artifactfs.sdk.table import SUFFIX as TABLE_SUFFIX
+from artifactfs.sdk.table import Table
 from artifactfs.ui.data import Browser
 
 log = logging.getLogger(__name__)

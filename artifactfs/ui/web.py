@@ -31,7 +31,6 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from artifactfs.api import Api
 from artifactfs.cli.output import human_date, human_size
 from artifactfs.errors import (
     ArtifactFSError,
@@ -44,6 +43,7 @@ from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex
 from artifactfs.resolver.names import version_number
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.resolver import Resolver
+from artifactfs.sdk.api import Api
 from artifactfs.ui import pictures, previews, runs
 from artifactfs.ui.data import Browser, page_of
 from artifactfs.ui.lineage import DEFAULT_HOPS, MAX_HOPS, Node, lineage

@@ -21,19 +21,19 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from artifactfs.artifact import Artifact
 from artifactfs.errors import (
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,
     InvalidNameError,
     UsageError,
 )
-from artifactfs.lookup import open_resolver, resolve_name
 from artifactfs.resolver.backends.base import Progress
 from artifactfs.resolver.names import check_alias, parse_artifact_name
 from artifactfs.resolver.records import VersionRecord
-from artifactfs.run_data import parse_config
-from artifactfs.session import ResumeMode, RunSession, auto_run, current, make_current
+from artifactfs.sdk.artifact import Artifact
+from artifactfs.sdk.lookup import open_resolver, resolve_name
+from artifactfs.sdk.run_data import parse_config
+from artifactfs.sdk.session import ResumeMode, RunSession, auto_run, current, make_current
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def init(
     config_include_keys: Sequence[str] | None = None,
     **ignored: Any,
 ) -> Run:
-    """Start a run and make it the current one (`artifactfs.wandb_run`), W&B's `wandb.init`.
+    """Start a run and make it the current one (`artifactfs.sdk.wandb_run`), W&B's `wandb.init`.
 
     W&B's arguments are accepted; those a run record can carry (job type, name, group, tags,
     notes, config) are stored, `resume`/`id` resume a stored run, `reinit` follows W&B (a run

@@ -14,25 +14,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from artifactfs.artifact import Artifact
 from artifactfs.errors import (
     ArtifactNotFoundError,
     ArtifactTypeMismatchError,
     InvalidNameError,
     RunNotFoundError,
 )
-from artifactfs.lookup import open_resolver, resolve_name
-from artifactfs.public_collections import (
+from artifactfs.resolver.names import check_name, parse_artifact_name
+from artifactfs.resolver.resolver import Resolver
+from artifactfs.sdk.artifact import Artifact
+from artifactfs.sdk.lookup import open_resolver, resolve_name
+from artifactfs.sdk.public_collections import (
     ArtifactCollection,
     ArtifactType,
     project_collections,
     project_types,
 )
-from artifactfs.public_run import Run
-from artifactfs.resolver.names import check_name, parse_artifact_name
-from artifactfs.resolver.resolver import Resolver
-from artifactfs.run_filters import matches, sort_runs
-from artifactfs.session import RunSession, current
+from artifactfs.sdk.public_run import Run
+from artifactfs.sdk.run_filters import matches, sort_runs
+from artifactfs.sdk.session import RunSession, current
 
 __all__ = ["Api", "ArtifactCollection", "ArtifactType", "Run"]
 

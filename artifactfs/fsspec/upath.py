@@ -2,7 +2,7 @@
 
 Registered through the `universal_pathlib.implementations` entry point, so upath uses it without
 warning that the scheme is "not explicitly implemented"; the file system behind it is
-artifactfs.fsspec_fs. Only imported by upath itself (universal_pathlib is not a dependency).
+artifactfs.fsspec.filesystem. Only imported by upath itself (universal_pathlib is not a dependency).
 """
 
 from __future__ import annotations

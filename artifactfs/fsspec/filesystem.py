@@ -6,7 +6,7 @@ through the same Resolver, so the bytes come from the same shared blob cache: a 
 or a download already fetched is never fetched again, and what is read here serves them too.
 
 Paths (`artifact://` optional): `entity/project/name:alias/path/in/artifact`, with defaults for
-the entity and project (artifactfs.fsspec_paths). Read-only. Listings (`ls`, `info`, `find`, `glob`) come from the version's manifest index (the
+the entity and project (artifactfs.fsspec.paths). Read-only. Listings (`ls`, `info`, `find`, `glob`) come from the version's manifest index (the
 mount's, resolver.version_index), never a per-file call; an alias is resolved through the
 registry's metadata TTL, and an open file is pinned to the version it was opened at.
 Options are the normal configuration (artifactfs.settings.load_config); every configuration key
@@ -35,8 +35,8 @@ from artifactfs.errors import (
     ConfigError,
     ObjectNotFoundError,
 )
-from artifactfs.fsspec_file import ArtifactFile
-from artifactfs.fsspec_paths import Location, ReadOnlyError, not_found, parse
+from artifactfs.fsspec.open_file import ArtifactFile
+from artifactfs.fsspec.paths import Location, ReadOnlyError, not_found, parse
 from artifactfs.fsutil import atomic_path
 from artifactfs.resolver.download import FETCH_THREADS
 from artifactfs.resolver.manifest import ManifestEntry, b64_to_hex

@@ -25,12 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from artifactfs.artifact_content import ArtifactContent
-from artifactfs.artifact_core import check_tags
-from artifactfs.artifact_entry import ArtifactFile, ArtifactManifestEntry
 from artifactfs.errors import ArtifactFSError, ArtifactHasAliasesError
-from artifactfs.public_collections import ArtifactCollection
-from artifactfs.public_run import Run as PublicRun
 from artifactfs.resolver.download import (
     DownloadResult,
     Progress,
@@ -43,9 +38,14 @@ from artifactfs.resolver.names import check_alias, check_entry_path, check_name
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.resolver.registry import check_metadata
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.session import RunSession, auto_run
-from artifactfs.table import SUFFIX as TABLE_SUFFIX
-from artifactfs.table import Table, table_path
+from artifactfs.sdk.artifact_content import ArtifactContent
+from artifactfs.sdk.artifact_core import check_tags
+from artifactfs.sdk.artifact_entry import ArtifactFile, ArtifactManifestEntry
+from artifactfs.sdk.public_collections import ArtifactCollection
+from artifactfs.sdk.public_run import Run as PublicRun
+from artifactfs.sdk.session import RunSession, auto_run
+from artifactfs.sdk.table import SUFFIX as TABLE_SUFFIX
+from artifactfs.sdk.table import Table, table_path
 
 __all__ = ["Artifact", "ArtifactFile", "ArtifactManifestEntry"]
 

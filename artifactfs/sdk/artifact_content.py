@@ -28,11 +28,8 @@ from collections.abc import Iterator
 from typing import IO, Any, Literal
 from urllib.parse import urlparse
 
-from artifactfs.artifact_core import ArtifactCore
-from artifactfs.artifact_entry import ArtifactManifestEntry
 from artifactfs.errors import InvalidNameError, InvalidPathError
-from artifactfs.fsspec_paths import parse
-from artifactfs.lookup import open_resolver
+from artifactfs.fsspec.paths import parse
 from artifactfs.resolver.manifest import (
     ARTIFACT_URL,
     ManifestEntry,
@@ -42,9 +39,12 @@ from artifactfs.resolver.manifest import (
 )
 from artifactfs.resolver.names import check_entry_path
 from artifactfs.resolver.records import VersionRecord
-from artifactfs.session import RunSession, current
+from artifactfs.sdk.artifact_core import ArtifactCore
+from artifactfs.sdk.artifact_entry import ArtifactManifestEntry
+from artifactfs.sdk.lookup import open_resolver
+from artifactfs.sdk.session import RunSession, current
+from artifactfs.sdk.table import Table, table_path
 from artifactfs.settings import load_config
-from artifactfs.table import Table, table_path
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import io
 import os
 from pathlib import Path
 
-from artifactfs.artifact_core import ArtifactCore
 from artifactfs.errors import ArtifactNotLoggedError
 from artifactfs.resolver.download import download_manifest
 from artifactfs.resolver.manifest import ManifestEntry, artifact_url
+from artifactfs.sdk.artifact_core import ArtifactCore
 
 
 class ArtifactManifestEntry(ManifestEntry):
@@ -58,7 +58,7 @@ class ArtifactManifestEntry(ManifestEntry):
 
     def ref_url(self) -> str:
         """`artifact://entity/project/name:vN/path`, this file of this version (as W&B's
-        `wandb-artifact://` URLs): `fsspec.open` reads it (artifactfs.fsspec_fs), and another
+        `wandb-artifact://` URLs): `fsspec.open` reads it (artifactfs.fsspec.filesystem), and another
         artifact's `add_reference` takes it, storing the entry by digest."""
         record = self._logged()._record
         assert record is not None  # _logged() checked it

@@ -30,13 +30,13 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from artifactfs.errors import ArtifactFSError, InvalidNameError, PreconditionFailedError, UsageError
-from artifactfs.lookup import open_resolver
-from artifactfs.preinit import PreInit
 from artifactfs.resolver.names import check_name
 from artifactfs.resolver.records import RunRecord, VersionRecord
 from artifactfs.resolver.registry.runs import RunStore
 from artifactfs.resolver.resolver import Resolver
-from artifactfs.run_data import History, RunConfig, Summary
+from artifactfs.sdk.lookup import open_resolver
+from artifactfs.sdk.preinit import PreInit
+from artifactfs.sdk.run_data import History, RunConfig, Summary
 
 log = logging.getLogger(__name__)
 
