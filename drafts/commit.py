@@ -11,7 +11,9 @@ Order of a commit, and why each step is where it is:
    the start. From here on, a crash is resolved by asking the registry (step 5).
 3. `Registry.commit`: uploads only blobs the store lacks, writes the manifest, allocates `vN`
    with a create-only write (the commit point), moves `latest`. A run record with
-   job_type `artifactfs-mount` (or `artifactfs-commit` from the CLI) is the producer.
+   job_type `artifactfs-mount` (or `artifactfs-commit` from the CLI) is the producer, and the
+   user of the base version (so the lineage shows the base). As W&B's `new_draft()`, the new
+   version keeps the base's type, description and metadata unless the options say otherwise.
 4. Remove the draft directory with one rename into `WRITE_DIR/.trash` (atomic), then delete it.
    The draft of the name is now a fresh view of the new `latest`, i.e. the same files.
 5. Recovery (recovery.py), on the next start of anything that opens the write dir: a draft
@@ -44,7 +46,7 @@ from artifactfs.drafts.view import latest_record
 from artifactfs.errors import ArtifactFSError, ArtifactNotFoundError
 from artifactfs.resolver import keys
 from artifactfs.resolver.backends.base import Progress
-from artifactfs.resolver.records import RunRecord
+from artifactfs.resolver.records import RunRecord, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,8 @@ class CommitResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    """Symlinks not committed (dangling, outside the draft, loops), one line each."""
+    """Symlinks not committed (dangling, outside the draft, loops) and special files (FIFOs,
+    sockets, device nodes), one line each."""
 
     @property
     def latest_moved(self) -> bool:
@@ -98,7 +101,7 @@ class CommitResult:
     def describe(self) -> str:
         text = self._describe()
         if self.skipped:
-            text += f"; {len(self.skipped)} symlink(s) not committed:"
+            text += f"; {len(self.skipped)} entr{'y' if len(self.skipped) == 1 else 'ies'} not committed:"
             text += "".join(f"\n  {line}" for line in self.skipped)
         return text
 
@@ -141,6 +144,28 @@ def _collection_type(draft: Draft) -> str | None:
         return None
 
 
+def _base_record(draft: Draft, base: int | None) -> VersionRecord | None:
+    if base is None:
+        return None
+    try:
+        return draft.resolver.registry.version(draft.entity, draft.project, draft.name, base)
+    except ArtifactNotFoundError:
+        return None  # deleted since the draft was made
+
+
+def inherited_options(opts: DraftOptions, base: VersionRecord | None) -> DraftOptions:
+    """As W&B's `new_draft()`: what the options leave unset comes from the base version
+    (type, description, metadata; not aliases)."""
+    if base is None:
+        return opts
+    return replace(
+        opts,
+        type=opts.type or base.type,
+        description=opts.description if opts.description is not None else base.description,
+        metadata=opts.metadata if opts.metadata is not None else dict(base.metadata),
+    )
+
+
 def commit_draft(
     draft: Draft,
     *,
@@ -172,10 +197,11 @@ def commit_draft(
         result.size = manifest.size
         result.skipped = [s.describe() for s in contents.skipped]
         for line in result.skipped:
-            log.warning("draft %s: symlink %s", draft.qualified_name, line)
+            log.warning("draft %s: %s", draft.qualified_name, line)
         if not draft.has_changes(manifest):
             return result
-        opts = merged_options(draft, options)
+        base_record = _base_record(draft, base)
+        opts = inherited_options(merged_options(draft, options), base_record)
         type_ = opts.type or _collection_type(draft) or DEFAULT_TYPE
         registry = draft.resolver.registry
         registry.invalidate()
@@ -214,6 +240,8 @@ def commit_draft(
                 "host": socket.gethostname(),
                 "write_dir": str(write_dir_of(draft.root)),
             },
+            # the lineage shows the base: this run read it to make the new version
+            used=[base_record.full_name] if base_record is not None else [],
         )
         log.info(
             "committing draft %s (%d files, %d bytes, base %s)",
@@ -224,6 +252,8 @@ def commit_draft(
         )
         try:
             registry.save_run(run)
+            if base_record is not None:
+                registry.record_use(base_record, run)
             record = registry.commit(
                 draft.entity,
                 draft.project,
@@ -235,7 +265,6 @@ def commit_draft(
                 aliases=opts.aliases,
                 run_id=run.id,
                 base_version=base,
-                source={"producer": producer, "draft": draft.qualified_name},
                 progress=progress,
                 dedup_latest=dedup,
             )

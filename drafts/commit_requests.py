@@ -4,7 +4,8 @@ A running mount keeps drafts in memory (open handles, the overlay index) and wri
 from FUSE threads, so a second process must never commit or delete a draft behind its back.
 The rule is one owner per write dir, enforced with an exclusive `flock` on
 `WRITE_DIR/.mount.lock`, held by a mount for its whole life or by a CLI command for the length of
-a direct commit. The holder writes `{"pid", "kind"}` into the file so others know who it is.
+a direct commit. The holder writes `{"pid", "kind", ...}` into the file so others know who it is (a mount adds
+its mountpoint, and `"unmounting": true` while it commits on the way out: drafts/unmount.py).
 
 `artifactfs commit` therefore does one of two things:
 * no owner: take the lock and commit straight from the write dir;
@@ -56,9 +57,9 @@ ACK_TIMEOUT = 10.0
 class WriteDirLock:
     """The exclusive owner lock of a write dir (see the module docstring)."""
 
-    def __init__(self, write_dir: Path, kind: str) -> None:
+    def __init__(self, write_dir: Path, kind: str, **info: Any) -> None:
         self.path = write_dir / LOCK_FILE
-        self.kind = kind
+        self.info: dict[str, Any] = {"kind": kind, **info}
         self.fd: int | None = None
 
     def acquire(self, timeout: float = 0.0) -> None:
@@ -82,9 +83,20 @@ class WriteDirLock:
                         f"{holder.get('kind', 'another process')} (pid {holder.get('pid', '?')})"
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "kind": self.kind}).encode(), 0)
         self.fd = fd
+        self._publish()
+
+    def note(self, **info: Any) -> None:
+        """Tell others more about what the owner is doing (a mount: "unmounting")."""
+        self.info.update(info)
+        if self.fd is not None:
+            self._publish()
+
+    def _publish(self) -> None:
+        assert self.fd is not None
+        data = json.dumps({"pid": os.getpid(), **self.info}).encode()
+        os.pwrite(self.fd, data, 0)
+        os.ftruncate(self.fd, len(data))
 
     def release(self) -> None:
         if self.fd is not None:
@@ -121,13 +133,22 @@ def lock_holder(write_dir: Path) -> dict[str, Any] | None:
         os.close(fd)
 
 
-class RequestServer:
-    """The mount side: answer request files with `handler(request) -> result` on a thread."""
+Report = Callable[[dict[str, Any]], None]
+"""How the owner tells the waiting CLI how far it got (`{"draft", "done", "total"}`)."""
+PROGRESS_EVERY = 0.2
 
-    def __init__(self, write_dir: Path, handler: Callable[[dict[str, Any]], dict[str, Any]]):
+
+class RequestServer:
+    """The mount side: answer request files with `handler(request, report) -> result` on a
+    thread; `report(progress)` leaves `{rid}.prog` for the CLI's progress bar."""
+
+    def __init__(
+        self, write_dir: Path, handler: Callable[[dict[str, Any], Report], dict[str, Any]]
+    ):
         self.dir = write_dir / REQUESTS
         self.handler = handler
         self._stop = threading.Event()
+        self._busy = False
         self._thread = threading.Thread(target=self._loop, name="draft-requests", daemon=True)
 
     def start(self) -> None:
@@ -136,6 +157,10 @@ class RequestServer:
             with contextlib.suppress(OSError):
                 stale.unlink()
         self._thread.start()
+
+    def busy(self) -> bool:
+        """Is a request being answered right now?"""
+        return self._busy
 
     def stop(self) -> None:
         self._stop.set()
@@ -149,7 +174,11 @@ class RequestServer:
             except OSError:
                 continue
             for name in names:
-                self._serve(self.dir / name)
+                self._busy = True
+                try:
+                    self._serve(self.dir / name)
+                finally:
+                    self._busy = False
 
     def _serve(self, path: Path) -> None:
         rid = path.name[: -len(".req")]
@@ -163,8 +192,20 @@ class RequestServer:
             return
         with contextlib.suppress(OSError):
             (self.dir / f"{rid}.ack").touch()
+        last = [0.0]
+
+        def report(progress: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_EVERY and progress.get("done") != progress.get("total"):
+                return
+            last[0] = now
+            tmp = self.dir / f".{rid}.prog.tmp"
+            with contextlib.suppress(OSError):  # no fsync: a progress bar need not survive a crash
+                tmp.write_text(json.dumps(progress))
+                os.replace(tmp, self.dir / f"{rid}.prog")
+
         try:
-            result = self.handler(request)
+            result = self.handler(request, report)
         except Exception as e:  # answer the CLI, whatever happened
             log.exception("request %s failed", rid)
             result = {"error": str(e)}
@@ -174,16 +215,33 @@ class RequestServer:
             log.error("cannot answer request %s: %s", rid, e)
 
 
-def send_request(write_dir: Path, request: dict[str, Any], timeout: float | None = None) -> Any:
-    """The CLI side: hand `request` to the mount that owns `write_dir` and wait for its answer."""
+def send_request(
+    write_dir: Path,
+    request: dict[str, Any],
+    timeout: float | None = None,
+    on_progress: Report | None = None,
+) -> Any:
+    """The CLI side: hand `request` to the mount that owns `write_dir` and wait for its answer;
+    `on_progress` sees each progress report the mount leaves meanwhile."""
     rdir = write_dir / REQUESTS
     rid = uuid.uuid4().hex
-    req, ack, res = (rdir / f"{rid}.{ext}" for ext in ("req", "ack", "res"))
+    req, ack, res, prog = (rdir / f"{rid}.{ext}" for ext in ("req", "ack", "res", "prog"))
+    seen = b""
     rdir.mkdir(parents=True, exist_ok=True)
     tmp = rdir / f".{rid}.tmp"
     tmp.write_text(json.dumps(request))
     os.replace(tmp, req)
     start = time.monotonic()
+
+    def progress() -> None:
+        nonlocal seen
+        if on_progress is not None:
+            with contextlib.suppress(OSError, ValueError):
+                data = prog.read_bytes()
+                if data != seen:
+                    seen = data
+                    on_progress(json.loads(data))
+
     try:
         while not res.exists():
             elapsed = time.monotonic() - start
@@ -195,10 +253,12 @@ def send_request(write_dir: Path, request: dict[str, Any], timeout: float | None
                 raise MountRequestTimeout(f"no answer from the mount within {timeout:.0f}s")
             if lock_holder(write_dir) is None:
                 raise MountRequestTimeout("the mount went away before answering")
+            progress()
             time.sleep(POLL / 2)
+        progress()  # the last report, written just before the answer
         return json.loads(res.read_bytes())
     finally:
-        for p in (req, ack, res):
+        for p in (req, ack, res, prog):
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -226,7 +286,9 @@ def parse_commit_request(request: dict[str, Any]) -> CommitRequest:
     )
 
 
-def commit_request(write_dir: Path, request: CommitRequest) -> list[CommitResult]:
+def commit_request(
+    write_dir: Path, request: CommitRequest, on_progress: Report | None = None
+) -> list[CommitResult]:
     """The CLI's side: the mount's results; DraftNotFoundError for a name it has no draft of,
     DraftError if it refused."""
     answer = send_request(
@@ -238,6 +300,7 @@ def commit_request(write_dir: Path, request: CommitRequest) -> list[CommitResult
             "dry_run": request.dry_run,
             "producer": request.producer,
         },
+        on_progress=on_progress,
     )
     if "error" in answer:
         raise DraftError(f"the mount refused the commit: {answer['error']}")

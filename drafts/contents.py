@@ -14,6 +14,8 @@ A draft is a local directory; a version is a manifest of files. The translation,
   (absolute targets, `..` above the draft root), or loop (a link into one of its own parent
   directories, more than 40 hops) are skipped and listed (`SkippedLink`) in the commit's result
   and log: the daemon never reads a host file through a user's link.
+* FIFOs, sockets and device nodes live while the draft does; a version has no place for them,
+  so they are skipped and listed the same way.
 
 Apart from the view because it is the one translation from the layers into a manifest.
 """
@@ -85,14 +87,30 @@ def md5_b64_of_fd(fd: int) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class SkippedLink:
-    """A symlink the commit could not turn into entries."""
+    """A symlink the commit could not turn into entries, or a special file (`kind`)."""
 
     path: str
     target: str
-    reason: str  # dangling | outside the draft | loop | too many entries
+    reason: str  # dangling | outside the draft | loop | too many entries | special file
+    kind: str = "symlink"  # or FIFO | socket | character device | block device
 
     def describe(self) -> str:
+        if self.kind != "symlink":
+            return f"{self.path}: {self.kind}, not committed (a version holds files only)"
         return f"{self.path} -> {self.target}: {self.reason}, not committed"
+
+
+def special_kind(mode: int) -> str | None:
+    """What a FIFO, socket or device node is called in a commit's list of skipped entries."""
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return None
 
 
 @dataclass
@@ -124,6 +142,7 @@ def build_contents(view: DraftView) -> Contents:
     manifest = Manifest()
     by_inode: dict[tuple[int, int], ManifestEntry] = {}
     links: list[str] = []
+    special: list[SkippedLink] = []
     staged: set[str] = set()
     staging = view.staging
     for e in staging.entries():
@@ -132,7 +151,10 @@ def build_contents(view: DraftView) -> Contents:
             links.append(e.rel)
             continue
         if not e.is_regular:
-            continue  # the draft refuses special files; one made behind its back is ignored
+            kind = special_kind(e.st.st_mode)
+            if kind is not None:  # lives in the draft, has no place in a version: listed
+                special.append(SkippedLink(e.rel, "", "special file", kind))
+            continue
         exe = bool(e.st.st_mode & stat.S_IXUSR)
         if e.stored is not None:
             s = e.stored
@@ -164,7 +186,7 @@ def build_contents(view: DraftView) -> Contents:
     for entry in view.overlay.visible():
         if entry.path not in staged:
             manifest.add(replace(entry, extra=dict(entry.extra), local_path=None))
-    out = Contents(manifest)
+    out = Contents(manifest, special)
     if links:
         _add_links(view, manifest, sorted(links), out.skipped)
     return out

@@ -40,6 +40,8 @@ from artifactfs.resolver.records import VersionRecord
 
 log = logging.getLogger(__name__)
 
+SPECIAL_KINDS = (stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK)
+
 Owner = tuple[int, int]
 """(uid, gid) of the caller that creates an entry."""
 IS_ROOT = os.geteuid() == 0
@@ -215,16 +217,24 @@ class Draft(DraftMetadata, DraftView):
         with self.lock:
             self.open_writers = max(0, self.open_writers - 1)
 
-    def mknod(self, path: str, mode: int, owner: Owner | None = None) -> None:
-        """Regular files only: FIFOs, sockets and device files have no place in a version and
-        are refused (EPERM, docs/SEMANTICS.md)."""
+    def mknod(self, path: str, mode: int, owner: Owner | None = None, dev: int = 0) -> None:
+        """A regular file, or a FIFO, socket or device node: those live while the draft does
+        (tools make sockets and FIFOs in working trees) and a commit skips and lists them, as
+        a version has no place for them (contents.py). Device nodes need CAP_MKNOD, which the
+        kernel checks in the caller before asking the mount."""
         path = norm(path)
         with self.lock:
-            if self.lookup(path) is not None:
-                raise err(errno.EEXIST, path)
             kind = stat.S_IFMT(mode)
             if kind not in (0, stat.S_IFREG):
-                raise err(errno.EPERM, path)
+                if kind not in SPECIAL_KINDS:
+                    raise err(errno.EINVAL, path)
+                self._new_entry(path)
+                os.mknod(path, kind | 0o600, dev, dir_fd=self.staging.fd())
+                self.staging.chmod(path, mode & 0o7777)  # exactly what was asked, no umask
+                self._own(path, owner)
+                return
+            if self.lookup(path) is not None:
+                raise err(errno.EEXIST, path)
             fd = self.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode, owner)
             os.close(fd)
             self.writer_closed()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from artifactfs.drafts.commit import CommitResult
@@ -24,8 +25,10 @@ PROGRESS_EVERY = 2.0
 class ProgressLog:
     """Commit progress for the log: `progress(n)` per uploaded chunk, a line every few seconds."""
 
-    def __init__(self, name: str, total: int) -> None:
+    def __init__(self, name: str, total: int, terminal: bool = False) -> None:
         self.name, self.total, self.done = name, total, 0
+        self.terminal = terminal
+        """Also on a foreground mount's terminal (an unmount's commits)."""
         self.last = time.monotonic()
         self.lock = threading.Lock()
 
@@ -36,7 +39,27 @@ class ProgressLog:
             if now - self.last >= PROGRESS_EVERY:
                 self.last = now
                 pct = 100.0 * self.done / self.total if self.total else 100.0
-                log.info("committing %s: %.0f%% (%d bytes)", self.name, pct, self.done)
+                log.info(
+                    "committing %s: %.0f%% (%d bytes)",
+                    self.name,
+                    pct,
+                    self.done,
+                    extra={"terminal": True} if self.terminal else None,
+                )
+
+
+class ReportedProgress(ProgressLog):
+    """ProgressLog that also reports to the `artifactfs commit` waiting for this commit
+    (commit_requests.Report), so the command can draw a progress bar."""
+
+    def __init__(self, name: str, total: int, report: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(name, total)
+        self.report = report
+        report({"draft": name, "done": 0, "total": total})
+
+    def __call__(self, n: int) -> None:
+        super().__call__(n)
+        self.report({"draft": self.name, "done": self.done, "total": self.total})
 
 
 class CommitLedger:

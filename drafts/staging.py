@@ -151,8 +151,8 @@ class StagingArea:
         """(the stored entry a placeholder stands for, else None; the inode number to show).
         One listxattr per file or directory (block counts cannot tell a placeholder: an xattr
         block counts as one); a getxattr only where a mark is."""
-        if stat.S_ISLNK(st.st_mode) or self.xattrs_ok is False:
-            return None, st.st_ino
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) or self.xattrs_ok is False:
+            return None, st.st_ino  # links, FIFOs, sockets, devices: never marked, never opened
         try:
             names = self._xattr_call(rel, os.listxattr)
         except OSError as e:

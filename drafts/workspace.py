@@ -33,6 +33,7 @@ from artifactfs.drafts.binding import Binding, Resolvers, read_binding
 from artifactfs.drafts.commit import PRODUCER_CLI, PRODUCER_MOUNT, CommitResult, commit_draft
 from artifactfs.drafts.commit_requests import (
     CommitRequest,
+    Report,
     RequestServer,
     WriteDirLock,
     commit_request,
@@ -55,11 +56,12 @@ from artifactfs.drafts.errors import (
     DraftNotFoundError,
 )
 from artifactfs.drafts.layout import JOURNAL, draft_dir, is_materialized, iter_draft_dirs, retire
-from artifactfs.drafts.ledger import CommitLedger, ProgressLog
+from artifactfs.drafts.ledger import CommitLedger, ProgressLog, ReportedProgress
 from artifactfs.drafts.namespace import DraftNamespace
 from artifactfs.drafts.options import OPTION_KEYS
 from artifactfs.drafts.recovery import recover_all
 from artifactfs.drafts.state import DraftOptions
+from artifactfs.drafts.unmount import TERMINAL, commit_all, write_report
 from artifactfs.drafts.view import err
 from artifactfs.errors import ArtifactFSError
 from artifactfs.resolver.backends.base import Progress
@@ -133,10 +135,11 @@ class DraftWorkspace(DraftNamespace):
         self._requests: RequestServer | None = None
 
     # -- owning the write dir -------------------------------------------------------------------
-    def own(self, kind: str, timeout: float = 0.0) -> None:
-        """Become the write dir's one owner (`kind`: mount | cli), waiting up to `timeout`
-        seconds (DraftBusyError names the holder), then finish interrupted commits."""
-        lock = WriteDirLock(self.write_dir, kind)
+    def own(self, kind: str, timeout: float = 0.0, **info: Any) -> None:
+        """Become the write dir's one owner (`kind`: mount | cli; `info` for others to read,
+        e.g. a mount's mountpoint), waiting up to `timeout` seconds (DraftBusyError names the
+        holder), then finish interrupted commits."""
+        lock = WriteDirLock(self.write_dir, kind, **info)
         lock.acquire(timeout=timeout)
         self._owner = lock
         for name, outcome in recover_all(self.resolvers.for_draft, self.write_dir).items():
@@ -161,28 +164,27 @@ class DraftWorkspace(DraftNamespace):
         self.resolvers.close()
 
     def shutdown(self) -> None:
-        """Commit every changed draft (progress in the log), then release the write dir;
-        failures keep their drafts for the next owner."""
+        """Commit every changed draft, then release the write dir; failures keep their drafts
+        for the next owner. The write dir stays owned (and marked "unmounting") until the last
+        commit is done, and the results are left for `artifactfs unmount`/`wait` (unmount.py);
+        a foreground mount's terminal shows what is committed, and why it takes long."""
+        if self._owner is not None:
+            self._owner.note(unmounting=True)
         if self._requests is not None:
+            if self._requests.busy():
+                log.info(
+                    "unmount: waiting for a commit `artifactfs commit` asked for", extra=TERMINAL
+                )
             self._requests.stop()
             self._requests = None
+        results: list[CommitResult] = []
         try:
-            drafts = []
-            for draft in self.drafts():
-                if self.is_home(draft):
-                    drafts.append(draft)
-                else:
-                    log.info(
-                        "unmount: draft %s belongs to registry %s: left for `artifactfs commit`",
-                        draft.qualified_name,
-                        draft.binding.describe() if draft.binding else "?",
-                    )
-            if drafts:
-                log.info("unmount: committing %d draft(s)", len(drafts))
-            for draft in drafts:
-                self.commit(draft)
-                draft.close()
+            commit_all(self, results)
         finally:
+            try:
+                write_report(self.write_dir, results)
+            except OSError as e:
+                log.warning("unmount: cannot record the commits in %s: %s", self.write_dir, e)
             self.release()
 
     @staticmethod
@@ -315,6 +317,7 @@ class DraftWorkspace(DraftNamespace):
                     touched = [f"{root}/{r}" if r else root for r in draft.visible_paths()]
                 if progress is None:
                     progress = ProgressLog(draft.qualified_name, draft.staged_size())
+                progress_terminal = getattr(progress, "terminal", False)
                 writers = self.count_writers(draft) if self.count_writers is not None else 0
                 result = commit_draft(
                     draft,
@@ -335,18 +338,24 @@ class DraftWorkspace(DraftNamespace):
             if touched and self.invalidate is not None:
                 self.invalidate(touched)
         if self.log_results:
-            log.info("%s", result.describe())
+            log.info("%s", result.describe(), extra=TERMINAL if progress_terminal else None)
         self.ledger.record(result)
         return result
 
-    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], report: Report) -> dict[str, Any]:
         """The owner's side of `ask_owner_to_commit` (runs on the request thread)."""
         try:
             req = parse_commit_request(request)
         except ValueError as e:
             return {"error": str(e)}
         results = [
-            self.commit(draft, req.options, dry_run=req.dry_run, producer=req.producer).to_json()
+            self.commit(
+                draft,
+                req.options,
+                dry_run=req.dry_run,
+                producer=req.producer,
+                progress=ReportedProgress(draft.qualified_name, draft.staged_size(), report),
+            ).to_json()
             for draft in self.drafts()
             if req.drafts is None or draft.qualified_name in req.drafts
         ]
@@ -361,11 +370,13 @@ class DraftWorkspace(DraftNamespace):
         *,
         dry_run: bool = False,
         producer: str = PRODUCER_CLI,
+        on_progress: Report | None = None,
     ) -> list[CommitResult]:
         """Have the mount that owns `write_dir` commit `names` (None: all); its results.
-        DraftNotFoundError for a name it has no draft of; DraftError if it refuses."""
+        DraftNotFoundError for a name it has no draft of; DraftError if it refuses.
+        `on_progress({"draft", "done", "total"})` as the mount uploads."""
         request = CommitRequest(names, options, dry_run, producer)
-        return commit_request(Path(write_dir), request)
+        return commit_request(Path(write_dir), request, on_progress)
 
     # -- status ---------------------------------------------------------------------------------
     def status_of(self, spec: str) -> DraftStatus:

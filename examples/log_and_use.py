@@ -83,9 +83,9 @@ def main() -> None:
         splits = ds.get("splits")
         m_used = [r.id for r in m.used_by()]
 
-    print(f"dataset  {ds.qualified_name}:{ds.version}  {len(ds.manifest)} files, {ds.size} bytes")
+    print(f"dataset  {ds.qualified_name}  {len(ds.manifest)} files, {ds.size} bytes")
     print(f"         aliases {sorted(ds.aliases)}  digest {ds.digest}  splits {splits.data}")
-    print(f"model    {m.qualified_name}:{m.version}  threshold {loaded['threshold']:.3f}")
+    print(f"model    {m.qualified_name}  threshold {loaded['threshold']:.3f}")
     print(f"         accuracy {m.metadata['accuracy']:.2f}  logged by run {m.logged_by().id}")
     print(f"         used by runs {m_used}")
     print("both downloaded through the cache and verified")

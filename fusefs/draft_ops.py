@@ -13,7 +13,7 @@ xattr names, draft_xattrs.py.
   the mount's registry (drafts of another registry are left alone: EBUSY, binding.py).
 * A draft is a local directory while it lives: owners (as the caller; chown as root), exact
   modes (the kernel applied the umask), nanosecond times, user xattrs, hard links, symlinks,
-  fallocate. FIFOs, sockets and device files are refused (EPERM, docs/SEMANTICS.md).
+  fallocate. FIFOs, sockets and device files live while the draft does; a commit skips them.
 * With `--write-cache`, writes are cached by the kernel (writeback.py); the duties that come
   with it (clearing suid/sgid on unprivileged writes and truncates) are done here.
 """
@@ -86,7 +86,7 @@ class Drafts:
         self.xattrs = DraftXattrs(self.workspace)
         self.later = Later(self._refresh)
         self.workspace.count_writers = self._writers
-        self.workspace.own("mount", timeout=LOCK_WAIT)
+        self.workspace.own("mount", timeout=LOCK_WAIT, mountpoint=ctx.mountpoint)
         self.workspace.serve_requests()
 
     def _invalidate(self, paths: list[str]) -> None:
@@ -138,6 +138,7 @@ class Drafts:
             "st_gid": st.st_gid,
             "st_blocks": st.st_blocks,
             "st_blksize": st.st_blksize,
+            "st_rdev": st.st_rdev,  # a device node's numbers
         }
 
     def _stat_node(self, draft: Draft, node: Node) -> Stat:
@@ -245,7 +246,7 @@ class Drafts:
 
     def mknod(self, path: str, mode: int, dev: int) -> None:
         draft, rel = self._resolve(path)
-        draft.mknod(rel, mode, _caller())
+        draft.mknod(rel, mode, _caller(), dev)
 
     def chmod(self, path: str, mode: int) -> None:
         draft, rel = self._resolve(path)

@@ -207,6 +207,7 @@ FUNCTIONS = (
         (3, 16),
     ),
     CFunction("fuse_invalidate_path", "int", (_FUSE, "const char *"), "FUSE_3.1"),
+    CFunction("fuse_set_log_func", "void", ("fuse_log_func_t",), "FUSE_3.7", (3, 7)),
     CFunction(
         "fuse_lowlevel_notify_inval_entry",
         "int",
@@ -231,6 +232,7 @@ C_SCALARS: dict[str, Any] = {
     "const char *": ctypes.c_char_p,
     "enum fuse_buf_copy_flags": ctypes.c_int,
     "fuse_req_t": ctypes.c_void_p,
+    "fuse_log_func_t": ctypes.c_void_p,
 }
 """C spelling -> ctypes type; any other pointer is c_void_p (the ABI test checks the sizes)."""
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from artifactfs.cache.s3client import quiet_sdk_loggers
 from artifactfs.errors import ArtifactFSError
+from artifactfs.fusefs.libfuse_log import route_libfuse_log
 from artifactfs.fusefs.mountpoint import (
     MountOptions,
     check_fuse,
@@ -49,10 +50,14 @@ def _setup_logging(opts: MountOptions) -> None:
 
         class _OneLine(logging.Formatter):
             def format(self, record: logging.LogRecord) -> str:  # no tracebacks on a terminal
+                if record.levelno < logging.WARNING:
+                    return f"artifactfs: {record.getMessage()}"
                 return f"artifactfs: {record.levelname.lower()}: {record.getMessage()}"
 
         sh = logging.StreamHandler(sys.stderr)
-        sh.setLevel(logging.WARNING)
+        sh.setLevel(logging.INFO)
+        # warnings, and what an unmount commits (drafts/unmount.py's TERMINAL records)
+        sh.addFilter(lambda r: r.levelno >= logging.WARNING or getattr(r, "terminal", False))
         sh.setFormatter(_OneLine())
         root.addHandler(protect(sh))
     logging.getLogger("mfusepy").setLevel(logging.WARNING if not opts.debug else logging.DEBUG)
@@ -89,6 +94,10 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
             return 1
         raise
     import mfusepy  # after check_fuse chose the libfuse to load
+
+    from artifactfs.fusefs import libfuse_abi
+
+    route_libfuse_log(libfuse_abi.current())  # libfuse's own lines into our log (libfuse_log.py)
 
     served = False
 

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +33,16 @@ what `ref_url()` returns, what the fsspec file system opens, and the `ref` of an
 from another artifact, whose bytes are stored in the registry under its digest."""
 
 
-def md5_b64_of_file(path: str, chunk: int = HASH_CHUNK) -> str:
-    """W&B's entry digest: base64 of the MD5 of the file's bytes."""
+def md5_b64_of_file(
+    path: str, chunk: int = HASH_CHUNK, progress: Callable[[int], None] | None = None
+) -> str:
+    """W&B's entry digest: base64 of the MD5 of the file's bytes (`progress(n)` per block)."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+            if progress is not None:
+                progress(len(block))
     return base64.b64encode(h.digest()).decode("ascii")
 
 

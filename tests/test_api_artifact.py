@@ -209,3 +209,52 @@ def test_add_reference_naming(monkeypatch):
     with pytest.raises(InvalidPathError):
         art.add_reference("s3://b/prefix", name="../up")
     assert "../up/2.bin" not in art.manifest
+
+
+def test_script_exit_is_silent_and_cleans_staging(tmp_path):
+    """An artifact still alive at interpreter exit (a module global) removes its staging
+    directory without `Exception ignored in: ... __del__` on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import artifactfs as af\n"
+        "art = af.Artifact('notes', type='dataset')\n"
+        "with art.new_file('a.txt') as f:\n"
+        "    f.write('hello')\n"
+        "print(art._tmpdir)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=os.environ, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    staged = done.stdout.strip()
+    assert staged and not os.path.exists(staged)
+
+
+def test_late_collection_needs_no_module_globals(tmp_path, monkeypatch):
+    """At interpreter exit, an artifact collected after its module's globals were cleared
+    (a reference cycle, a global of another module) still cleans up without an error: the
+    cleanup holds what it needs instead of reading module globals (`contextlib`, `shutil`)."""
+    import gc
+    import os
+    import sys
+
+    from artifactfs.sdk import artifact_content
+
+    raised: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    art = af.Artifact("notes", type="dataset")
+    with art.new_file("a.txt") as f:
+        f.write("hello")
+    staged = art._tmpdir
+    assert staged and os.path.isdir(staged)
+    monkeypatch.setattr(artifact_content, "contextlib", None)
+    monkeypatch.setattr(artifact_content, "shutil", None)
+    del art
+    gc.collect()
+    assert raised == []
+    assert not os.path.exists(staged)

@@ -75,3 +75,21 @@ def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
+
+
+def test_a_draft_is_named_by_name_or_by_path(tmp_path, monkeypatch):
+    """cli/draft_paths.py without a mount: a name stays a name; a path into the write dir's
+    staging folder names its draft; any other path is a clear error."""
+    from artifactfs.cli.draft_paths import resolve_draft
+    from artifactfs.drafts.errors import DraftNotFoundError
+
+    write_dir = tmp_path / "drafts"
+    staged = write_dir / "acme" / "proj" / "ds" / "files" / "sub"
+    staged.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_draft("acme/proj/ds", write_dir).name == "acme/proj/ds"
+    assert resolve_draft(str(staged), write_dir).name == "acme/proj/ds"
+    monkeypatch.chdir(staged)
+    assert resolve_draft(".", write_dir).name == "acme/proj/ds"
+    with pytest.raises(DraftNotFoundError, match="not a draft"):
+        resolve_draft(str(tmp_path), write_dir)

@@ -69,6 +69,7 @@ def test_prefetch_fills_what_was_asked_quietly_and_resumes(registry_url, tmp_pat
         assert _cached(registry_url) == set(FILES) - {"val/a.bin"}
         blob.with_suffix(".away").rename(blob)
     assert "prefetch" in shown and "12 were cached" in shown  # the bar and the summary
+    assert "acme/proj/ds:v0: 14 file(s)" in shown and ":v0:v0" not in shown
 
     again = subprocess.run([*CLI, "prefetch", "acme/proj/ds"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr

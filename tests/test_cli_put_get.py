@@ -156,3 +156,105 @@ def test_missing_version_lists_what_exists(registry_url, data, capsys):
             f"artifactfs: error: {what} in acme/proj/ds "
             "(versions: v0, v1; aliases: best -> v0, latest -> v1)"
         )
+
+
+def test_get_a_subset_by_glob_include_or_prefix(registry_url, tmp_path, capsys, monkeypatch):
+    """`get NAME 'images/cat/*.png'` (a glob), `--include/--exclude` (hf download) and
+    `--path-prefix` (W&B's download(path_prefix=)) fetch only part of a version."""
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "pets"
+    for label in ("cat", "dog"):
+        (src / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            (src / "images" / label / f"{i}.png").write_bytes(f"{label}{i}".encode())
+        (src / "images" / label / "notes.txt").write_text(label)
+    assert _run(capsys, "put", str(src), "ux/pets")[0] == 0
+
+    rc, out, err = _run(capsys, "get", "ux/pets", "images/cat/*.png", "--root", "a")
+    assert rc == 0, err
+    assert sorted(Path(p).name for p in out.split()) == ["0.png", "1.png", "2.png"]
+    assert sorted(_tree(tmp_path / "a")) == [f"images/cat/{i}.png" for i in range(3)]
+
+    rc, out, err = _run(
+        capsys, "get", "ux/pets", "--include", "*.png", "--exclude", "*/dog/*", "--root", "b"
+    )
+    assert rc == 0, err
+    assert sorted(_tree(tmp_path / "b")) == [f"images/cat/{i}.png" for i in range(3)]
+
+    rc, out, err = _run(capsys, "get", "ux/pets", "--path-prefix", "images/d", "--root", "c")
+    assert rc == 0, err
+    assert sorted(_tree(tmp_path / "c")) == [
+        *(f"images/dog/{i}.png" for i in range(3)),
+        "images/dog/notes.txt",
+    ]
+    rc, _, err = _run(capsys, "get", "ux/pets", "images/*.jpg")
+    assert rc == 1 and "no file in acme/ux/pets:v0 matches 'images/*.jpg'" in err
+
+
+def test_alias_and_delete_commands(registry_url, data, tmp_path, capsys):
+    """Aliases added, moved and removed, and versions deleted, from the command line, with
+    the API's rules (no vN, latest is the registry's, a version with aliases needs
+    --delete-aliases)."""
+    import artifactfs as af
+
+    assert _run(capsys, "put", str(data), "proj/ds")[0] == 0
+    (data / "c.txt").write_text("gamma")
+    assert _run(capsys, "put", str(data), "proj/ds")[0] == 0
+
+    def aliases(version: str) -> list[str]:
+        return sorted(af.Api().artifact(f"acme/proj/ds:{version}").aliases)
+
+    rc, out, err = _run(capsys, "alias", "add", "proj/ds:v0", "prod")
+    assert rc == 0 and "acme/proj/ds:v0: alias prod" in out, err
+    assert aliases("v0") == ["prod"]
+    rc, _, err = _run(capsys, "alias", "add", "proj/ds:v1", "prod")
+    assert rc == 1 and "alias 'prod' is on v0" in err and "alias move" in err
+    rc, out, err = _run(capsys, "alias", "move", "proj/ds:v1", "prod")
+    assert rc == 0 and "moved from v0" in out, err
+    assert aliases("v0") == [] and aliases("v1") == ["latest", "prod"]
+    for bad in ("v3", "latest", "no/slash"):
+        rc, _, err = _run(capsys, "alias", "add", "proj/ds:v0", bad)
+        assert rc == 1 and "Traceback" not in err
+    rc, out, _ = _run(capsys, "alias", "remove", "proj/ds:prod", "prod")
+    assert rc == 0 and aliases("v1") == ["latest"]
+
+    rc, _, err = _run(capsys, "delete", "proj/ds:v1")
+    assert rc == 1 and "--delete-aliases" in err and "latest" in err
+    rc, _, err = _run(capsys, "delete", "proj/ds")
+    assert rc == 1 and "name a version" in err
+    rc, out, err = _run(capsys, "delete", "proj/ds:v1", "--delete-aliases")
+    assert rc == 0 and "deleted acme/proj/ds:v1" in out, err
+    assert aliases("v0") == ["latest"]
+
+
+def test_put_shows_hashing_progress_on_a_terminal_only(registry_url, tmp_path, capsys, monkeypatch):
+    """A big put hashes before it uploads: its progress starts with the hashing (every byte
+    counted as it is hashed), not after it; piped, nothing is drawn."""
+    import contextlib
+    import os
+
+    from artifactfs import progress
+    from artifactfs.cli import registry_cmds
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(3):
+        (big / f"{i}.bin").write_bytes(os.urandom(3 << 20))
+    bars: list[tuple[str, int | None, list[int]]] = []
+
+    @contextlib.contextmanager
+    def recording_bar(total, desc, unit="B"):
+        steps: list[int] = []
+        bars.append((desc, total, steps))
+        with progress.progress_bar(total, desc, unit) as advance:
+            yield lambda n: (steps.append(n), advance(n))
+
+    with monkeypatch.context() as m:
+        m.setattr(registry_cmds, "progress_bar", recording_bar)
+        assert main(["put", str(big), "proj/big"]) == 0
+    (hash_desc, hash_total, hashed), (put_desc, _, _) = bars
+    assert (hash_desc, put_desc) == ("hash big", "put big")
+    assert hash_total == 9 << 20 and sum(hashed) == 9 << 20 and len(hashed) >= 9  # per MiB
+    capsys.readouterr()
+    assert main(["put", str(big), "proj/big2"]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no bar

@@ -73,5 +73,6 @@ def test_example_runs_on_the_embedded_default(isolated_home, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "points:v0" in proc.stdout and "threshold-model:v0" in proc.stdout
+    assert ":v0:v0" not in proc.stdout  # qualified_name already holds the version (W&B)
     registry = isolated_home / "data" / "artifactfs" / "registry"
     assert (registry / "registry").is_dir()  # it used the embedded default location

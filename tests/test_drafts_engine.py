@@ -323,3 +323,42 @@ def test_cli_commits_from_disk_without_a_mount(resolver, tmp_path):
     assert version_files(resolver, rec) == {**BASE, "new.txt": b"from the command line"}
     status = subprocess.run([*cli, "status"], capture_output=True, text=True, check=True)
     assert "acme/mnist/mnist" not in status.stdout
+
+
+def test_commit_keeps_the_base_versions_metadata_description_and_type(resolver):
+    """As W&B's `new_draft()`: a draft's version keeps its base's metadata, description and
+    type unless the commit options say otherwise; aliases are not carried over. Its lineage
+    names the base (the commit's run used it), and it is not mistaken for a linked version."""
+    base = resolver.registry.commit(
+        "acme",
+        "mnist",
+        "pets",
+        "images",
+        resolver.registry.manifest(seed(resolver, BASE)),
+        description="500 pets",
+        metadata={"classes": 5, "n": 500},
+        aliases=["best"],
+    )
+    d = draft_of(resolver, "pets")
+    write(d, "new.txt", b"new")
+    result = commit_draft(d)
+    rec = resolver.registry.version("acme", "mnist", "pets", 1)
+    assert result.version == rec.full_name
+    assert (rec.type, rec.description, rec.metadata) == (
+        "images",
+        "500 pets",
+        {"classes": 5, "n": 500},
+    )
+    assert resolver.registry.version_aliases(rec) == ["latest"]
+    assert rec.base_version == base.version and rec.link_source is None and rec.source is None
+    run = resolver.registry.run("acme", "mnist", rec.logged_by)
+    assert run.used == [base.full_name] and run.config["draft"] == "acme/mnist/pets"
+    assert [u.id for u in resolver.registry.users(base)] == [run.id]
+
+    # commit options still win, field by field
+    d = draft_of(resolver, "pets")
+    write(d, "other.txt", b"other")
+    d.set_options(DraftOptions(description="more pets", metadata={"n": 502}))
+    commit_draft(d)
+    rec = resolver.registry.version("acme", "mnist", "pets", 2)
+    assert (rec.type, rec.description, rec.metadata) == ("images", "more pets", {"n": 502})

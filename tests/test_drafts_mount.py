@@ -1,5 +1,5 @@
 """Drafts on a real mount: shell tools, copy-on-write, commits (unmount and command), upload
-counting, EROFS/EXDEV/EPERM, ENOSPC on a tiny tmpfs write dir, kill -9 of the mount (20 trials)."""
+counting, EROFS/EXDEV, special files, ENOSPC on a tiny tmpfs write dir, kill -9 of the mount (20 trials)."""
 
 from __future__ import annotations
 
@@ -188,9 +188,6 @@ def test_errno_at_boundaries(reg, tmp_path):
         assert (p / "other/a.txt").read_bytes() == b"alpha\n"
         assert not (p / "ds/a.txt").exists()
         with pytest.raises(OSError) as e:
-            os.mkfifo(p / "ds/fifo")
-        assert e.value.errno == errno.EPERM  # FIFOs, sockets, devices: no place in a version
-        with pytest.raises(OSError) as e:
             os.setxattr(p / "ds", "user.artifact.commit.aliases", b"v3")
         assert e.value.errno == errno.EINVAL
 
@@ -279,3 +276,114 @@ def test_kill_9_of_the_mount_keeps_drafts_20_trials(reg, tmp_path):
     assert rec.version == 1 and version_files(resolver, rec) == model
     assert check_registry_invariants(resolver) == 2
     shutil.rmtree(tmp_path / "mnt", ignore_errors=True)
+
+
+def test_status_diff_commit_take_the_drafts_path(reg, tmp_path):
+    """`artifactfs diff MNT/acme/proj/ds`, `status .` inside it and `commit` of the path name
+    the draft, in the mount's own write dir; a path in a version names its draft."""
+    url, resolver = reg
+
+    def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+    write_dir = tmp_path / "elsewhere"  # not the configured one: the path says which
+    with mounted(
+        tmp_path / "mnt", registry=url, extra_args={"overrides": {"write_dir": str(write_dir)}}
+    ) as m:
+        d = m.path / "acme/proj/ds"
+        out = cli("diff", str(d))
+        assert out.returncode == 0 and "no changes" in out.stdout, out.stderr
+        (d / "new.txt").write_text("new")
+        (d / "sub").mkdir(exist_ok=True)
+        out = cli("diff", str(d))
+        assert out.returncode == 0, out.stderr
+        assert "A new.txt" in out.stdout
+        out = cli("status", ".", cwd=d / "sub")
+        assert out.returncode == 0, out.stderr
+        assert "acme/proj/ds" in out.stdout and "unrecognized" not in out.stderr
+        out = cli("diff", str(m.path / "acme/proj/ds:v0/sub"))
+        assert out.returncode == 1 and "read-only" in out.stderr and str(d) in out.stderr
+        out = cli("commit", ".", cwd=d)
+        assert out.returncode == 0, out.stderr
+        assert "committed acme/proj/ds:v1" in out.stdout
+    assert latest(resolver).version == 1
+
+
+def test_fifos_and_sockets_live_in_a_draft_and_a_commit_lists_them(reg, tmp_path):
+    """A draft is a local directory: mkfifo, a unix socket's bind and (as root) mknod work,
+    the FIFO passes bytes, rm and mv work on them; a commit skips them and says so."""
+    import socket
+    import stat
+    import threading
+
+    url, resolver = reg
+    with mounted(tmp_path / "mnt", registry=url) as m:
+        d = m.path / "acme/proj/ds"
+        os.mkfifo(d / "pipe", 0o640)
+        assert stat.S_ISFIFO(os.lstat(d / "pipe").st_mode)
+        assert stat.S_IMODE(os.lstat(d / "pipe").st_mode) == 0o640
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append((d / "pipe").read_bytes()))
+        reader.start()
+        (d / "pipe").write_bytes(b"through the fifo")
+        reader.join(timeout=10)
+        assert got == [b"through the fifo"]
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        os.chdir(d)  # a unix socket path is short; bind relative to the draft
+        try:
+            server.bind("sock")
+        finally:
+            os.chdir(tmp_path)
+        server.close()
+        assert stat.S_ISSOCK(os.lstat(d / "sock").st_mode)
+        if os.geteuid() == 0:
+            os.mknod(d / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+            assert os.lstat(d / "null").st_rdev == os.makedev(1, 3)
+        os.rename(d / "pipe", d / "pipe2")
+        os.mkfifo(d / "gone")
+        os.unlink(d / "gone")
+        (d / "new.txt").write_text("new")
+        out = subprocess.run(
+            [*CLI, "commit", "acme/proj/ds"], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        assert "committed acme/proj/ds:v1" in out.stdout
+        assert "pipe2: FIFO, not committed" in out.stdout
+        assert "sock: socket, not committed" in out.stdout
+    rec = latest(resolver)
+    assert sorted(version_files(resolver, rec)) == [
+        "a.txt",
+        "new.txt",
+        "sub/b.txt",
+        "sub/deep/c.bin",
+    ]
+
+
+def test_commit_through_a_running_mount_shows_progress(reg, tmp_path, monkeypatch, capsys):
+    """`artifactfs commit NAME` while a mount runs: the mount commits, and the command draws a
+    progress bar from the mount's reports (a terminal only: piped, stderr stays empty)."""
+    import contextlib
+
+    from artifactfs import progress
+    from artifactfs.cli import draft_cmds, main
+
+    url, _resolver = reg
+    bars: list[tuple[str, int | None, list[int]]] = []
+
+    @contextlib.contextmanager
+    def recording_bar(total, desc, unit="B"):
+        steps: list[int] = []
+        bars.append((desc, total, steps))
+        with progress.progress_bar(total, desc, unit) as advance:
+            yield lambda n: (steps.append(n), advance(n))
+
+    with mounted(tmp_path / "mnt", registry=url) as m:
+        d = m.path / "acme/proj/ds"
+        (d / "big.bin").write_bytes(os.urandom(24 << 20))
+        monkeypatch.setattr(draft_cmds, "progress_bar", recording_bar)
+        assert main(["commit", "acme/proj/ds"]) == 0
+        out, err = capsys.readouterr()
+        assert "committed acme/proj/ds:v1" in out and err == ""
+    ((desc, total, steps),) = bars
+    assert desc == "commit acme/proj/ds" and total is not None and total >= 24 << 20
+    assert sum(steps) == total

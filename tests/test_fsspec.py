@@ -304,3 +304,61 @@ def test_registered_by_entry_point(isolated_home, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == "artifactfs.fsspec.filesystem"
+
+
+def test_hf_datasets_over_many_files(registry_url, tmp_path, monkeypatch, no_internet):
+    """HF `datasets` passes its own storage options (`hf`, ...) once a pattern matches 16 or
+    more files; they are ignored, not refused. 20 parquet shards and 100 images (imagefolder)."""
+    datasets = pytest.importorskip("datasets")
+    image = pytest.importorskip("PIL.Image")
+    data = tmp_path / "data"
+    (data / "parts").mkdir(parents=True)
+    for i in range(20):
+        pq.write_table(_table(5, offset=5 * i), data / "parts" / f"part-{i:02d}.parquet")
+    for label in ("cat", "dog"):
+        (data / "images" / label).mkdir(parents=True)
+        for i in range(50):
+            color = (i * 5, 100 if label == "cat" else 200, 0)
+            image.new("RGB", (4, 4), color).save(data / "images" / label / f"{i:02d}.png")
+    with af.init(entity="acme", project="proj") as run:
+        art = af.Artifact("many", "dataset")
+        art.add_dir(str(data))
+        run.log_artifact(art)
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    base = "artifact://acme/proj/many:latest"
+    shards = datasets.load_dataset(
+        "parquet",
+        data_files=f"{base}/parts/*.parquet",
+        cache_dir=str(tmp_path / "hf-cache"),
+        split="train",
+    )
+    assert sorted(row["x"] for row in shards) == list(range(100))
+    images = datasets.load_dataset(
+        "imagefolder",
+        data_files=f"{base}/images/*/*.png",
+        cache_dir=str(tmp_path / "hf-cache"),
+        split="train",
+    )
+    assert len(images) == 100
+    labels = images.features["label"].names
+    assert sorted(labels) == ["cat", "dog"]
+    counts = {name: 0 for name in labels}
+    for row in images:
+        counts[labels[row["label"]]] += 1
+        assert row["image"].size == (4, 4)
+    assert counts == {"cat": 50, "dog": 50}
+    assert no_internet == []
+
+
+def test_foreign_storage_options_are_ignored(published, caplog):
+    """Options another library adds (HF's `hf`, `block_size`, ...) do not break `artifact://`;
+    what is ignored is logged at debug level. A misspelt configuration key is still an error."""
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="artifactfs.fsspec.filesystem"):
+        fs = fsspec.filesystem("artifact", hf={"endpoint": "x"}, block_size=1 << 20)
+    assert fs.cat("acme/proj/tables:best/table.csv") == b"x,y\n1,a\n2,b\n"
+    assert "ignoring artifact:// storage options ['block_size', 'hf']" in caplog.text
+    with pytest.raises(af.errors.ConfigError, match="did you mean 'registry'"):
+        fsspec.filesystem("artifact", regsitry="/nowhere")

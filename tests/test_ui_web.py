@@ -182,3 +182,43 @@ def test_cli_refuses_a_remote_host_unless_asked(seeded):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_draft_committed_version_shows_its_base_not_a_broken_link(registry_url, tmp_path):
+    """A version committed from a draft is not "linked from //:v" (older registries recorded
+    the draft's producer in the same field as a link's source), and its lineage shows the
+    base version it was made from."""
+    from test_drafts_support import seed
+
+    from artifactfs.drafts.commit import commit_draft
+    from artifactfs.drafts.draft import open_draft
+    from artifactfs.resolver.resolver import Resolver
+
+    resolver = Resolver.open(ttl=0)
+    try:
+        base = seed(resolver, {"a.txt": b"a"}, name="pets")
+        draft = open_draft(resolver, resolver.config.write_dir, "acme", "mnist", "pets")
+        fd = draft.open_file("b.txt", os.O_WRONLY | os.O_CREAT)
+        os.write(fd, b"b")
+        os.close(fd)
+        draft.writer_closed()
+        assert commit_draft(draft).version == "acme/mnist/pets:v1"
+        old_style = resolver.registry.commit(  # as commits before this release wrote it
+            "acme",
+            "mnist",
+            "pets",
+            "dataset",
+            resolver.registry.manifest(base),
+            source={"producer": "artifactfs-mount", "draft": "acme/mnist/pets"},
+            dedup_latest=False,
+        )
+        client = create_app(resolver).test_client()
+        for version in ("v1", f"v{old_style.version}"):
+            page = client.get(f"/a/acme/mnist/pets:{version}/files/")
+            assert page.status_code == 200
+            assert "linked from" not in page.text and "//:v" not in page.text
+        lineage = client.get("/a/acme/mnist/pets:v1/lineage?hops=2")
+        assert lineage.status_code == 200
+        assert "pets:v0" in lineage.text
+    finally:
+        resolver.close()

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "artifactfs.cli.ui_cmds",  # ui
     "artifactfs.cli.prefetch_cmds",  # prefetch
     "artifactfs.cli.gc_cmds",  # gc
+    "artifactfs.cli.alias_cmds",  # alias add/move/remove, delete
 ]
 
 

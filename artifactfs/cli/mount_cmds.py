@@ -1,11 +1,24 @@
-"""`artifactfs mount` and `artifactfs unmount`."""
+"""`artifactfs mount`, `artifactfs unmount` and `artifactfs wait`.
+
+An unmount commits the mount's drafts after the kernel has detached it (drafts/unmount.py):
+`unmount` waits for those commits and prints what they made; `wait` does the same after a
+plain `fusermount -u`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
 from artifactfs.cli.output import example
+from artifactfs.drafts.commit_requests import lock_holder
+from artifactfs.drafts.unmount import read_report, wait_for_owner
 from artifactfs.fusefs.mount import (
     DEFAULT_ATTR_TIMEOUT,
     MountOptions,
@@ -13,6 +26,7 @@ from artifactfs.fusefs.mount import (
     start_background,
     unmount,
 )
+from artifactfs.fusefs.mountpoint import MountError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +100,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     u.add_argument("mountpoint")
     u.add_argument("--lazy", action="store_true", help="detach now even if files are open")
+    u.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds to wait for the commits (1 h)"
+    )
     u.set_defaults(func=_unmount)
+
+    w = sub.add_parser(
+        "wait",
+        help="wait until an unmount's draft commits are done (after fusermount -u)",
+        **example(
+            "artifactfs wait      # after fusermount -u /mnt/af, before using the new versions",
+            description=(
+                "fusermount -u returns once the kernel has detached the mount; the mount then "
+                "commits its drafts. This waits for those commits (of the configured write dir, "
+                "or --write-dir) and prints the versions they made."
+            ),
+        ),
+    )
+    w.add_argument("--write-dir", help="the mount's write dir (default: configured one)")
+    w.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (1 h)")
+    w.set_defaults(func=_wait)
 
 
 def _mount(args: argparse.Namespace) -> int:
@@ -122,6 +155,83 @@ def _mount(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mount_info(mountpoint: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(os.path.abspath(mountpoint), ".artifactfs", "mount.json")) as f:
+            info: dict[str, Any] = json.load(f)
+            return info
+    except (OSError, ValueError):
+        return {}
+
+
+def _print_report(write_dir: Path, pid: int, since: float) -> None:
+    report = read_report(write_dir, pid)
+    if report is None or report.finished < since:
+        return
+    for result in report.results:
+        print(result.describe())
+
+
+def _pending_drafts(mountpoint: str) -> list[str]:
+    """Drafts the mount will commit on its way out (its stats.json), as it said before."""
+    try:
+        with open(os.path.join(os.path.abspath(mountpoint), ".artifactfs", "stats.json")) as f:
+            return [str(name) for name in json.load(f)["drafts"]["pending"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def _unmount(args: argparse.Namespace) -> int:
-    unmount(args.mountpoint, lazy=args.lazy)
+    info = _mount_info(args.mountpoint)
+    pending = _pending_drafts(args.mountpoint)
+    start = time.time()
+    slow = threading.Timer(
+        1.0,
+        lambda: print(
+            f"artifactfs: committing {', '.join(pending)} before the mount exits "
+            f"(progress in {info.get('log_file', 'the mount log')})",
+            file=sys.stderr,
+        ),
+    )
+    slow.daemon = True
+    if pending:
+        slow.start()
+    try:
+        unmount(args.mountpoint, lazy=args.lazy, timeout=args.timeout)
+    finally:
+        slow.cancel()
+    if info.get("write_dir") and info.get("pid"):
+        _print_report(Path(info["write_dir"]), int(info["pid"]), start)
+    return 0
+
+
+def _wait(args: argparse.Namespace) -> int:
+    from artifactfs.fusefs.mount import is_mounted
+    from artifactfs.settings import load_config
+
+    write_dir = Path(args.write_dir or load_config(registry=args.registry).write_dir)
+    holder = lock_holder(write_dir)
+    if holder is None or holder.get("kind") != "mount" or not holder.get("pid"):
+        if holder is not None:
+            print(
+                f"write dir {write_dir} is in use by {holder.get('kind')} (pid {holder.get('pid')})"
+            )
+        print("no unmount in progress")
+        last = read_report(write_dir)
+        if last is not None and last.results:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.finished))
+            print(f"the last one (pid {last.pid}, finished {when}):")
+            for result in last.results:
+                print(f"  {result.describe()}")
+        return 0
+    pid, mountpoint = int(holder["pid"]), holder.get("mountpoint")
+    if not holder.get("unmounting") and mountpoint and is_mounted(mountpoint):
+        raise MountError(
+            f"{mountpoint} is still mounted (pid {pid}); unmount it first, or use "
+            f"`artifactfs unmount {mountpoint}`, which waits"
+        )
+    print(f"waiting for the mount (pid {pid}) to commit its drafts", file=sys.stderr)
+    if not wait_for_owner(write_dir, pid, args.timeout):
+        raise MountError(f"the mount (pid {pid}) is still committing after {args.timeout:.0f}s")
+    _print_report(write_dir, pid, 0.0)
     return 0

@@ -34,7 +34,7 @@ def _prefetch(args: argparse.Namespace) -> int:
         print(f"artifactfs: error: {path}: {why}", file=sys.stderr)
     if interactive():
         print(
-            f"{art.qualified_name}:{art.version}: {result.files} file(s); {result.cached} were "
+            f"{art.qualified_name}: {result.files} file(s); {result.cached} were "
             f"cached, {result.fetched} fetched ({human_size(result.bytes_fetched)})"
             + (f", {len(result.failed)} failed (run again to retry)" if result.failed else ""),
             file=sys.stderr,

@@ -3,13 +3,15 @@
 Thin wrappers over the Python API (so the CLI and scripts behave the same); this module parses
 arguments and formats output. The spellings of `wandb artifact put/get` work here too
 (`put PATH --name/-n NAME --type/-t --alias/-a --description/-d`, URL references as PATH,
-`get NAME --root DIR`), and `get NAME FILE...` fetches single files, as `hf download REPO FILE`.
+`get NAME --root DIR`), and `get NAME FILE...` fetches single files, directories or globs, as
+`hf download REPO FILE` / `--include GLOB` (W&B's `download(path_prefix=)`: `--path-prefix`).
 Transfers show a progress bar on a terminal and stay quiet when piped.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import posixpath
 import sys
@@ -69,15 +71,19 @@ def cmd_put(args: argparse.Namespace) -> int:
         entity=ref.entity, project=ref.project, job_type="put", registry=args.registry
     ) as run:
         art = Artifact(ref.name, args.type, description=args.description)
-        if _is_url(args.path):
-            art.add_reference(args.path)
-        elif os.path.isdir(args.path):
-            # immutable: uploaded right away, so no staged copy of the whole tree (W&B's
-            # default `mutable` copies every file first, doubling disk and time for a put)
-            art.add_dir(args.path, policy="immutable")
-        else:
-            art.add_file(args.path, policy="immutable")
-        with progress_bar(_local_size(args.path), f"put {ref.name}") as advance:
+        size = _local_size(args.path)
+        with progress_bar(size, f"hash {ref.name}") as hashed:  # from the first second
+            art._hash_progress = hashed
+            if _is_url(args.path):
+                art.add_reference(args.path)
+            elif os.path.isdir(args.path):
+                # immutable: uploaded right away, so no staged copy of the whole tree (W&B's
+                # default `mutable` copies every file first, doubling disk and time for a put)
+                art.add_dir(args.path, policy="immutable")
+            else:
+                art.add_file(args.path, policy="immutable")
+            art._hash_progress = None
+        with progress_bar(size, f"put {ref.name}") as advance:
             art = run.log_artifact(art, aliases=args.alias or [], progress=advance)
         logger = art.logged_by()
         unchanged = logger is None or logger.id != run.id
@@ -92,14 +98,29 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 # -- get ------------------------------------------------------------------------------------------
+GLOB_CHARS = frozenset("*?[")
+
+
+def _matching(manifest_paths: list[str], pattern: str) -> list[str]:
+    """Entries a glob matches, as `hf download --include` does (fnmatch: `*` crosses `/`)."""
+    return [p for p in manifest_paths if fnmatch.fnmatchcase(p, pattern.strip("/"))]
+
+
 def _select(manifest_paths: list[str], wanted: list[str], full_name: str) -> list[str]:
-    """Entries named by `wanted`: a file path, or a directory (every entry below it)."""
+    """Entries named by `wanted`: a file path, a directory (every entry below it), or a glob
+    (`images/cat/*.png`)."""
     chosen: dict[str, None] = {}
     known = set(manifest_paths)
     for raw in wanted:
         rel = raw.strip("/")
         if rel in known:
             chosen[rel] = None
+            continue
+        if GLOB_CHARS & set(rel):
+            matched = _matching(manifest_paths, rel)
+            if not matched:
+                raise ArtifactNotFoundError(f"no file in {full_name} matches {raw!r}")
+            chosen.update(dict.fromkeys(matched))
             continue
         below = [p for p in manifest_paths if p.startswith(rel + "/")]
         if not below:
@@ -121,13 +142,22 @@ def cmd_get(args: argparse.Namespace) -> int:
     art = api.artifact(args.name, type=args.type)
     full = art.qualified_name
     root = Path(args.root) if args.root else default_artifact_dir() / art.name
-    if not args.paths:
+    if args.path_prefix is not None:  # W&B's download(path_prefix=): a plain string prefix
+        with progress_bar(art.size, f"get {art.name}") as advance:
+            target = art.download(str(root), path_prefix=args.path_prefix, progress=advance)
+        print(f"{full} ({args.path_prefix}*) -> {target}")
+        return 0
+    wanted = [*args.paths, *args.include]
+    if not wanted and args.exclude:
+        wanted = ["*"]
+    if not wanted:
         with progress_bar(art.size, f"get {art.name}") as advance:
             target = art.download(str(root), progress=advance)
         print(f"{full} -> {target}")
         return 0
     manifest = art.manifest
-    paths = _select(sorted(e.path for e in manifest), args.paths, full)
+    paths = _select(sorted(e.path for e in manifest), wanted, full)
+    paths = [p for p in paths if not any(fnmatch.fnmatchcase(p, x) for x in args.exclude)]
     size = sum(manifest.entries[p].size or 0 for p in paths)
     with progress_bar(size, f"get {art.name}") as advance:
         result = download_manifest(api.resolver, manifest, root, paths=paths, progress=advance)
@@ -188,14 +218,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="download an artifact version, or some of its files",
         **example(
             "artifactfs get acme/mnist/digits:v2 --root ./data",
+            "artifactfs get acme/mnist/digits 'images/cat/*.png'   # a subset, by glob",
             description=(
                 "Download the version NAME into --root (default ./artifacts/<name>:<version>), or "
-                "only the files or directories PATH... of it, printing their local paths."
+                "only the files, directories or globs PATH... of it (or --include/--exclude, "
+                "--path-prefix), printing their local paths."
             ),
         ),
     )
     p.add_argument("name", help="[entity/][project/]name[:alias|:vN] or a digest")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories in the artifact")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files, directories or globs ('images/cat/*.png', quoted) in the artifact",
+    )
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files matching GLOB (repeatable; as hf download --include)",
+    )
+    p.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="skip files matching GLOB"
+    )
+    p.add_argument(
+        "--path-prefix", metavar="PREFIX", help="only paths starting with PREFIX (W&B path_prefix)"
+    )
     p.add_argument("--root", help="directory to download into (default ./artifacts/<name>:vN)")
     p.add_argument("--type", help="fail unless the artifact has this type")
     p.set_defaults(func=cmd_get)

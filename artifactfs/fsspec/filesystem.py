@@ -15,8 +15,10 @@ is also a storage option: `fsspec.open("artifact://...", registry="s3://bucket/p
 
 from __future__ import annotations
 
+import difflib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -47,6 +49,9 @@ from artifactfs.settings import Config, load_config
 PROTOCOL = "artifact"
 OPEN_INDEXES = 64
 CONFIG_KEYS = frozenset(f.name for f in fields(Config))
+FSSPEC_OPTIONS = frozenset({"skip_instance_cache", "use_listings_cache", "max_workers"})
+
+log = logging.getLogger(__name__)
 
 
 # -- shared per process: one Resolver per configuration, one index per manifest -------------------
@@ -118,13 +123,18 @@ class ArtifactFileSystem(AbstractFileSystem):
         """`storage_options` are configuration keys (registry, cache_dir, entity, project,
         metadata_ttl, s3_endpoint_url, ...), overriding the configuration file and environment."""
         overrides = {k: v for k, v in storage_options.items() if k in CONFIG_KEYS}
-        fsspec_options = {k: v for k, v in storage_options.items() if k not in CONFIG_KEYS}
-        unknown = set(fsspec_options) - {"skip_instance_cache", "use_listings_cache"}
-        if unknown:
-            raise ConfigError(
-                f"unknown artifact:// storage options {sorted(unknown)}; "
-                f"known: {sorted(CONFIG_KEYS | {'max_workers'})}"
-            )
+        foreign = sorted(set(storage_options) - CONFIG_KEYS - FSSPEC_OPTIONS)
+        for key in foreign:
+            # The data stack adds options of its own (HF `datasets` passes `hf` once a pattern
+            # matches 16+ files): ignored. A near-miss of a configuration key is a typo, which
+            # silently reading the default registry would hide.
+            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1, cutoff=0.8)
+            if close:
+                raise ConfigError(
+                    f"unknown artifact:// storage option {key!r}; did you mean {close[0]!r}?"
+                )
+        if foreign:
+            log.debug("ignoring artifact:// storage options %s (not ours)", foreign)
         super().__init__(max_workers=max_workers, **storage_options)
         self.overrides = overrides
         self.max_workers = max_workers

@@ -23,6 +23,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from typing import IO, Any, Literal
 from urllib.parse import urlparse
@@ -70,7 +71,7 @@ class ArtifactContent(ArtifactCore):
     # -- staging ---------------------------------------------------------------------------------
     def _cleanup_tmp(self) -> None:
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmp_finalizer()
             self._tmpdir = None
 
     def _tmp(self) -> str:
@@ -80,11 +81,12 @@ class ArtifactContent(ArtifactCore):
             base = load_config().write_dir.parent / "staging"
             base.mkdir(parents=True, exist_ok=True)
             self._tmpdir = tempfile.mkdtemp(prefix="artifact-", dir=base)
+            # Not __del__: at interpreter exit an artifact may be collected after this module's
+            # globals are gone; a finalizer holds its own function and runs at exit too.
+            self._tmp_finalizer = weakref.finalize(
+                self, shutil.rmtree, self._tmpdir, ignore_errors=True
+            )
         return self._tmpdir
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._cleanup_tmp()
 
     # -- adding contents -------------------------------------------------------------------------
     def _put(self, entry: ManifestEntry, overwrite: bool = False) -> ArtifactManifestEntry:
@@ -132,7 +134,7 @@ class ArtifactContent(ArtifactCore):
             raise ValueError(f"Path is not a file: {local!r}")
         path = check_entry_path(name if name is not None else os.path.basename(local))
         staged = self._stage(local, policy)
-        digest = md5_b64_of_file(staged)
+        digest = md5_b64_of_file(staged, progress=self._hash_progress)
         if is_tmp:
             head, base = posixpath.split(path)
             parts = base.split(".")

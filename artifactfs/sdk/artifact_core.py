@@ -11,7 +11,7 @@ here imports the layers above it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class ArtifactCore:
         # artifact, and the private directory new_file()/add() write into.
         self._added_local_paths: dict[str, str] = {}
         self._tmpdir: str | None = None
+        self._hash_progress: Callable[[int], None] | None = None  # bytes hashed (CLI's bar)
         self._deleted = False
         # Version attributes that can be set before logging and are stored with the version.
         self._ttl: timedelta | None = None

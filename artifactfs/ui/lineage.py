@@ -94,8 +94,9 @@ class _Walk:
         if not rec.logged_by:
             return None
         run = self.registry.run(rec.entity, rec.project, rec.logged_by)
-        if run is None and rec.source:
-            run = self.registry.run(rec.source["entity"], rec.source["project"], rec.logged_by)
+        if run is None and rec.link_source:
+            src = rec.link_source
+            run = self.registry.run(src["entity"], src["project"], rec.logged_by)
         return run
 
     def version(self, full_name: str) -> VersionRecord | None:

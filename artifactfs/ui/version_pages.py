@@ -88,8 +88,9 @@ def register(app: Flask, browser: Browser, record_for: Callable[..., Any]) -> No
     def _producer(rec: VersionRecord) -> tuple[str, str, str] | None:
         if not rec.logged_by:
             return None
-        if browser.registry.run(rec.entity, rec.project, rec.logged_by) is None and rec.source:
-            return rec.source["entity"], rec.source["project"], rec.logged_by
+        src = rec.link_source
+        if browser.registry.run(rec.entity, rec.project, rec.logged_by) is None and src:
+            return src["entity"], src["project"], rec.logged_by
         return rec.entity, rec.project, rec.logged_by
 
     def _readme(rec: VersionRecord, folder: str) -> str | None:
