@@ -165,31 +165,45 @@ class BlobCache(RangeReads):
         verified (its seal, seals.py), is discarded, never served. With `verify=True` the file
         is also rehashed (once per file per process: a verified inode is remembered).
         """
-        path = self.path_for(key)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        found = self.open_intact(key, size, md5_hex)
+        if found is None:
             return None
+        fd, st, md5 = found
+        path = self.object_file(key)
         try:
-            st = os.fstat(fd)
-            if size is not None and st.st_size != size:
-                self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
-                return None
-            md5 = md5_hex or self._files.key_md5(key)
-            if not self._files.intact(str(path), fd, st, md5_hex=md5):
-                return None
-            if verify and md5 is not None and (str(path), st.st_ino) not in self._verified:
-                why = self._files.seals.verify(str(path), fd, md5_hex=md5)
+            if verify and md5 is not None and (path, st.st_ino) not in self._verified:
+                why = self._files.seals.verify(path, fd, md5_hex=md5)
                 if why is not None:
                     self._files.discard(path, why, fd=fd)
                     return None
                 if len(self._verified) > 4096:
                     self._verified.clear()
-                self._verified[(str(path), st.st_ino)] = True
+                self._verified[(path, st.st_ino)] = True
         finally:
             os.close(fd)
-        self._files.touch(str(path))
-        return path
+        self._files.touch(path)
+        return Path(path)
+
+    def open_intact(
+        self, key: str, size: int | None, md5_hex: str | None
+    ) -> tuple[int, os.stat_result, str | None] | None:
+        """An fd on the cached whole object of `key`, its stat and MD5, when it is cached,
+        `size` long (when given) and unchanged since its seal; else None (a wrong-sized or
+        changed file is discarded, never served). The caller closes the fd. The one check
+        behind cached_path, range reads of whole objects and passthrough's backing files."""
+        path = self.object_file(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        st = os.fstat(fd)
+        md5 = md5_hex or self._files.key_md5(key)
+        if size is not None and st.st_size != size:
+            self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
+        elif self._files.intact(path, fd, st, md5_hex=md5):
+            return fd, st, md5
+        os.close(fd)
+        return None
 
     def ensure_file(
         self,
@@ -256,22 +270,14 @@ class BlobCache(RangeReads):
         return n
 
     def open_verified(self, key: str, size: int, md5_hex: str | None = None) -> int | None:
-        """An fd on the whole object if it is cached, `size` long and intact (its seal), else
-        None (a wrong-sized or changed file is discarded). The caller owns the fd (a mount in
-        passthrough mode hands it to the kernel as the file's backing file)."""
-        path = self.object_file(key)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        """An fd on the whole object if it is cached, `size` long and intact (open_intact),
+        marked as used. The caller owns the fd (a mount in passthrough mode hands it to the
+        kernel as the file's backing file)."""
+        found = self.open_intact(key, size, md5_hex)
+        if found is None:
             return None
-        st = os.fstat(fd)
-        if st.st_size != size:
-            self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
-        elif self._files.intact(path, fd, st, md5_hex=md5_hex or self._files.key_md5(key)):
-            self._files.touch(path)
-            return fd
-        os.close(fd)
-        return None
+        self._files.touch(self.object_file(key))
+        return found[0]
 
     # -- for handles (handles.HandleCache) -------------------------------------------------
     def open_handle(

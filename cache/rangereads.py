@@ -43,7 +43,11 @@ class RangeReads:
 
     if TYPE_CHECKING:
 
-        def path_for(self, key: str) -> Path: ...
+        def object_file(self, key: str) -> str: ...
+
+        def open_intact(
+            self, key: str, size: int | None, md5_hex: str | None
+        ) -> tuple[int, os.stat_result, str | None] | None: ...
 
         def cached_path(
             self,
@@ -172,25 +176,18 @@ class RangeReads:
         length: int,
         verify: bool,
     ) -> bytes | None:
-        path = self.path_for(key)
+        found = self.open_intact(key, size, md5_hex)
+        if found is None:
+            return None  # not cached, or discarded: fetched again by the caller
+        fd, st, md5 = found
+        path = self.object_file(key)
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            st = os.fstat(fd)
-            if size is not None and st.st_size != size:
-                self._files.discard(path, f"has {st.st_size} bytes, expected {size}", fd=fd)
-                return None
-            md5 = md5_hex or self._files.key_md5(key)
-            if not self._files.intact(str(path), fd, st, md5_hex=md5):
-                return None  # discarded: fetched again below
-            unverified = verify and md5 is not None and (str(path), st.st_ino) not in self._verified
+            unverified = verify and md5 is not None and (path, st.st_ino) not in self._verified
             # cached_path hashes (once per inode) and discards a corrupt file
             if unverified and self.cached_path(key, size, md5_hex, verify=True) is None:
                 return None
             data = os.pread(fd, length, offset)
         finally:
             os.close(fd)
-        self._files.touch(str(path))
+        self._files.touch(path)
         return data
