@@ -30,3 +30,16 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Ite
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def mount_table() -> list[tuple[str, str]]:
+    """(mountpoint, file system type) of every mount this process sees, in mount order (from
+    /proc/self/mounts: it lists dead FUSE mounts too, where os.path.ismount fails). Here, not in
+    fusefs/, because the CLI reads it without loading the mount's code."""
+    out = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2:
+                out.append((parts[1].replace("\\040", " "), parts[2]))
+    return out

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.errors import ArtifactFSError
+from artifactfs.fsutil import mount_table
 from artifactfs.fusefs.libfuse_abi import choose_libfuse
 
 DEFAULT_ATTR_TIMEOUT = 3600.0
@@ -69,17 +70,6 @@ class MountOptions:
 def default_log_file() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "artifactfs" / "mount.log"
-
-
-def mount_table() -> list[tuple[str, str]]:
-    """(mountpoint, file system type) of every mount this process sees, in mount order."""
-    out = []
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2:
-                out.append((parts[1].replace("\\040", " "), parts[2]))
-    return out
 
 
 def is_mounted(path: str | os.PathLike[str]) -> bool:

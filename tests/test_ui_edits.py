@@ -82,7 +82,7 @@ def test_add_move_and_remove(seeded):
     assert post(action="remove", alias="prod").status_code == 303
     assert "prod" not in _aliases(seeded)
     # the API's rules: `latest` is the registry's, `vN` names a version, names are checked
-    for alias in ("latest", "v3", "bad name", ""):
+    for alias in ("latest", "v3", "bad/name", "bad:name", ""):
         assert post(action="add", alias=alias).status_code == 400, alias
     assert post(action="remove", alias="latest").status_code == 400
     assert _aliases(seeded)["latest"] == 1

@@ -11,7 +11,6 @@ drafts goes through `artifactfs.drafts.workspace.DraftWorkspace`; this module ad
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from artifactfs.cli.draft_paths import resolve_draft
+from artifactfs.cli.draft_paths import mount_write_dirs, resolve_draft
 from artifactfs.cli.output import example
 from artifactfs.drafts.contents import DraftDiff
 from artifactfs.drafts.draft import parse_spec
@@ -34,7 +33,6 @@ from artifactfs.drafts.workspace import (
     DraftWorkspace,
 )
 from artifactfs.errors import ArtifactNotFoundError, ConfigError
-from artifactfs.fusefs.mountpoint import mount_table
 from artifactfs.progress import progress_bar
 from artifactfs.resolver.names import check_alias, check_name
 from artifactfs.resolver.resolver import Resolver
@@ -88,28 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(registry=getattr(args, "registry", None))
-
-
-def mount_write_dirs() -> list[Path]:
-    """The write dirs of this machine's live artifactfs mounts, as each one states it in its
-    `.artifactfs/mount.json`. WHY: a mount started with `--write-dir DIR` keeps its drafts
-    there, and `commit`/`status` run without that flag must still find them (a mount that is
-    dead or not ours to read is skipped)."""
-    try:
-        table = mount_table()
-    except OSError:
-        return []
-    out = []
-    for mountpoint, kind in table:
-        if kind == "fuse.artifactfs":
-            try:
-                info = json.loads(Path(mountpoint, ".artifactfs", "mount.json").read_text())
-                write_dir = info.get("write_dir")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(write_dir, str) and write_dir:
-                out.append(Path(write_dir))
-    return out
 
 
 def _write_dirs(config: Config) -> list[Path]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from artifactfs.drafts.errors import DraftNotFoundError
+from artifactfs.fsutil import mount_table
 
 
 @dataclass
@@ -24,16 +25,35 @@ class DraftTarget:
     """The mount's write dir when the draft was named by a path in a mount."""
 
 
+def _write_dir_of(mountpoint: Path) -> Path | None:
+    """The write dir an artifactfs mount states in its `.artifactfs/mount.json` (None for
+    another file system, or a mount that is dead or not ours to read)."""
+    try:
+        write_dir = json.loads((mountpoint / ".artifactfs" / "mount.json").read_text())["write_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Path(write_dir) if isinstance(write_dir, str) and write_dir else None
+
+
 def _mount_root(path: Path) -> tuple[Path, Path] | None:
     """The artifactfs mount holding `path` and its write dir, if any."""
     for candidate in (path, *path.parents):
         if os.path.ismount(candidate):
-            try:
-                info = json.loads((candidate / ".artifactfs" / "mount.json").read_text())
-                return candidate, Path(info["write_dir"])
-            except (OSError, ValueError, KeyError, TypeError):
-                return None
+            write_dir = _write_dir_of(candidate)
+            return None if write_dir is None else (candidate, write_dir)
     return None
+
+
+def mount_write_dirs() -> list[Path]:
+    """The write dirs of this machine's live artifactfs mounts. WHY: a mount started with
+    `--write-dir DIR` keeps its drafts there, and `commit`/`status` run without that flag
+    must still find them."""
+    try:
+        table = mount_table()
+    except OSError:
+        return []
+    found = (_write_dir_of(Path(mp)) for mp, kind in table if kind == "fuse.artifactfs")
+    return [d for d in found if d is not None]
 
 
 def _in_write_dir(path: Path, write_dir: Path) -> str | None:
