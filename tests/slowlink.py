@@ -84,7 +84,9 @@ class SlowLink:
         _run("ip", "link", "set", self.ns_if, "netns", ns)
         _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
         _run("ip", "link", "set", self.host_if, "up")
-        inside = ["ip", "netns", "exec", ns]
+        # nsenter, not `ip netns exec`: the latter also remounts /sys for the namespace, which
+        # fails inside a chroot (the Debian 13 CI step); only the network namespace is needed
+        inside = self.prefix
         _run(*inside, "ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
         _run(*inside, "ip", "link", "set", self.ns_if, "up")
         _run(*inside, "ip", "link", "set", "lo", "up")
