@@ -30,7 +30,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=
-if [ "$(id -u)" = 0 ] && ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+if [ "$(id -u)" = 0 ] && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
     apt-get update -qq  # a fresh machine has no package lists: apt could not tell the names
     apt_updated=1
 fi
@@ -38,15 +38,21 @@ fi
 # release's apt offers as a real package (a purely virtual name has no candidate). Releases
 # renamed libfuse: Debian 12 and Ubuntu 24.04 ship libfuse3-3; Debian 13 libfuse3-4 (3.17,
 # soname 4) and libfuse2t64 (64-bit time_t), where `libfuse2` is only a virtual package.
+# Output is captured before grep reads it: `apt-cache policy | grep -q` under pipefail fails
+# whenever grep exits first and apt-cache dies of SIGPIPE, which made the pick depend on timing.
+installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
 pick() {
-    local p
+    local p policy
     for p in "$@"; do
-        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        if installed "$p"; then
             echo "$p"; return
         fi
     done
     for p in "$@"; do
-        if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+        policy="$(apt-cache policy "$p" 2>/dev/null || true)"
+        if grep -q 'Candidate: [^(]' <<<"$policy"; then
             echo "$p"; return
         fi
     done
@@ -68,7 +74,7 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3 python3-venv
 
 missing=()
 for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
