@@ -20,6 +20,7 @@ import mfusepy
 
 from artifactfs.errors import ArtifactFSError, BackendError, DigestMismatchError
 from artifactfs.fusefs.catalog import NotFound, Unavailable
+from artifactfs.fusefs.threadstate import keep_thread_state
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def guard(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any) -> Any:
+        keep_thread_state()  # threadstate.py: no thread state made and freed per request
         self.stats.upcall(name)
         try:
             return method(self, *args)

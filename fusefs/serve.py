@@ -135,9 +135,11 @@ _TIMES = {"st_atime": "st_atimespec", "st_mtime": "st_mtimespec", "st_ctime": "s
 
 
 def _fuse_class(mfusepy: Any) -> Any:
-    """mfusepy's FUSE, but getattr fills the stat struct faster,  rename(2) keeps its flags (mfusepy drops renameat2's, so
+    """mfusepy's FUSE, but getattr fills the stat struct faster, rename(2) keeps its flags (mfusepy drops renameat2's, so
     RENAME_NOREPLACE, `mv -n`, would silently replace the target), and write_buf takes the
     path of a file unlinked meanwhile (None) instead of failing on it."""
+
+    from artifactfs.fusefs import fusebuf  # after mfusepy chose its libfuse (fusefs/__init__)
 
     stat_size = ctypes.sizeof(mfusepy.c_stat)
 
@@ -145,7 +147,7 @@ def _fuse_class(mfusepy: Any) -> Any:
         def fgetattr(self, path: bytes | None, buf: Any, fip: Any) -> int:
             # mfusepy's own probes the struct for every key it sets; ours sets what getattr
             # returned directly (every LOOKUP of a cold read comes here: ~5 us less each)
-            ctypes.memset(buf, 0, stat_size)
+            fusebuf.clear(buf, stat_size)
             st = buf.contents
             fh = (fip.contents if self.raw_fi else fip.contents.fh) if fip else None
             name = None if path is None else path.decode(self.encoding, self.errors)

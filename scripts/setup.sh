@@ -5,10 +5,14 @@
 #   bash scripts/setup.sh test    # the whole test suite (real FUSE mounts, SeaweedFS, nginx)
 #   bash scripts/setup.sh bench   # the benchmarks (adds rclone and s3fs for the comparisons)
 #   bash scripts/setup.sh test-debian13 [pytest args]   # the suite in a Debian 13 chroot
-#                                 # (libfuse 3.17, Python 3.13; scripts/debian13.sh)
+#                                 # (libfuse 3.17, Python 3.13; scripts/chroot.sh)
+#   bash scripts/setup.sh bench-debian13 [args]          # the benchmarks there, and in Debian
+#   bash scripts/setup.sh bench-debian-testing [args]    # testing (libfuse 3.18, Python 3.14)
 #
 # Debian 12 and 13, Ubuntu 24.04 and later: package names are picked by what the release offers.
-# ARTIFACTFS_NO_TORCH=1 skips installing torch for the DataLoader test (then skipped).
+# ARTIFACTFS_NO_TORCH=1 skips installing torch from PyPI (the tests that need it are skipped);
+# ARTIFACTFS_DEBIAN_TORCH=1 takes torch and torchvision from Debian's packages instead (CPU
+# builds, for any Python the release ships; the venv then sees the system's site-packages).
 #
 # As root it installs the Debian packages it needs (only those missing); as another user it
 # expects them present. Python packages go into ./.venv.
@@ -16,9 +20,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 job="${1:-demo}"
 shift || true
-if [ "$job" = test-debian13 ]; then
-    exec bash scripts/debian13.sh "$@"
-fi
+case "$job" in
+    test-debian13) exec bash scripts/chroot.sh 13 test "$@" ;;
+    bench-debian13) exec bash scripts/chroot.sh 13 bench "$@" ;;
+    test-debian-testing) exec bash scripts/chroot.sh testing test "$@" ;;
+    bench-debian-testing) exec bash scripts/chroot.sh testing bench "$@" ;;
+esac
 
 # Everything below (apt, pip, git in the tests, every `</dev/null`) trusts /dev/null. A root
 # process elsewhere that renamed a file over it leaves a regular file full of old output, which
@@ -43,16 +50,20 @@ fi
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
 }
+available() {
+    local policy
+    policy="$(apt-cache policy "$1" 2>/dev/null || true)"
+    grep -q 'Candidate: [^(]' <<<"$policy"
+}
 pick() {
-    local p policy
+    local p
     for p in "$@"; do
         if installed "$p"; then
             echo "$p"; return
         fi
     done
     for p in "$@"; do
-        policy="$(apt-cache policy "$p" 2>/dev/null || true)"
-        if grep -q 'Candidate: [^(]' <<<"$policy"; then
+        if available "$p"; then
             echo "$p"; return
         fi
     done
@@ -71,6 +82,13 @@ packages=(fuse3 "$(pick libfuse3-4 libfuse3-3)" rsync nginx-light ca-certificate
 # ensurepip, not venv: Debian's python3 has the venv module without python3-venv, and then
 # `python3 -m venv` fails for want of ensurepip
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3 python3-venv)
+venv_args=()
+if [ -n "${ARTIFACTFS_DEBIAN_TORCH:-}" ]; then
+    for p in python3-torch python3-torchvision python3-pil; do
+        if installed "$p" || available "$p"; then packages+=("$p"); fi
+    done
+    venv_args=(--system-site-packages)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -87,7 +105,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
+    python3 -m venv "${venv_args[@]}" .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ui]'
 if [ "$job" = test ] && [ -z "${ARTIFACTFS_NO_TORCH:-}" ] \
@@ -107,7 +125,8 @@ if [ "$job" = bench ] && ! .venv/bin/python -c 'import safetensors' 2>/dev/null;
     # bench_bigfile: safetensors.numpy.load_file of a ~1 GiB file (no torch needed)
     .venv/bin/python -m pip install -q --disable-pip-version-check safetensors
 fi
-if [ "$job" = bench ] && ! .venv/bin/python -c 'import torchvision, PIL' 2>/dev/null; then
+if [ "$job" = bench ] && [ -z "${ARTIFACTFS_NO_TORCH:-}" ] \
+    && ! .venv/bin/python -c 'import torchvision, PIL' 2>/dev/null; then
     # bench_loader: ImageFolder + DataLoader epochs (torchvision needs its matching torch; big)
     .venv/bin/python -m pip install -q --disable-pip-version-check \
         torch==2.14.1 torchvision==0.29.1 pillow
@@ -122,5 +141,6 @@ case "$job" in
         .venv/bin/mypy
         exec .venv/bin/python -m pytest "$@" ;;
     bench) exec .venv/bin/python bench/run.py "$@" ;;
-    *) echo "usage: $0 demo|test|bench|test-debian13 [args...]" >&2; exit 2 ;;
+    *) echo "usage: $0 demo|test|bench|test-debian13|bench-debian13|bench-debian-testing [args...]" >&2
+       exit 2 ;;
 esac

@@ -18,7 +18,7 @@ from artifactfs.ui.data import Browser
 from artifactfs.ui.gallery import Gallery
 from artifactfs.ui.markdown import render_markdown
 from artifactfs.ui.tables import PER_PAGE, Tables
-from artifactfs.ui.thumbs import Thumbnails
+from artifactfs.ui.thumbs import Thumbnails, thumbnail_key
 from artifactfs.ui.web import create_app
 
 
@@ -222,6 +222,41 @@ def test_thumbnails_are_made_once_and_bounded(seeded, browser, tmp_path):
     assert (
         sum(f.stat().st_size for f in (tmp_path / "thumbnails").rglob("*.webp")) <= thumbs.max_bytes
     )
+
+
+def test_next_grid_page_thumbnails_are_made_ahead(seeded, monkeypatch, tmp_path):
+    """Viewing grid page 1 makes page 2's thumbnails in the background (and not page 3's), so
+    paging on finds them on disk."""
+    import time
+
+    from artifactfs.ui import gallery
+
+    monkeypatch.setattr(gallery, "PER_PAGE", 10)
+    app = create_app(seeded.resolver)
+    thumbs = app.extensions["artifactfs.thumbnails"]
+    thumbs.root = tmp_path / "thumbnails"  # none made by other tests
+    html = app.test_client().get("/a/acme/pets/pets:v0/files/train?gpage=1").text
+    assert html.count('loading="lazy"') == 10
+    browser = Browser(seeded.resolver)
+    rec = browser.version("acme", "pets", "pets", "v0").record
+    pages = [Gallery(browser).page(rec, "train", n, per_page=10).items for n in (1, 2, 3)]
+
+    def made(items):
+        return [
+            thumbs.path(thumbnail_key(browser.entry(rec, it.path), 256)).exists() for it in items
+        ]
+
+    deadline = time.monotonic() + 30
+    while not all(made(pages[1])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(made(pages[1])), made(pages[1])
+    assert not any(made(pages[2])) and not any(made(pages[0]))  # page 1's: the browser asks
+    reads = _counting(thumbs.browser)
+    client = app.test_client()
+    for it in pages[1]:
+        assert client.get(f"/a/acme/pets/pets:v0/thumb/{it.path}?s=256").mimetype == "image/webp"
+    assert reads == []  # page 2's thumbnails came from disk
+    browser.close()
 
 
 def test_markdown_is_rendered_and_sanitised():

@@ -99,9 +99,10 @@ class Gallery:
         return found
 
     def page(
-        self, record: VersionRecord, rel: str, number: int = 1, per_page: int = PER_PAGE
+        self, record: VersionRecord, rel: str, number: int = 1, per_page: int | None = None
     ) -> Page[GridItem]:
         """One page of the folder's image grid, each image labelled with its class folder."""
+        per_page = per_page or PER_PAGE
         rel = rel.strip("/")
         found = self.images(record, rel)
         index = self.browser.index(record)

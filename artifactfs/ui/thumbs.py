@@ -26,7 +26,9 @@ from artifactfs.ui.data import Browser
 log = logging.getLogger(__name__)
 
 SIZES = (128, 256, 512)
-"""Thumbnail edges the page asks for (grid, large grid, table cell); others are refused."""
+"""Thumbnail edges the page asks for (table cell, grid, large); others are refused."""
+GRID_SIZE = 256
+"""The edge of a grid's thumbnails (templates/_macros.html asks for it)."""
 DEFAULT_MAX_BYTES = 256 << 20
 SOURCE_LIMIT = 64 << 20
 """Images bigger than this get no thumbnail (the page shows a placeholder)."""
@@ -36,6 +38,8 @@ TOUCH_EVERY = 600.0
 """A thumbnail's mtime is refreshed on use at most this often (seconds)."""
 SWEEP_EVERY = 200
 """Thumbnails written between two checks of the directory's size."""
+AHEAD_LIMIT = 120
+"""Thumbnails made ahead for one page view at most (the next grid page is 60)."""
 
 
 class ThumbnailError(ArtifactFSError):
@@ -82,6 +86,10 @@ class Thumbnails:
         self._lock = threading.Lock()
         self._written = 0
         self._making: dict[str, threading.Lock] = {}
+        self._ahead: list[tuple[ManifestEntry, int]] = []
+        """What a page view asked to have ready next (newest view only: paging on drops it)."""
+        self._ahead_wake = threading.Condition(self._lock)
+        self._ahead_thread: threading.Thread | None = None
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key[2:]}.webp"
@@ -105,6 +113,36 @@ class Thumbnails:
         with self._lock:
             self._making.pop(key, None)
         return data
+
+    def make_ahead(self, entries: list[ManifestEntry], size: int) -> None:
+        """Make these thumbnails in the background, one at a time, so the next grid page's are
+        on disk before it is asked for (a cold page costs a decode per image; while one page is
+        looked at, the server is idle). A later call replaces what an earlier one left undone:
+        only the page after the newest one viewed is worth the CPU. One thread, so page
+        requests keep the other core."""
+        if size not in SIZES:
+            return
+        with self._lock:
+            self._ahead = [(e, size) for e in entries[:AHEAD_LIMIT]]
+            if self._ahead_thread is None:
+                self._ahead_thread = threading.Thread(
+                    target=self._ahead_loop, name="afs-thumbs-ahead", daemon=True
+                )
+                self._ahead_thread.start()
+            self._ahead_wake.notify()
+
+    def _ahead_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._ahead:
+                    self._ahead_wake.wait()
+                entry, size = self._ahead.pop(0)
+            if self.path(thumbnail_key(entry, size)).exists():
+                continue
+            try:
+                self.get(entry, size)
+            except Exception as e:  # ahead of need: the page asks again, and says why
+                log.debug("thumbnail of %s not made ahead: %s", entry.path, e)
 
     def _read(self, path: Path) -> bytes | None:
         try:

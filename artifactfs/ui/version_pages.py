@@ -25,7 +25,7 @@ from artifactfs.ui.entryio import image_type
 from artifactfs.ui.gallery import Gallery
 from artifactfs.ui.markdown import render_markdown
 from artifactfs.ui.tables import Tables
-from artifactfs.ui.thumbs import SIZES, ThumbnailError, Thumbnails
+from artifactfs.ui.thumbs import GRID_SIZE, SIZES, ThumbnailError, Thumbnails
 
 CHUNK = 1 << 20
 RAW_CSP = "default-src 'none'; sandbox"
@@ -65,6 +65,10 @@ def register(app: Flask, browser: Browser, record_for: Callable[..., Any]) -> No
         listing = browser.listing(rec, path, _int_arg("page", 1))
         images = gallery.images(rec, path)
         grid = gallery.page(rec, path, _int_arg("gpage", 1)) if len(images) else None
+        if grid is not None:  # the next page's thumbnails, made while this one is looked at
+            after = gallery.page(rec, path, grid.number + 1)
+            if after.number > grid.number:
+                thumbs.make_ahead([browser.entry(rec, it.path) for it in after.items], GRID_SIZE)
         registry = browser.registry
         return render_template(
             "version.html",

@@ -1,32 +1,50 @@
 #!/usr/bin/env bash
-# The README's set-up and the test suite on Debian 13 (trixie: libfuse 3.17, Python 3.13), in a
-# chroot built from Debian's packages with debootstrap and reused on later runs.
+# The README's set-up, the test suite or the benchmarks on another Debian release, in a chroot
+# built from Debian's packages with debootstrap and reused on later runs.
 #
-#   bash scripts/setup.sh test-debian13 [pytest args]     # default: -q -ra (the whole suite)
+#   bash scripts/setup.sh test-debian13 [pytest args]     # Debian 13 (trixie: libfuse 3.17,
+#                                                         # Python 3.13); default -q -ra
+#   bash scripts/setup.sh bench-debian13 [bench args]     # bench/run.py there
+#   bash scripts/setup.sh bench-debian-testing [bench args]
+#                                 # Debian testing (libfuse 3.18, Python 3.14): the figures a
+#                                 # Python >= 3.14 gives (its open() sends no isatty ioctl)
 #
-# Runs, inside the chroot and unchanged, the README's two commands: `setup.sh demo --unmount`,
-# then `setup.sh test [pytest args]` (torch is left out: on Python 3.13 pip would fetch a 5 GB
-# CUDA build; its one DataLoader test is skipped there). Exits with the suite's status.
+# Test: runs, inside the chroot and unchanged, the README's two commands: `setup.sh demo
+# --unmount`, then `setup.sh test [pytest args]` (torch is left out: on Python >= 3.13 pip would
+# fetch a 5 GB CUDA build; the tests that need it are skipped there). Exits with the suite's
+# status. Bench: `setup.sh bench [args]`, with torch and torchvision from Debian's own packages
+# (python3-torch, a CPU build) where the release has them, for bench_loader.
 #
 # Needs root. Everything is mounted in a private mount namespace (unshare), so nothing it binds
 # or the tests mount shows up outside it, and the namespace takes them down when it ends; the
 # EXIT trap unmounts them explicitly first, and stops whatever still runs in the chroot.
 #
-#   ARTIFACTFS_DEBIAN13_ROOT   where the chroot lives (/var/cache/artifactfs-ci/debian13)
+#   ARTIFACTFS_CHROOT_DIR      where the chroots live (/var/cache/artifactfs-ci): debian13/,
+#                              debian-testing/
 #   ARTIFACTFS_DEBIAN_MIRROR   Debian mirror for debootstrap (http://deb.debian.org/debian)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-root=${ARTIFACTFS_DEBIAN13_ROOT:-/var/cache/artifactfs-ci/debian13}
+release=${1:?usage: chroot.sh 13|testing test|bench [args...]}
+job=${2:?usage: chroot.sh 13|testing test|bench [args...]}
+shift 2
+case "$release" in
+    13) suite=trixie; name=debian13 ;;
+    testing) suite=testing; name=debian-testing ;;
+    *) echo "chroot.sh: unknown release $release (13 or testing)" >&2; exit 2 ;;
+esac
+case "$job" in test|bench) ;; *) echo "chroot.sh: unknown job $job (test or bench)" >&2; exit 2 ;; esac
+root=${ARTIFACTFS_CHROOT_DIR:-/var/cache/artifactfs-ci}/$name
 mirror=${ARTIFACTFS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-say() { echo "test-debian13: $*" >&2; }
+say() { echo "$job-$name: $*" >&2; }
 
 if [ "$(id -u)" != 0 ]; then
     say "needs root (debootstrap, chroot, mounts)"
     exit 1
 fi
 if [ -z "${_ARTIFACTFS_IN_NAMESPACE:-}" ]; then
-    exec env _ARTIFACTFS_IN_NAMESPACE=1 unshare --mount --propagation private bash "$0" "$@"
+    exec env _ARTIFACTFS_IN_NAMESPACE=1 unshare --mount --propagation private \
+        bash "$0" "$release" "$job" "$@"
 fi
 # The new namespace starts with a copy of every mount outside it, FUSE mounts included: a copy
 # held here keeps the original's unmount waiting until this run ends. Drop them (lazily, only
@@ -35,7 +53,7 @@ awk '$3 ~ /^fuse/ { print $2 }' /proc/self/mounts | sort -r | while read -r m; d
     umount -l "$(printf '%b' "$m")" 2>/dev/null || true
 done
 
-# -- the chroot: built once (a fresh, minimal Debian 13 with git, as a contributor's machine) --
+# -- the chroot: built once (a fresh, minimal Debian with git, as a contributor's machine) -----
 if [ ! -e "$root/.artifactfs-chroot" ]; then
     if ! command -v debootstrap >/dev/null; then
         say "installing debootstrap"
@@ -47,9 +65,12 @@ if [ ! -e "$root/.artifactfs-chroot" ]; then
     partial="$root.partial"
     rm -rf --one-file-system "$partial"
     mkdir -p "$(dirname "$root")"
-    say "building a Debian 13 chroot in $root (debootstrap, a few minutes)"
-    debootstrap --variant=minbase --include=ca-certificates,git trixie "$partial" "$mirror" \
+    say "building a Debian $release chroot in $root (debootstrap, a few minutes)"
+    debootstrap --variant=minbase --include=ca-certificates,git "$suite" "$partial" "$mirror" \
         >"$partial.log" 2>&1 || { tail -20 "$partial.log" >&2; exit 1; }
+    # A mirror's snapshot of testing outlives its Release file's Valid-Until (seen here: 30
+    # days past): apt would then refuse every later update of the chroot.
+    echo 'Acquire::Check-Valid-Until "false";' >"$partial/etc/apt/apt.conf.d/99artifactfs-ci"
     touch "$partial/.artifactfs-chroot"
     mv "$partial" "$root"
 fi
@@ -88,23 +109,33 @@ fi
 chroot "$root" update-ca-certificates >/dev/null
 
 # -- the checkout, as a clean clone would have it (its .venv kept between runs) ------------------
-mkdir -p "$root/root/artifactfs"
+# (bench has its own copy: its venv sees Debian's torch, the suite's does not)
+checkout=/root/artifactfs
+[ "$job" = bench ] && checkout=/root/artifactfs-bench
+mkdir -p "$root$checkout"
 rsync -a --delete --exclude=/.venv --exclude=/.git --exclude=__pycache__ \
     --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache \
-    "$repo/" "$root/root/artifactfs/"
+    "$repo/" "$root$checkout/"
 
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(-q -ra)
 run() {
     chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb TMPDIR=/tmp \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
         REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
-        PIP_DISABLE_PIP_VERSION_CHECK=1 ARTIFACTFS_NO_TORCH=1 \
-        bash -c 'cd /root/artifactfs && exec bash scripts/setup.sh "$@"' setup "$@"
+        PIP_DISABLE_PIP_VERSION_CHECK=1 ARTIFACTFS_NO_TORCH=1 "$@"
 }
+setup() { run bash -c 'cd "$0" && exec bash scripts/setup.sh "$@"' "$checkout" "$@"; }
+versions="fuse3 $(chroot "$root" dpkg-query -W -f='${Version}' fuse3 2>/dev/null || echo '(not yet)'), \
+$(chroot "$root" python3 --version)"
+if [ "$job" = bench ]; then
+    say "bash scripts/setup.sh bench ${args[*]} in Debian $release ($versions)"
+    run ARTIFACTFS_DEBIAN_TORCH=1 bash -c 'cd "$0" && exec bash scripts/setup.sh bench "$@"' \
+        "$checkout" "${args[@]}"
+    exit
+fi
+[ ${#args[@]} -gt 0 ] || args=(-q -ra)
 say "README, first command: bash scripts/setup.sh demo (with --unmount)"
-run demo --unmount
-say "README, second command, in Debian 13 (fuse3 $(chroot "$root" dpkg-query -W \
--f='${Version}' fuse3), $(chroot "$root" python3 --version)): bash scripts/setup.sh test ${args[*]}"
-run test "${args[@]}"  # its status is the script's (the trap keeps it); pytest's line is last
+setup demo --unmount
+say "README, second command, in Debian $release ($versions): bash scripts/setup.sh test ${args[*]}"
+setup test "${args[@]}"  # its status is the script's (the trap keeps it); pytest's line is last
