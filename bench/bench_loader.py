@@ -232,6 +232,45 @@ class LoaderBench:
                 )
             )
 
+        # --passthrough (issue 23): every open is an OPEN request, reads are the kernel's
+        from artifactfs.fusefs.libfuse_abi import current
+        from artifactfs.fusefs.passthrough import unavailable
+
+        why = unavailable(current())
+        if why:
+            print(f"# bench_loader: passthrough figures skipped: {why}", flush=True)
+        else:
+            with self.mount(local_reg, passthrough=True) as root:
+                epoch(root)
+                for label, opener in (("", None), (", open() without isatty", open_without_isatty)):
+                    ours, base = paired(
+                        med,
+                        lambda o=opener: rate(lambda: epoch(root, o)),
+                        lambda o=opener: rate(lambda: epoch(self.local, o)),
+                    )
+                    figs.append(
+                        Figure(
+                            f"loader epoch, warm, mount --passthrough{label}",
+                            ours,
+                            base,
+                            "samples/s",
+                            "(big-file mode; no target)",
+                            None,
+                        )
+                    )
+                ours, base = paired(med, lambda: cold(root), lambda: cold(self.local))
+                figs.append(
+                    Figure(
+                        "loader epoch, page cache cold, blobs cached, mount --passthrough",
+                        ours,
+                        base,
+                        "samples/s",
+                        "(big-file mode; no target)",
+                        None,
+                        note,
+                    )
+                )
+
         # The connection-mode trade-off (docs/SEMANTICS.md): with --write-cache every open of
         # a file costs one GETATTR (its st_blocks invalidated at every close).
         with self.mount(local_reg, write_cache=True) as root:
@@ -250,6 +289,9 @@ class LoaderBench:
                 )
             )
 
+        if os.environ.get("BENCH_LOADER_NO_S3"):  # a chroot without the SeaweedFS binary
+            print("# bench_loader: S3 figures skipped (BENCH_LOADER_NO_S3)", flush=True)
+            return figs
         s3 = self.start_s3()
         self.commit(s3)
         base = med(lambda: self.download_then_local(s3))

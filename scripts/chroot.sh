@@ -130,7 +130,9 @@ versions="fuse3 $(chroot "$root" dpkg-query -W -f='${Version}' fuse3 2>/dev/null
 $(chroot "$root" python3 --version)"
 if [ "$job" = bench ]; then
     say "bash scripts/setup.sh bench ${args[*]} in Debian $release ($versions)"
-    run ARTIFACTFS_DEBIAN_TORCH=1 bash -c 'cd "$0" && exec bash scripts/setup.sh bench "$@"' \
+    bench_env=()  # BENCH_* settings (bench/*.py) reach the benchmarks inside
+    while IFS= read -r var; do bench_env+=("$var"); done < <(env | grep '^BENCH_' || true)
+    run ARTIFACTFS_DEBIAN_TORCH=1 "${bench_env[@]}" bash -c 'cd "$0" && exec bash scripts/setup.sh bench "$@"' \
         "$checkout" "${args[@]}"
     exit
 fi
