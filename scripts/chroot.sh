@@ -127,7 +127,7 @@ run() {
 }
 setup() { run bash -c 'cd "$0" && exec bash scripts/setup.sh "$@"' "$checkout" "$@"; }
 versions="fuse3 $(chroot "$root" dpkg-query -W -f='${Version}' fuse3 2>/dev/null || echo '(not yet)'), \
-$(chroot "$root" python3 --version)"
+$(chroot "$root" python3 --version 2>/dev/null || echo 'Python not yet installed')"
 if [ "$job" = bench ]; then
     say "bash scripts/setup.sh bench ${args[*]} in Debian $release ($versions)"
     bench_env=()  # BENCH_* settings (bench/*.py) reach the benchmarks inside
