@@ -107,6 +107,9 @@ if [ ${#certs[@]} -gt 0 ]; then
     cp "${certs[@]}" "$root/usr/local/share/ca-certificates/"
 fi
 chroot "$root" update-ca-certificates >/dev/null
+if [ ! -e "$root/.artifactfs-apt-updated" ]; then  # debootstrap's package lists are partial
+    chroot "$root" apt-get update -qq && touch "$root/.artifactfs-apt-updated"
+fi
 
 # -- the checkout, as a clean clone would have it (its .venv kept between runs) ------------------
 # (bench has its own copy: its venv sees Debian's torch, the suite's does not)
