@@ -15,6 +15,9 @@ Data, registries, a SeaweedFS server and mounts are made here and removed by run
    c. `artifactfs prefetch` then the epoch through the mount,
    each against `artifact.download()` + the same epoch on the downloaded directory.
 Figures are samples per second of the whole operation; ratios are ours / baseline.
+BENCH_LOADER_START picks how the DataLoader starts its workers (default: Python's own, which is
+forkserver from Python 3.14 on Linux: every epoch then starts two fresh interpreters that import
+torch, seconds that dwarf reading 4,000 small files on either side; `fork` measures the reads).
 Needs torchvision and pillow (`bash scripts/setup.sh bench` installs them).
 """
 
@@ -59,7 +62,10 @@ def epoch(root: Path, loader: Callable[[str], object] | None = None) -> int:
 
     extra = {"loader": loader} if loader is not None else {}
     ds = datasets.ImageFolder(str(root), transform=transforms.ToTensor(), **extra)
-    batches = DataLoader(ds, batch_size=64, num_workers=2, shuffle=True)
+    start = os.environ.get("BENCH_LOADER_START")  # fork | forkserver | spawn; see the docstring
+    batches = DataLoader(
+        ds, batch_size=64, num_workers=2, shuffle=True, multiprocessing_context=start or None
+    )
     return sum(len(labels) for _, labels in batches)
 
 

@@ -12,7 +12,7 @@ from artifactfs.settings import load_config
 
 def _ui(args: argparse.Namespace) -> int:
     try:
-        from artifactfs.ui.server import Server
+        from artifactfs.ui.server import Server, bound_memory
     except ImportError as e:  # the ui extra is not installed
         print(
             f"artifactfs: error: the web page needs {e.name}: pip install 'artifactfs[ui]'",
@@ -21,6 +21,7 @@ def _ui(args: argparse.Namespace) -> int:
         return 1
     from artifactfs.resolver.resolver import Resolver
 
+    bound_memory()  # before any thread starts: each would get a malloc arena of its own
     config = load_config(registry=getattr(args, "registry", None))
     resolver = Resolver.open(config)
     try:

@@ -10,10 +10,13 @@ explicit `allow_remote` and the caller says so out loud.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import ipaddress
 import logging
+import os
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -56,6 +59,31 @@ def check_host(host: str, allow_remote: bool) -> bool:
             "read the registry; add --allow-remote to serve there anyway"
         )
     return False
+
+
+M_ARENA_MAX = -8
+"""glibc's mallopt parameter: how many malloc arenas threads may spread over."""
+
+
+def bound_memory() -> None:
+    """Keep the server's memory near what the pages it serves need.
+
+    WHY: two allocators kept freed memory. pyarrow's default pool (mimalloc) holds the pages of
+    row groups already shown; glibc gives each of the worker threads its own arena (thumbnails
+    decoded in one, tables in another) and trims none of them. Paging a 11 GB Parquet file after
+    20 image-grid pages peaked at 296-304 MB this way; with pyarrow on the system allocator and
+    two arenas, 245-249 MB (bench_viewer's sequence, bench/RESULTS.md). The cost: none
+    measurable in page times (a page allocates tens of MB, once)."""
+    try:
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
+    except (AttributeError, OSError):  # not glibc: its own policy applies
+        pass
+    # Arrow's C++ readers (Parquet's among them) take the pool this variable names when pyarrow
+    # loads; pyarrow's set_memory_pool would reach only calls made from Python.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:  # loaded before (an app made in-process): what can still be changed
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def warm_up(app: Flask) -> None:
@@ -104,6 +132,7 @@ class Server:
         self.app: Flask = create_app(
             resolver, lineage_hops=lineage_hops, trusted_hosts=trusted, allow_edits=allow_edits
         )
+        bound_memory()
         warm_up(self.app)
         self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
         server = create_server(
