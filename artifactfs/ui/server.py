@@ -72,8 +72,9 @@ def bound_memory() -> None:
     row groups already shown; glibc gives each of the worker threads its own arena (thumbnails
     decoded in one, tables in another) and trims none of them. Paging a 11 GB Parquet file after
     20 image-grid pages peaked at 296-304 MB this way; with pyarrow on the system allocator and
-    two arenas, 245-249 MB (bench_viewer's sequence, bench/RESULTS.md). The cost: none
-    measurable in page times (a page allocates tens of MB, once)."""
+    two arenas, 246-252 MB (bench_viewer's sequence, bench/RESULTS.md). The cost: a Parquet
+    page's first view takes 0.18-0.31 s instead of 0.13-0.21 s (fresh pages from the kernel for
+    each row group's buffers instead of mimalloc's kept ones); warm pages are unchanged."""
     try:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
     except (AttributeError, OSError):  # not glibc: its own policy applies
