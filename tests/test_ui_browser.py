@@ -156,13 +156,13 @@ def test_diff_and_run_pages(chrome, site, tmp_path):
     base, _ = site
     chrome.get(base + "/a/acme/mnist/digits")
     chrome.find_element(*_by("form.diffpick button")).click()
-    assert chrome.find_element(*_by("#diff-summary")).text == "1 added, 1 removed, 3 changed"
+    assert _find(chrome, "#diff-summary").text == "1 added, 1 removed, 3 changed"
     assert [a.text for a in _all(chrome, "#added a")] == ["NOTES.md"]
     assert "metadata.rows" in chrome.find_element(*_by("#field-changes")).text
     _screenshot(chrome, "diff", tmp_path)
     chrome.get(base + "/a/acme/mnist/classifier:v0/files/")
     chrome.find_element(*_by("#version-info a.run")).click()
-    assert "train" in chrome.find_element(*_by("#run-info")).text
+    assert "train" in _find(chrome, "#run-info").text
     assert [a.text for a in _all(chrome, "#inputs a")] == ["acme/mnist/digits:v1"]
     assert [a.text for a in _all(chrome, "#outputs a")] == ["acme/mnist/classifier:v0"]
     assert "lr" in chrome.find_element(*_by("#config")).text
@@ -174,9 +174,19 @@ def test_diff_and_run_pages(chrome, site, tmp_path):
 
 
 def _wait(chrome, condition, timeout=10):
+    """Until `condition()` is true. A click that submits a form or follows a link may return
+    before the next page is there: an element not found yet, or one of the old page that went
+    away while being read, means "not yet" (both seen in Debian 13's Chromium)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(chrome, timeout).until(lambda d: condition())
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(chrome, timeout, ignored_exceptions=ignored).until(lambda d: condition())
+
+
+def _find(chrome, css):
+    """The element, waiting for it to be there (after a click that loads a page)."""
+    return _wait(chrome, lambda: chrome.find_element(*_by(css)))
 
 
 def _decoded(chrome, img):
@@ -207,12 +217,12 @@ def test_image_grid_classes_and_previous_next(chrome, site, tmp_path):
     assert labels[:5] == ["bird"] * 5 and labels[5] == "cat"
     _screenshot(chrome, "grid", tmp_path)
     chrome.find_element(*_by("#classes a.class-chip:nth-of-type(2)")).click()  # cat
-    assert chrome.current_url.endswith("/files/train/cat")
+    _wait(chrome, lambda: chrome.current_url.endswith("/files/train/cat"))
     assert len(_all(chrome, "#grid img")) == 14
     _all(chrome, "#grid a")[0].click()
-    assert chrome.find_element(*_by("#image-position")).text == "1 of 14"
+    assert _find(chrome, "#image-position").text == "1 of 14"
     chrome.find_element(*_by("#next-image")).click()
-    assert chrome.current_url.endswith("/train/cat/cat-001.png")
+    _wait(chrome, lambda: chrome.current_url.endswith("/train/cat/cat-001.png"))
     from selenium.webdriver.common.keys import Keys
 
     chrome.find_element(*_by("body")).send_keys(Keys.ARROW_LEFT)
@@ -238,7 +248,7 @@ def test_table_pages_columns_and_statistics(chrome, site, tmp_path):
     assert chrome.find_element(*_by("#stats-note")).text.startswith("column statistics:")
     _screenshot(chrome, "table-stats", tmp_path)
     chrome.find_element(*_by("#table-pager a[rel=next]")).click()
-    assert "rows 51\u2013100" in chrome.find_element(*_by("#table-summary")).text
+    _wait(chrome, lambda: "rows 51\u2013100" in chrome.find_element(*_by("#table-summary")).text)
     assert _all(chrome, "#table tbody tr td")[0].text == "50"
     _click_link(chrome, "41\u201345")
     assert [c.text for c in _all(chrome, "#table thead .colname")] == [
