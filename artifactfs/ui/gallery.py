@@ -17,6 +17,7 @@ from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from artifactfs.resolver.manifest import ManifestEntry
 from artifactfs.resolver.manifest_index import ManifestIndex
 from artifactfs.resolver.records import VersionRecord
 from artifactfs.ui.data import Browser, Page
@@ -102,20 +103,40 @@ class Gallery:
         self, record: VersionRecord, rel: str, number: int = 1, per_page: int | None = None
     ) -> Page[GridItem]:
         """One page of the folder's image grid, each image labelled with its class folder."""
-        per_page = per_page or PER_PAGE
         rel = rel.strip("/")
         found = self.images(record, rel)
         index = self.browser.index(record)
-        number = max(1, min(number, -(-len(found) // per_page) or 1))
-        start = (number - 1) * per_page
+        number, shown, per_page = self._slice(found, number, per_page)
         plen = len(rel) + 1 if rel else 0
         items = []
-        for i in found.entries[start : start + per_page]:
+        for i in shown:
             path = index.path(i)
             below = path[plen:]
             label = below.split("/", 1)[0] if "/" in below else ""
             items.append(GridItem(path, posixpath.basename(path), label, index.size(i)))
         return Page(items, number, per_page, len(found))
+
+    def page_entries(
+        self, record: VersionRecord, rel: str, number: int, per_page: int | None = None
+    ) -> list[ManifestEntry]:
+        """The manifest entries page `number` shows ([] past the last page): what its
+        thumbnails are made from, without a path lookup per image."""
+        found = self.images(record, rel.strip("/"))
+        clamped, shown, _ = self._slice(found, number, per_page)
+        if clamped != number:
+            return []
+        index = self.browser.index(record)
+        return [index.entry(i) for i in shown]
+
+    @staticmethod
+    def _slice(
+        found: FolderImages, number: int, per_page: int | None
+    ) -> tuple[int, array[int], int]:
+        """(page number clamped to the pages there are, its entry numbers, page size)."""
+        per_page = per_page or PER_PAGE
+        number = max(1, min(number, -(-len(found) // per_page) or 1))
+        start = (number - 1) * per_page
+        return number, found.entries[start : start + per_page], per_page
 
     def neighbours(
         self, record: VersionRecord, path: str

@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import os
 import socket
-import sys
 import threading
 from typing import Any
 
@@ -74,7 +73,11 @@ def bound_memory() -> None:
     20 image-grid pages peaked at 296-304 MB this way; with pyarrow on the system allocator and
     two arenas, 246-252 MB (bench_viewer's sequence, bench/RESULTS.md). The cost: a Parquet
     page's first view takes 0.18-0.31 s instead of 0.13-0.21 s (fresh pages from the kernel for
-    each row group's buffers instead of mimalloc's kept ones); warm pages are unchanged."""
+    each row group's buffers instead of mimalloc's kept ones); warm pages are unchanged.
+
+    Process-wide settings, so only `artifactfs ui`, which owns its process, calls this (first,
+    before any thread or pyarrow exists); a Server made inside someone else's program leaves
+    that program's allocators alone."""
     try:
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)
     except (AttributeError, OSError):  # not glibc: its own policy applies
@@ -82,9 +85,6 @@ def bound_memory() -> None:
     # Arrow's C++ readers (Parquet's among them) take the pool this variable names when pyarrow
     # loads; pyarrow's set_memory_pool would reach only calls made from Python.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    pa = sys.modules.get("pyarrow")
-    if pa is not None:  # loaded before (an app made in-process): what can still be changed
-        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def warm_up(app: Flask) -> None:
@@ -133,7 +133,6 @@ class Server:
         self.app: Flask = create_app(
             resolver, lineage_hops=lineage_hops, trusted_hosts=trusted, allow_edits=allow_edits
         )
-        bound_memory()
         warm_up(self.app)
         self._map: dict[Any, Any] = {}  # the loop's sockets: listener and open connections
         server = create_server(

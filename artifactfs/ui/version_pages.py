@@ -65,10 +65,8 @@ def register(app: Flask, browser: Browser, record_for: Callable[..., Any]) -> No
         listing = browser.listing(rec, path, _int_arg("page", 1))
         images = gallery.images(rec, path)
         grid = gallery.page(rec, path, _int_arg("gpage", 1)) if len(images) else None
-        if grid is not None:  # the next page's thumbnails, made while this one is looked at
-            after = gallery.page(rec, path, grid.number + 1)
-            if after.number > grid.number:
-                thumbs.make_ahead([browser.entry(rec, it.path) for it in after.items], GRID_SIZE)
+        if grid is not None and grid.has_next:  # its thumbnails, made while this one is seen
+            thumbs.make_ahead(gallery.page_entries(rec, path, grid.number + 1), GRID_SIZE)
         registry = browser.registry
         return render_template(
             "version.html",
