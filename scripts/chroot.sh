@@ -128,15 +128,17 @@ run() {
         REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
         PIP_DISABLE_PIP_VERSION_CHECK=1 ARTIFACTFS_NO_TORCH=1 "$@"
 }
-setup() { run bash -c 'cd "$0" && exec bash scripts/setup.sh "$@"' "$checkout" "$@"; }
+setup_env=()  # VAR=value settings for setup.sh inside (the bench's below)
+setup() {
+    run "${setup_env[@]}" bash -c 'cd "$0" && exec bash scripts/setup.sh "$@"' "$checkout" "$@"
+}
 versions="fuse3 $(chroot "$root" dpkg-query -W -f='${Version}' fuse3 2>/dev/null || echo '(not yet)'), \
 $(chroot "$root" python3 --version 2>/dev/null || echo 'Python not yet installed')"
 if [ "$job" = bench ]; then
     say "bash scripts/setup.sh bench ${args[*]} in Debian $release ($versions)"
-    bench_env=()  # BENCH_* settings (bench/*.py) reach the benchmarks inside
-    while IFS= read -r var; do bench_env+=("$var"); done < <(env | grep '^BENCH_' || true)
-    run ARTIFACTFS_DEBIAN_TORCH=1 "${bench_env[@]}" bash -c 'cd "$0" && exec bash scripts/setup.sh bench "$@"' \
-        "$checkout" "${args[@]}"
+    setup_env=(ARTIFACTFS_DEBIAN_TORCH=1)  # and BENCH_* settings (bench/*.py) reach the benchmarks
+    while IFS= read -r var; do setup_env+=("$var"); done < <(env | grep '^BENCH_' || true)
+    setup bench "${args[@]}"
     exit
 fi
 [ ${#args[@]} -gt 0 ] || args=(-q -ra)
