@@ -7,6 +7,7 @@ directory and a real SeaweedFS S3 server (started once per session by tests/serv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
@@ -98,3 +99,26 @@ def write_cache_mode(request):
     mountutil.MOUNT_DEFAULTS["write_cache"] = request.param
     yield request.param
     mountutil.MOUNT_DEFAULTS.pop("write_cache", None)
+
+
+class RecordedBars:
+    """A stand-in for `artifactfs.progress.progress_bar` that still draws, and records each bar
+    it was asked for as (description, total, [every advance])."""
+
+    def __init__(self) -> None:
+        self.bars: list[tuple[str, int | None, list[int]]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, total, desc, unit="B"):
+        from artifactfs import progress
+
+        steps: list[int] = []
+        self.bars.append((desc, total, steps))
+        with progress.progress_bar(total, desc, unit) as advance:
+            yield lambda n: (steps.append(n), advance(n))
+
+
+@pytest.fixture
+def recorded_bars():
+    """Set it in place of a command module's `progress_bar`; `.bars` says what was drawn."""
+    return RecordedBars()

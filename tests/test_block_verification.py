@@ -18,7 +18,9 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
@@ -52,6 +54,17 @@ def _entry(resolver: Resolver) -> ManifestEntry:
     entry = resolver.registry.manifest(record).get("big.bin")
     assert entry is not None
     return entry
+
+
+def _edit_record(registry: Path, edit: Callable[[dict[str, Any]], object]) -> str:
+    """Change NAME's version record in place, as anyone who can write the registry could;
+    returns the text it had."""
+    record_file = registry / keys.version_key("acme", "proj", "big", 0)
+    text = record_file.read_text()
+    body = json.loads(text)
+    edit(body)
+    record_file.write_text(json.dumps(body))
+    return text
 
 
 def _empty_cache() -> None:
@@ -150,12 +163,8 @@ def test_an_entry_without_block_digests_is_verified_whole_before_any_byte(tmp_pa
     data = os.urandom(SIZE)
     (tmp_path / "big.bin").write_bytes(data)
     _commit(tmp_path / "big.bin")
-    record_file = registry / keys.version_key("acme", "proj", "big", 0)
-    record = record_file.read_text()
-    assert '"block_digests": "' in record  # this version has them ...
-    body = json.loads(record)
-    body.pop("block_digests")
-    record_file.write_text(json.dumps(body))  # ... an older one would not
+    record = _edit_record(registry, lambda body: body.pop("block_digests"))  # as an older one
+    assert '"block_digests": "' in record  # this version had them
     _empty_cache()
 
     resolver = Resolver.open(ttl=0)
@@ -213,10 +222,7 @@ def test_a_bad_block_digest_reference_falls_back_to_whole_verification(bad, tmp_
     data = os.urandom(SIZE)
     (tmp_path / "big.bin").write_bytes(data)
     _commit(tmp_path / "big.bin")
-    record_file = registry / keys.version_key("acme", "proj", "big", 0)
-    body = json.loads(record_file.read_text())
-    body["block_digests"] = bad
-    record_file.write_text(json.dumps(body))
+    _edit_record(registry, lambda body: body.update(block_digests=bad))
     _empty_cache()
     resolver = Resolver.open(ttl=0)
     try:
@@ -234,10 +240,7 @@ def test_a_mistyped_block_digest_field_refuses_the_version_by_name(tmp_path, mon
     monkeypatch.setenv("ARTIFACTFS_REGISTRY", str(registry))
     (tmp_path / "big.bin").write_bytes(os.urandom(SIZE))
     _commit(tmp_path / "big.bin")
-    record_file = registry / keys.version_key("acme", "proj", "big", 0)
-    body = json.loads(record_file.read_text())
-    body["block_digests"] = ["x"]
-    record_file.write_text(json.dumps(body))
+    _edit_record(registry, lambda body: body.update(block_digests=["x"]))
     resolver = Resolver.open(ttl=0)
     try:
         with pytest.raises(InvalidRecordError, match="block_digests"):

@@ -227,32 +227,23 @@ def test_alias_and_delete_commands(registry_url, data, tmp_path, capsys):
     assert aliases("v0") == ["latest"]
 
 
-def test_put_shows_hashing_progress_on_a_terminal_only(registry_url, tmp_path, capsys, monkeypatch):
+def test_put_shows_hashing_progress_on_a_terminal_only(
+    registry_url, tmp_path, capsys, monkeypatch, recorded_bars
+):
     """A big put hashes before it uploads: its progress starts with the hashing (every byte
     counted as it is hashed), not after it; piped, nothing is drawn."""
-    import contextlib
     import os
 
-    from artifactfs import progress
     from artifactfs.cli import registry_cmds
 
     big = tmp_path / "big"
     big.mkdir()
     for i in range(3):
         (big / f"{i}.bin").write_bytes(os.urandom(3 << 20))
-    bars: list[tuple[str, int | None, list[int]]] = []
-
-    @contextlib.contextmanager
-    def recording_bar(total, desc, unit="B"):
-        steps: list[int] = []
-        bars.append((desc, total, steps))
-        with progress.progress_bar(total, desc, unit) as advance:
-            yield lambda n: (steps.append(n), advance(n))
-
     with monkeypatch.context() as m:
-        m.setattr(registry_cmds, "progress_bar", recording_bar)
+        m.setattr(registry_cmds, "progress_bar", recorded_bars)
         assert main(["put", str(big), "proj/big"]) == 0
-    (hash_desc, hash_total, hashed), (put_desc, _, _) = bars
+    (hash_desc, hash_total, hashed), (put_desc, _, _) = recorded_bars.bars
     assert (hash_desc, put_desc) == ("hash big", "put big")
     assert hash_total == 9 << 20 and sum(hashed) == 9 << 20 and len(hashed) >= 9  # per MiB
     capsys.readouterr()

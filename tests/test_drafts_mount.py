@@ -359,31 +359,21 @@ def test_fifos_and_sockets_live_in_a_draft_and_a_commit_lists_them(reg, tmp_path
     ]
 
 
-def test_commit_through_a_running_mount_shows_progress(reg, tmp_path, monkeypatch, capsys):
+def test_commit_through_a_running_mount_shows_progress(
+    reg, tmp_path, monkeypatch, capsys, recorded_bars
+):
     """`artifactfs commit NAME` while a mount runs: the mount commits, and the command draws a
     progress bar from the mount's reports (a terminal only: piped, stderr stays empty)."""
-    import contextlib
-
-    from artifactfs import progress
     from artifactfs.cli import draft_cmds, main
 
     url, _resolver = reg
-    bars: list[tuple[str, int | None, list[int]]] = []
-
-    @contextlib.contextmanager
-    def recording_bar(total, desc, unit="B"):
-        steps: list[int] = []
-        bars.append((desc, total, steps))
-        with progress.progress_bar(total, desc, unit) as advance:
-            yield lambda n: (steps.append(n), advance(n))
-
     with mounted(tmp_path / "mnt", registry=url) as m:
         d = m.path / "acme/proj/ds"
         (d / "big.bin").write_bytes(os.urandom(24 << 20))
-        monkeypatch.setattr(draft_cmds, "progress_bar", recording_bar)
+        monkeypatch.setattr(draft_cmds, "progress_bar", recorded_bars)
         assert main(["commit", "acme/proj/ds"]) == 0
         out, err = capsys.readouterr()
         assert "committed acme/proj/ds:v1" in out and err == ""
-    ((desc, total, steps),) = bars
+    ((desc, total, steps),) = recorded_bars.bars
     assert desc == "commit acme/proj/ds" and total is not None and total >= 24 << 20
     assert sum(steps) == total
