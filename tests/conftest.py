@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
+import tempfile
 import uuid
 
 import pytest
@@ -20,6 +22,14 @@ S3_ENV = (
     "AWS_DEFAULT_REGION",
     "ARTIFACTFS_S3_ENDPOINT_URL",
 )
+
+
+def pytest_report_header(config):
+    """Free space where the tests write, said up front: a run on a nearly full disk fails in
+    ways that look like bugs (a full blob cache, a commit's ENOSPC)."""
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    line = f"free disk under {tempfile.gettempdir()}: {free / 2**30:.1f} GiB"
+    return line + ("  (under 2 GiB: expect failures)" if free < 2 << 30 else "")
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +70,7 @@ def seaweed(tmp_path_factory):
     """A real S3-compatible server on 127.0.0.1 for the whole session."""
     servers = pytest.importorskip("servers")
     try:
-        server = servers.SeaweedFS.start(tmp_path_factory.mktemp("seaweed"))
+        server = servers.SeaweedFS.start(tmp_path_factory.mktemp("seaweed"), in_memory=True)
     except servers.ServerUnavailable as e:
         pytest.skip(f"SeaweedFS unavailable: {e}")
     yield server

@@ -45,7 +45,7 @@ PY = sys.executable
 def own_seaweed(tmp_path_factory):
     """A SeaweedFS of this module's own: it gets SIGSTOPped and killed."""
     try:
-        server = servers.SeaweedFS.start(tmp_path_factory.mktemp("faults-weed"))
+        server = servers.SeaweedFS.start(tmp_path_factory.mktemp("faults-weed"), in_memory=True)
     except servers.ServerUnavailable as e:
         pytest.skip(f"SeaweedFS unavailable: {e}")
     yield server

@@ -86,7 +86,7 @@ BOUND = 4.0
 @pytest.fixture
 def own_seaweed(tmp_path):
     try:
-        server = servers.SeaweedFS.start(tmp_path / "weed")
+        server = servers.SeaweedFS.start(tmp_path / "weed", in_memory=True)
     except servers.ServerUnavailable as e:
         pytest.skip(f"SeaweedFS unavailable: {e}")
     yield server
