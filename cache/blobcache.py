@@ -279,6 +279,18 @@ class BlobCache(RangeReads):
         self._files.touch(self.object_file(key))
         return found[0]
 
+    def verified_object(
+        self, key: str, size: int, md5_hex: str | None = None
+    ) -> tuple[str, os.stat_result] | None:
+        """The cached whole object's path and its fstat at this check, if it is intact: for a
+        reader that compares that fingerprint itself before each read (the mount's C fast
+        path). None if it is not cached whole or not intact."""
+        found = self.open_intact(key, size, md5_hex)
+        if found is None:
+            return None
+        os.close(found[0])
+        return self.object_file(key), found[1]
+
     # -- for handles (handles.HandleCache) -------------------------------------------------
     def open_handle(
         self,

@@ -136,6 +136,8 @@ class ObjectHandle:
         self.md5_hex = md5_hex
         self.max_fds = max_fds
         self._whole: int | None = None
+        self._whole_checked: os.stat_result | None = None
+        """The whole object's fstat when its seal was checked (what a later reader compares)."""
         self._blocks: dict[int, int] = {}
         # fd -> its file's ctime when it was checked (any write, truncate, chmod or unlink of
         # the inode moves it); fds of files found changed are retired (closed in close(), as
@@ -168,6 +170,7 @@ class ObjectHandle:
             os.close(fd)  # discarded: the slow path fetches it again
             return False
         self._whole = fd
+        self._whole_checked = st
         self._ctimes[fd] = st.st_ctime_ns
         self._fresh = fd
         self.cache.touch(path)
@@ -205,6 +208,15 @@ class ObjectHandle:
     @property
     def whole(self) -> bool:
         return self._whole is not None
+
+    def verified_whole(self) -> tuple[str, os.stat_result] | None:
+        """The whole object's path and its fstat at its seal check, while this handle serves
+        it whole (None otherwise): another reader that finds the file with this fingerprint
+        reads the verified bytes (ctime moves with any write and cannot be set back)."""
+        with self._lock:
+            if self._whole is None or self._whole_checked is None:
+                return None
+            return self.cache.object_file(self.key), self._whole_checked
 
     @property
     def full(self) -> bool:
@@ -305,6 +317,7 @@ class ObjectHandle:
                     st = os.fstat(fd)
                     if self.cache.intact(path, fd, st, md5_hex=self.md5_hex):
                         self._whole = fd
+                        self._whole_checked = st
                         self._ctimes[fd] = st.st_ctime_ns
                     else:
                         self._retired.append(fd)

@@ -134,6 +134,13 @@ class OpenFiles:
             h.close()
         return spans
 
+    def verified_object(self, path: str) -> tuple[str, os.stat_result] | None:
+        """The whole cached object the handle of `path` reads, with its fstat at its check
+        (for the C fast path), or None (no handle, or bytes held as blocks)."""
+        with self._lock:
+            handle = self._handles.get(path)
+        return handle.verified_whole() if handle is not None else None
+
     def _pin(self, tid: int, handle: ObjectHandle | None) -> None:
         if handle is None:
             self._pins.pop(tid, None)

@@ -53,6 +53,7 @@ from artifactfs.fusefs.attrs import (
 from artifactfs.fusefs.catalog import Catalog, NotFound
 from artifactfs.fusefs.control import ControlDir
 from artifactfs.fusefs.draft_tree import DirEntry, DraftTree, Stat
+from artifactfs.fusefs.fastpath import NO_FAST_PATH, FastPath, NoFastPath
 from artifactfs.fusefs.guard import guard
 from artifactfs.fusefs.readahead import SiblingReadahead
 from artifactfs.fusefs.refgate import fuse_caller
@@ -95,6 +96,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         readahead: SiblingReadahead | None = None,
         alias_ttl: float = 5.0,
         write_cache: bool = False,
+        fast: FastPath | NoFastPath = NO_FAST_PATH,
     ) -> None:
         self.resolver = resolver
         resolver.caller = fuse_caller  # file:// references are read as the caller (refgate.py)
@@ -115,7 +117,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
                 "refused_records": catalog.refused_records(),
             },
         )
-        self.versions = Versions(resolver, catalog, stats, self.attrs, readahead)
+        self.versions = Versions(resolver, catalog, stats, self.attrs, readahead, fast)
         self._ready: Callable[[], None] | None = None
         self._destroyed = threading.Event()
         self._fuse: int | None = None
@@ -149,6 +151,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
             # `name:latest`); aliases.py drops them when an alias moves
             abi.want(conn, libfuse_abi.CAP_CACHE_SYMLINKS)
         self._fuse = _current_fuse()
+        self.versions.fast.start_touching(self.resolver.touch_cached)
         if self.write_cache:  # drafts: small writes batched in the kernel (writeback.py)
             writeback.enable(conn, self._fuse, abi)
         if self._ready is not None:
@@ -219,6 +222,7 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
         except Exception:
             log.exception("drafts shutdown failed")
         self.versions.readahead.close()
+        self.versions.fast.close(self.resolver.touch_cached)
         self.versions.files.close()
         self.catalog.close()
 
@@ -407,6 +411,12 @@ class ArtifactOperations(WriteRoutes, mfusepy.Operations):
     # -- control dir ----------------------------------------------------------------------------
     def _stats_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mount": self.stats.snapshot()}
+        fast = self.versions.fast.counters()
+        if fast:  # what C answered counts as lookups and reads of the mount, too
+            mount = out["mount"]
+            for key in ("lookups", "reads", "bytes_read"):
+                mount[key] += fast[key]
+            mount["fast_path"] = fast
         cache_stats = getattr(self.resolver.cache, "stats", None)
         if callable(cache_stats):
             try:

@@ -87,6 +87,11 @@ class ReferenceGate:
         if local is not None:
             self.check(path, local)
 
+    def is_local(self, path: str) -> bool:
+        """Whether `path` was seen to be a local reference (never answered from C: its
+        caller is checked on every read)."""
+        return path in self._paths
+
     def check(self, path: str, local: str) -> None:
         """ReferenceAccessError (EACCES), logged once per refusal, unless the caller of the
         current FUSE request may read `local` itself."""

@@ -115,6 +115,7 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
 
     ops._ready = ready
     log.info("mounting %s (%s, %s)", mp, opts.fuse_lib, "mt" if opts.threads else "st")
+    undo = ops.versions.fast.patch_main(mfusepy)  # C getattr/read_buf into libfuse's ops
     try:
         _fuse_class(mfusepy)(ops, mp, raw_fi=True, **fuse_kwargs)
     except RuntimeError as e:
@@ -125,6 +126,7 @@ def serve(opts: MountOptions, ready_fd: int | None = None) -> int:
         tell(f"error libfuse could not mount {mp}: status {e}")
         return 1
     finally:
+        undo()
         ops.destroy("/")  # no-op when libfuse already called it
         ops.resolver.close()
     log.info("unmounted %s", mp)
@@ -225,6 +227,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
     from artifactfs.fusefs.deadline import Deadlines
     from artifactfs.fusefs.draft_ops import Drafts
     from artifactfs.fusefs.draft_tree import DraftContext, DraftTree, ReadOnlyDrafts
+    from artifactfs.fusefs.fastpath import FastPath
     from artifactfs.fusefs.operations import ArtifactOperations
     from artifactfs.fusefs.readahead import SiblingReadahead
     from artifactfs.fusefs.stats import MountStats
@@ -285,6 +288,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
             resolver, stats, files=opts.readahead_files, max_bytes=opts.readahead_bytes
         ),
         alias_ttl=ttl,
+        fast=FastPath.load(libfuse_abi.current().version[0], libfuse_abi.current().known),
     )
     ctx.invalidate = ops.invalidate_paths
     libfuse_abi.current().fit(ops)  # read_buf/write_buf only where libfuse's layout is known

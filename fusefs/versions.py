@@ -23,10 +23,12 @@ from artifactfs.fusefs.attrs import (
     NS,
     Attrs,
     entry_xattrs,
+    path_ino,
     version_xattrs,
 )
 from artifactfs.fusefs.catalog import Catalog, NotFound, VersionView, parse_time
 from artifactfs.fusefs.draft_tree import DirEntry, Stat
+from artifactfs.fusefs.fastpath import NO_FAST_PATH, FastPath, NoFastPath
 from artifactfs.fusefs.openfiles import OpenFiles
 from artifactfs.fusefs.readahead import SiblingReadahead
 from artifactfs.fusefs.refgate import ReferenceGate, local_file, shown
@@ -47,8 +49,11 @@ class Versions:
         stats: MountStats,
         attrs: Attrs,
         readahead: SiblingReadahead | None = None,
+        fast: FastPath | NoFastPath = NO_FAST_PATH,
     ) -> None:
         self.resolver = resolver
+        self.fast = fast
+        """Answers given here for immutable paths, handed to the C fast path (fastpath.py)."""
         self.catalog = catalog
         self.stats = stats
         self.attrs = attrs
@@ -82,9 +87,15 @@ class Versions:
                 self._found.clear()
             self._found[path] = (view, i)
             mode = EXEC_MODE if view.index.executable(i) else FILE_MODE
-            st = self.attrs.file(view.index.size(i) or 0, mtime, mode)
+            size = view.index.size(i)
+            st = self.attrs.file(size or 0, mtime, mode)
             local = local_file(view.index, i)
-            return st if local is None else shown(st, local)  # refgate.py says why
+            if local is not None:
+                return shown(st, local)  # refgate.py says why (never handed to C: per caller)
+            st["st_ino"] = path_ino(path)
+            if size is not None:
+                self.fast.remember_attrs(path, st)
+            return st
         if view.index.is_dir(node.rel):
             return self.attrs.dir(mtime)
         raise NotFound(path)
@@ -126,7 +137,12 @@ class Versions:
             return view, i
 
         self.references.check_known(path)
-        return self.files.spans(path, locate, offset, size)
+        spans = self.files.spans(path, locate, offset, size)
+        if spans and self.fast.installed and not self.references.is_local(path):
+            whole = self.files.verified_object(path)
+            if whole is not None:
+                self.fast.remember_object(path, *whole)
+        return spans
 
     def cached_fd(self, node: tree.Version, path: str) -> int | None:
         """An fd on the entry's blob if it is wholly cached and passes its seal check (the
@@ -143,7 +159,7 @@ class Versions:
         i = view.index.find(node.rel)
         if i < 0:
             raise NotFound(path)
-        self.references.note(path, view.index, i)
+        local = self.references.note(path, view.index, i)
         total = view.index.size(i)
         if total is not None:
             if offset >= total:
@@ -162,4 +178,9 @@ class Versions:
             self.stats.add(read_errors=1)
             raise
         self.stats.add(reads=1, bytes_read=len(data))
+        if self.fast.installed and local is None and total is not None and offset + size >= total:
+            # a read to the end of a small entry caches it whole: the next epoch reads it in C
+            whole = self.resolver.verified_object(entry)
+            if whole is not None:
+                self.fast.remember_object(path, *whole)
         return data

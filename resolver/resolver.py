@@ -192,6 +192,18 @@ class Resolver:
             return None
         return self.cache.open_verified(loc.key, loc.size, loc.md5_hex)
 
+    def verified_object(self, entry: ManifestEntry) -> tuple[str, os.stat_result] | None:
+        """The entry's wholly cached, intact object and its fstat at this check, or None."""
+        loc = self.locate(entry)
+        if loc.size is None:
+            return None
+        return self.cache.verified_object(loc.key, loc.size, loc.md5_hex)
+
+    def touch_cached(self, path: str) -> None:
+        """A cached object was read without the resolver (the mount's C fast path reads
+        verified objects itself): mark it used, for eviction's LRU."""
+        self.cache.touch(path)
+
     def close(self) -> None:
         self.cache.close()
         self.store.close()

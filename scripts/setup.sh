@@ -70,13 +70,16 @@ pick() {
     echo "$1"
 }
 
-packages=(fuse3 "$(pick libfuse3-4 libfuse3-3)" rsync nginx-light ca-certificates graphviz)
+# gcc, libc6-dev: pip builds the mount's C fast path (fusefs/fastpath.c); without them the
+# install still works and the mount answers every request in Python (slower cold reads)
+packages=(fuse3 "$(pick libfuse3-4 libfuse3-3)" rsync nginx-light ca-certificates graphviz gcc
+    libc6-dev)
 # nftables: the slow-link tests drop packets at random in a network namespace (tests/slowlink.py)
 [ "$job" = test ] && packages+=(nftables iproute2)
 # graphviz: `dot` draws the lineage pictures of `artifactfs ui`; the browser tests of the page
-# drive Debian's chromium through its chromedriver (no browser download). libfuse3-dev, gcc:
+# drive Debian's chromium through its chromedriver (no browser download). libfuse3-dev:
 # tests/test_libfuse_abi.py compiles the libfuse headers' layouts to check ours against them.
-[ "$job" = test ] && packages+=(chromium chromium-driver libfuse3-dev gcc libc6-dev)
+[ "$job" = test ] && packages+=(chromium chromium-driver libfuse3-dev)
 # libfuse2 only for the benchmarks' libfuse2-vs-libfuse3 matrix; the mount itself uses libfuse3
 # (each only where the release has it: Debian testing drops rclone at times)
 if [ "$job" = bench ]; then

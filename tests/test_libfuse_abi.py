@@ -274,6 +274,9 @@ def test_reads_across_cache_blocks_and_draft_writes_give_the_same_bytes(
     assert ("read_buf" in upcalls) is (version is None), upcalls
     assert ("write_buf" in upcalls) is (version is None), upcalls
     assert log.count("is not one this mount was checked against") == (1 if version else 0), log
+    # the C fast path (fastpath.py) trusts the same layouts: off on an unknown libfuse
+    assert ("C fast path off: this libfuse is newer" in log) is bool(version), log
+    assert ("C fast path on" in log) is (version is None), log
 
 
 def test_write_back_costs_no_getxattr_per_write(tmp_path):

@@ -1,6 +1,7 @@
 """The read path's costs, counted (issue 10): requests that reach the mount per small-file read,
 cold and warm, and the sibling read-ahead's window on a remote store. Counts come from the
-mount's own `upcalls` in stats.json, so these are counts, never times."""
+mount's own stats.json (`upcalls`, and what the C fast path answered), so these are counts,
+never times."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ FILES.update({f"val/v{i}.png": os.urandom(2000) for i in range(5)})
 
 
 def _upcalls(m) -> dict[str, int]:
-    return dict(m.stats()["mount"]["upcalls"])
+    """Requests that reached the daemon, by callback: answered in Python (`upcalls`) or by
+    the C fast path (fusefs/fastpath.py: lookups and reads of paths Python answered before)."""
+    mount = m.stats()["mount"]
+    out = dict(mount["upcalls"])
+    fast = mount.get("fast_path", {})
+    for key, callback in (("lookups", "getattr"), ("reads", "read_buf")):
+        out[callback] = out.get(callback, 0) + fast.get(key, 0)
+    return out
 
 
 def _delta(m, before: dict[str, int], overhead: dict[str, int]) -> dict[str, int]:
