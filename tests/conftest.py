@@ -33,6 +33,22 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(autouse=True)
+def cwd_outlives_the_test():
+    """Fail the test that leaves the process in another directory. A passing test's tmp_path
+    is removed when it ends (pyproject.toml): a test left inside it would leave every later
+    subprocess in a deleted directory (rsync then fails in getcwd)."""
+    before = os.getcwd()
+    yield
+    try:
+        after = os.getcwd()
+    except FileNotFoundError:
+        after = None
+    if after != before:
+        os.chdir(before)
+        pytest.fail(f"this test left the process in {after} (chdir back)", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
 def dev_null_stays_a_device():
     """Fail the test that turns /dev/null into a regular file.
 

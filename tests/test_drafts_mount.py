@@ -329,11 +329,12 @@ def test_fifos_and_sockets_live_in_a_draft_and_a_commit_lists_them(reg, tmp_path
         reader.join(timeout=10)
         assert got == [b"through the fifo"]
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        back = os.getcwd()  # (tmp_path is removed once the test passes: never stay in it)
         os.chdir(d)  # a unix socket path is short; bind relative to the draft
         try:
             server.bind("sock")
         finally:
-            os.chdir(tmp_path)
+            os.chdir(back)
         server.close()
         assert stat.S_ISSOCK(os.lstat(d / "sock").st_mode)
         if os.geteuid() == 0:
