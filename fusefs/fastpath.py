@@ -109,8 +109,7 @@ class FastPath:
         self.reads_in_c = False
         self._full = False
         self._kept: list[Any] = []
-        """Python's own callbacks, now reached only through C: kept alive here (the struct
-        field that held them now holds the C function)."""
+        """What keeps Python's own callbacks alive once only C reaches them (install)."""
         self._stop = threading.Event()
         self._toucher: threading.Thread | None = None
 
@@ -151,7 +150,11 @@ class FastPath:
             return
         py_read_buf = ops.read_buf
         has_read_buf = bool(ctypes.cast(py_read_buf, ctypes.c_void_p).value)
-        self._kept += [py_getattr, py_read_buf]
+        # A field read gives a new pointer object, not the callback: what owns Python's
+        # callbacks (their libffi closures) is the struct's record of what was assigned to
+        # it, which assigning the C functions below may drop. Keep it (and, in patch_main,
+        # the struct mfusepy made), or C's fallback would call freed closures.
+        self._kept.append(dict(ops._objects or {}))
         self.lib.afs_set_fallbacks(
             ctypes.cast(py_getattr, ctypes.c_void_p),
             ctypes.cast(py_read_buf, ctypes.c_void_p) if has_read_buf else None,
@@ -168,7 +171,11 @@ class FastPath:
         real = mfusepy.fuse_main_real
 
         def main(argc: int, argv: Any, ops_p: Any, size: int, ctx: Any) -> int:
-            self.install(ops_p.contents)
+            self._kept.append(ops_p)  # holds mfusepy's struct, and so its callbacks
+            try:
+                self.install(ops_p.contents)
+            except Exception:  # never a reason not to mount: Python answers everything then
+                log.exception("C fast path not installed; every request is answered in Python")
             return int(real(argc, argv, ops_p, size, ctx))
 
         mfusepy.fuse_main_real = main
