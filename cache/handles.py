@@ -136,8 +136,6 @@ class ObjectHandle:
         self.md5_hex = md5_hex
         self.max_fds = max_fds
         self._whole: int | None = None
-        self._whole_checked: os.stat_result | None = None
-        """The whole object's fstat when its seal was checked (what a later reader compares)."""
         self._blocks: dict[int, int] = {}
         # fd -> its file's ctime when it was checked (any write, truncate, chmod or unlink of
         # the inode moves it); fds of files found changed are retired (closed in close(), as
@@ -170,7 +168,6 @@ class ObjectHandle:
             os.close(fd)  # discarded: the slow path fetches it again
             return False
         self._whole = fd
-        self._whole_checked = st
         self._ctimes[fd] = st.st_ctime_ns
         self._fresh = fd
         self.cache.touch(path)
@@ -210,13 +207,21 @@ class ObjectHandle:
         return self._whole is not None
 
     def verified_whole(self) -> tuple[str, os.stat_result] | None:
-        """The whole object's path and its fstat at its seal check, while this handle serves
-        it whole (None otherwise): another reader that finds the file with this fingerprint
-        reads the verified bytes (ctime moves with any write and cannot be set back)."""
+        """The whole object's path and an fstat of it that is its fingerprint at its seal
+        check (its ctime has not moved since), while this handle serves it whole (None
+        otherwise): another reader that finds the file with this fingerprint reads the
+        verified bytes (ctime moves with any write and cannot be set back)."""
         with self._lock:
-            if self._whole is None or self._whole_checked is None:
+            fd = self._whole
+            if fd is None:
                 return None
-            return self.cache.object_file(self.key), self._whole_checked
+            try:
+                st = os.fstat(fd)
+            except OSError:
+                return None
+            if st.st_ctime_ns != self._ctimes.get(fd):
+                return None  # changed since its check: the next read retires it
+            return self.cache.object_file(self.key), st
 
     @property
     def full(self) -> bool:
@@ -317,7 +322,6 @@ class ObjectHandle:
                     st = os.fstat(fd)
                     if self.cache.intact(path, fd, st, md5_hex=self.md5_hex):
                         self._whole = fd
-                        self._whole_checked = st
                         self._ctimes[fd] = st.st_ctime_ns
                     else:
                         self._retired.append(fd)

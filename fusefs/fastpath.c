@@ -87,8 +87,6 @@ static atomic_ullong n_lookups, n_reads, n_bytes, n_fallbacks;
 
 int afs_abi(void) { return AFS_FASTPATH_ABI; }
 
-size_t afs_entry_size(void) { return sizeof(struct entry); }
-
 void afs_set_fallbacks(getattr_fn getattr, read_buf_fn read_buf)
 {
     py_getattr = getattr;

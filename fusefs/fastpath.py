@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from artifactfs.fusefs.draft_tree import Stat
+from artifactfs.fusefs.libfuse_abi import LibfuseAbi
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,15 @@ class FastPath:
         self._toucher: threading.Thread | None = None
 
     @classmethod
-    def load(cls, fuse_major: int, abi_known: bool) -> FastPath | NoFastPath:
+    def load(cls, abi: LibfuseAbi) -> FastPath | NoFastPath:
         """The fast path, or NO_FAST_PATH with one log line saying why not."""
         why = None
         path = library_path()
         if os.environ.get(DISABLE_ENV):
             why = f"{DISABLE_ENV} is set"
-        elif fuse_major != 3:
+        elif abi.version[0] != 3:
             why = "it needs libfuse 3 (this mount loaded libfuse 2)"
-        elif not abi_known:
+        elif not abi.known:
             why = "this libfuse is newer than the versions it was checked against"
         elif path is None:
             why = "it was not built at install (no C compiler then?): reinstall with gcc"
@@ -273,6 +274,7 @@ class NoFastPath:
     """Records nothing: every request is answered in Python."""
 
     installed = False
+    reads_in_c = False
 
     def patch_main(self, mfusepy: Any) -> Callable[[], None]:
         return lambda: None

@@ -288,7 +288,7 @@ def build(opts: MountOptions, mp: str) -> tuple[Any, dict[str, Any]]:
             resolver, stats, files=opts.readahead_files, max_bytes=opts.readahead_bytes
         ),
         alias_ttl=ttl,
-        fast=FastPath.load(libfuse_abi.current().version[0], libfuse_abi.current().known),
+        fast=FastPath.load(libfuse_abi.current()),
     )
     ctx.invalidate = ops.invalidate_paths
     libfuse_abi.current().fit(ops)  # read_buf/write_buf only where libfuse's layout is known

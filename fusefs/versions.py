@@ -138,7 +138,7 @@ class Versions:
 
         self.references.check_known(path)
         spans = self.files.spans(path, locate, offset, size)
-        if spans and self.fast.installed and not self.references.is_local(path):
+        if spans and self.fast.reads_in_c and not self.references.is_local(path):
             whole = self.files.verified_object(path)
             if whole is not None:
                 self.fast.remember_object(path, *whole)
@@ -178,7 +178,7 @@ class Versions:
             self.stats.add(read_errors=1)
             raise
         self.stats.add(reads=1, bytes_read=len(data))
-        if self.fast.installed and local is None and total is not None and offset + size >= total:
+        if self.fast.reads_in_c and local is None and total is not None and offset + size >= total:
             # a read to the end of a small entry caches it whole: the next epoch reads it in C
             whole = self.resolver.verified_object(entry)
             if whole is not None:
